@@ -1,0 +1,87 @@
+import { describe, expect, it } from "vitest";
+import { allowedCpus, ConfigError, loadConfig, settings } from "./config.ts";
+
+describe("loadConfig", () => {
+  it("gives the seed's defaults and the embedded store with one worker when nothing is set", () => {
+    const config = loadConfig({}, () => 8);
+    expect(config.spoeAddress).toEqual({ kind: "tcp", host: "0.0.0.0", port: 9000 });
+    expect(config.adminAddress).toEqual({ kind: "tcp", host: "0.0.0.0", port: 9090 });
+    expect(config.valkeyNodes).toEqual([]);
+    expect(config.rateIntervalUs).toBe(10_000);
+    expect(config.rateBurstUs).toBe(200_000);
+    expect(config.rateTtlSeconds).toBeUndefined();
+    expect(config.failurePolicy).toBe("open");
+    expect(config.ipv6Prefix).toBe(64);
+    expect(config.workers).toBe(1);
+    expect(config.drainTimeoutMs).toBe(30_000);
+    expect(config.valkeyTimeoutMs).toBe(10);
+    expect(config.logLevel).toBe("info");
+  });
+
+  it("defaults the worker count to the allowed CPUs when Valkey is configured", () => {
+    const config = loadConfig({ VALKEY_NODES: "redis://a:6379, rediss://b:6380" }, () => 3);
+    expect(config.workers).toBe(3);
+    expect(config.valkeyNodes.map((u) => u.host)).toEqual(["a:6379", "b:6380"]);
+  });
+
+  it("accepts unix sockets, bracketed IPv6 hosts and durations in several units", () => {
+    const config = loadConfig({
+      SPOE_ADDR: "unix:/tmp/spoa.sock",
+      ADMIN_ADDR: "[::1]:9191",
+      DRAIN_TIMEOUT: "1500ms",
+    });
+    expect(config.spoeAddress).toEqual({ kind: "unix", path: "/tmp/spoa.sock" });
+    expect(config.adminAddress).toEqual({ kind: "tcp", host: "::1", port: 9191 });
+    expect(config.drainTimeoutMs).toBe(1500);
+    expect(loadConfig({ DRAIN_TIMEOUT: "1m" }).drainTimeoutMs).toBe(60_000);
+    expect(loadConfig({ DRAIN_TIMEOUT: "45" }).drainTimeoutMs).toBe(45_000);
+  });
+
+  it.each([
+    ["SPOE_ADDR", "9000"],
+    ["SPOE_ADDR", "0.0.0.0:70000"],
+    ["SPOE_ADDR", "unix:relative.sock"],
+    ["VALKEY_NODES", "http://valkey:6379"],
+    ["VALKEY_NODES", "not a url"],
+    ["VALKEY_MODE", "replicated"],
+    ["VALKEY_TIMEOUT", "0ms"],
+    ["VALKEY_KEY_PREFIX", "x".repeat(65)],
+    ["SPOA_RATE_INTERVAL", "0"],
+    ["SPOA_RATE_INTERVAL", "10ms"],
+    ["SPOA_RATE_INTERVAL", "-5"],
+    ["SPOA_RATE_BURST", "1.5"],
+    ["SPOA_RATE_TTL", "forever"],
+    ["SPOA_FAILURE_POLICY", "maybe"],
+    ["SPOA_IPV6_PREFIX", "129"],
+    ["SPOA_IPV6_PREFIX", "0"],
+    ["SPOA_WORKERS", "0"],
+    ["ADMIN_ADDR", "localhost"],
+    ["DRAIN_TIMEOUT", "soon"],
+    ["LOG_LEVEL", "verbose"],
+  ])("rejects %s=%j with a one-line error naming the variable and the accepted form", (name, value) => {
+    let error: unknown;
+    try {
+      loadConfig({ [name]: value });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const configError = error as ConfigError;
+    expect(configError.variable).toBe(name);
+    expect(configError.message).toContain(name);
+    expect(configError.message).toContain(settings[name as keyof typeof settings].accepted);
+    expect(configError.message).not.toContain("\n");
+  });
+});
+
+describe("allowedCpus", () => {
+  it("rounds a cgroup v2 quota up and never exceeds the CPU count", () => {
+    expect(allowedCpus(() => "150000 100000\n")).toBe(2);
+    expect(allowedCpus(() => "50000 100000\n")).toBe(1);
+    expect(allowedCpus(() => "100000000 100000\n")).toBeLessThanOrEqual(
+      allowedCpus(() => {
+        throw new Error("no cgroup");
+      }),
+    );
+  });
+});

@@ -1,0 +1,3 @@
+import { spoekitProject } from "../../vitest.shared.ts";
+
+export default spoekitProject("spoe-agent");

@@ -1,0 +1,1 @@
+export { encodeVarint } from "./varint.ts";

@@ -1,0 +1,101 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { requireBinary } from "./binaries.ts";
+import { type ManagedProcess, spawnManaged, waitFor } from "./process.ts";
+
+export interface HaproxyOptions {
+  /** haproxy.cfg text. Relative paths in it (e.g. an SPOE `config` file) resolve in `dir`. */
+  config: string;
+  /** Extra files written beside haproxy.cfg, by name (e.g. `{ "spoe.conf": "…" }`). */
+  files?: Record<string, string>;
+  /** TCP ports on 127.0.0.1 that must accept connections before HAProxy counts as started. */
+  waitForPorts: number[];
+  readyTimeoutMs?: number;
+}
+
+/** A real haproxy process running in the foreground (`-db`) for a test. */
+export interface HaproxyProcess {
+  readonly dir: string;
+  readonly process: ManagedProcess;
+  /** What haproxy printed so far (its log goes to stdout when configured `log stdout`). */
+  output(): string;
+  /** Soft stop (SIGUSR1: HAProxy finishes its streams, 2.6 sends HAPROXY-DISCONNECT to agents). */
+  softStop(): Promise<number | string>;
+  /** Hard stop (SIGTERM) and removal of the working directory. */
+  stop(): Promise<void>;
+}
+
+export interface HaproxyCheckResult {
+  valid: boolean;
+  output: string;
+}
+
+function writeConfig(config: string, files: Record<string, string> = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), "spoekit-haproxy-"));
+  writeFileSync(join(dir, "haproxy.cfg"), config);
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return dir;
+}
+
+/** Runs `haproxy -c` on a configuration (and its companion files) and reports what it said. */
+export function checkHaproxyConfig(config: string, files: Record<string, string> = {}): HaproxyCheckResult {
+  const binary = requireBinary("haproxy");
+  const dir = writeConfig(config, files);
+  try {
+    const result = spawnSync(binary, ["-c", "-f", "haproxy.cfg"], { cwd: dir, encoding: "utf8" });
+    return { valid: result.status === 0, output: `${result.stdout}${result.stderr}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function portAccepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ port, host: "127.0.0.1" });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+/** Validates the configuration with `haproxy -c`, then starts haproxy and waits for its ports. */
+export async function startHaproxy(options: HaproxyOptions): Promise<HaproxyProcess> {
+  const binary = requireBinary("haproxy");
+  const check = checkHaproxyConfig(options.config, options.files);
+  if (!check.valid) throw new Error(`haproxy rejected the test configuration:\n${check.output}`);
+  const dir = writeConfig(options.config, options.files);
+  const proc = spawnManaged(binary, ["-db", "-f", "haproxy.cfg"], { cwd: dir });
+  try {
+    await waitFor(
+      async () => {
+        if (proc.child.exitCode !== null) throw new Error("haproxy exited");
+        for (const port of options.waitForPorts) if (!(await portAccepts(port))) return false;
+        return true;
+      },
+      {
+        what: `haproxy listening on ${options.waitForPorts.join(", ")}`,
+        timeoutMs: options.readyTimeoutMs ?? 10_000,
+      },
+      () => proc.output(),
+    );
+  } catch (error) {
+    await proc.stop("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    dir,
+    process: proc,
+    output: () => proc.output(),
+    softStop: () => proc.stop("SIGUSR1", 15_000),
+    async stop() {
+      await proc.stop("SIGTERM");
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

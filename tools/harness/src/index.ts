@@ -1,0 +1,17 @@
+/**
+ * Real components for tests: redis-server (standalone, and later cluster and sentinel
+ * topologies) and haproxy, started on loopback ports and torn down afterwards. Private to
+ * this repository.
+ */
+export { requireBinary } from "./binaries.ts";
+export {
+  checkHaproxyConfig,
+  type HaproxyCheckResult,
+  type HaproxyOptions,
+  type HaproxyProcess,
+  startHaproxy,
+} from "./haproxy.ts";
+export { freePort } from "./ports.ts";
+export { type ManagedProcess, type SpawnOptions, spawnManaged, waitFor } from "./process.ts";
+export { type RedisOptions, type RedisServer, startRedis } from "./redis.ts";
+export { type RespReply, rawCommand, rawCommands } from "./resp.ts";

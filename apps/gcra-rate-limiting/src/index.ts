@@ -1,1 +1,2 @@
+export * from "./client-ip.ts";
 export * from "./config.ts";

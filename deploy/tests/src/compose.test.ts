@@ -77,8 +77,8 @@ describe("deploy/compose/compose.yaml", () => {
     expect(haproxy.ports).toEqual([`${portOf(env.HTTP_BIND)}:8080`, `${portOf(env.STATS_BIND)}:8404`]);
   });
 
-  it("passes haproxy -c with the compose environment", () => {
-    const result = checkWithEnvironment(canonical, {
+  it("passes haproxy -c with the compose environment", async () => {
+    const result = await checkWithEnvironment(canonical, {
       ...(haproxy.environment ?? {}),
       SPOE_CONFIG: "spoe-rate-limit.conf",
     });

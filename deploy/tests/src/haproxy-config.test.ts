@@ -27,8 +27,8 @@ describe.each(overlays)("HAProxy configuration rendered by the $name overlay", (
     expect(deployed.files).toEqual(canonical);
   });
 
-  it("passes haproxy -c without warnings with the Deployment's environment", () => {
-    const result = checkWithEnvironment(deployed.files, deployed.environment);
+  it("passes haproxy -c without warnings with the Deployment's environment", async () => {
+    const result = await checkWithEnvironment(deployed.files, deployed.environment);
     expect(result.output).not.toMatch(/WARNING|ALERT/);
     expect(result.valid, result.output).toBe(true);
   });
@@ -51,14 +51,14 @@ describe.each(overlays)("HAProxy configuration rendered by the $name overlay", (
 });
 
 describe("the canonical HAProxy configuration", () => {
-  it("passes haproxy -c with its defaults alone", () => {
-    const result = checkWithEnvironment(canonical, local);
+  it("passes haproxy -c with its defaults alone", async () => {
+    const result = await checkWithEnvironment(canonical, local);
     expect(result.output).not.toMatch(/WARNING|ALERT/);
     expect(result.valid, result.output).toBe(true);
   });
 
-  it("passes haproxy -c pointed at an agent and an application on loopback", () => {
-    const result = checkWithEnvironment(canonical, {
+  it("passes haproxy -c pointed at an agent and an application on loopback", async () => {
+    const result = await checkWithEnvironment(canonical, {
       ...local,
       HTTP_BIND: "127.0.0.1:18080",
       STATS_BIND: "127.0.0.1:18404",
@@ -73,8 +73,8 @@ describe("the canonical HAProxy configuration", () => {
     expect(result.valid, result.output).toBe(true);
   });
 
-  it("is refused by haproxy -c when a variable makes it wrong (the check reads the environment)", () => {
-    const result = checkWithEnvironment(canonical, { ...local, AGENT_PORT: "not-a-port" });
+  it("is refused by haproxy -c when a variable makes it wrong (the check reads the environment)", async () => {
+    const result = await checkWithEnvironment(canonical, { ...local, AGENT_PORT: "not-a-port" });
     expect(result.valid).toBe(false);
   });
 
@@ -155,9 +155,9 @@ describe("the canonical HAProxy configuration", () => {
     });
   });
 
-  it("needs the version guard on HAProxy 2.6: the ≥ 2.8 branch alone is refused for its converters", () => {
+  it("needs the version guard on HAProxy 2.6: the ≥ 2.8 branch alone is refused for its converters", async () => {
     const forced = canonical.spoeConf.replace(".if version_atleast(2.8)", ".if version_atleast(2.6)");
-    const result = checkWithEnvironment({ ...canonical, spoeConf: forced }, local);
+    const result = await checkWithEnvironment({ ...canonical, spoeConf: forced }, local);
     expect(result.valid).toBe(false);
     expect(result.output).toMatch(/rfc7239_field/);
   });

@@ -24,30 +24,38 @@ export function configVariables(text: string): Map<string, string | undefined> {
 }
 
 /**
- * Runs `haproxy -c` on haproxy.cfg and spoe-rate-limit.conf with exactly `environment` for the
- * variables the configuration reads (the others are unset, whatever the test process has).
- * HAProxy expands them as it parses, so the check sees what a deployment with this
- * environment would run.
+ * Runs `action` with exactly `environment` for the variables haproxy.cfg reads (the others are
+ * unset, whatever the test process has), and restores the process environment afterwards.
+ * HAProxy inherits it and expands the variables as it parses its configuration.
  */
+export async function withHaproxyEnvironment<T>(
+  environment: Record<string, string>,
+  action: () => T | Promise<T>,
+): Promise<T> {
+  const names = new Set([...configVariables(canonical.haproxyCfg).keys(), ...Object.keys(environment)]);
+  const saved = new Map([...names].map((name) => [name, process.env[name]]));
+  const apply = (values: Map<string, string | undefined>) => {
+    for (const [name, value] of values) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
+  apply(new Map([...names].map((name) => [name, environment[name]])));
+  try {
+    return await action();
+  } finally {
+    apply(saved);
+  }
+}
+
+/** `haproxy -c` on haproxy.cfg and spoe-rate-limit.conf with `environment` (see {@link withHaproxyEnvironment}). */
 export function checkWithEnvironment(
   files: { haproxyCfg: string; spoeConf: string },
   environment: Record<string, string>,
-): HaproxyCheckResult {
-  const names = new Set([...configVariables(files.haproxyCfg).keys(), ...Object.keys(environment)]);
-  const saved = new Map([...names].map((name) => [name, process.env[name]]));
-  try {
-    for (const name of names) {
-      const value = environment[name];
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
-    return checkHaproxyConfig(files.haproxyCfg, { "spoe-rate-limit.conf": files.spoeConf });
-  } finally {
-    for (const [name, value] of saved) {
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
-  }
+): Promise<HaproxyCheckResult> {
+  return withHaproxyEnvironment(environment, () =>
+    checkHaproxyConfig(files.haproxyCfg, { "spoe-rate-limit.conf": files.spoeConf }),
+  );
 }
 
 /**

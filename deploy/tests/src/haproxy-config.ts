@@ -1,0 +1,80 @@
+import { readFileSync } from "node:fs";
+import type { KubernetesObject, V1ConfigMap } from "@kubernetes/client-node";
+import { checkHaproxyConfig, type HaproxyCheckResult } from "@spoekit/harness";
+import { fromRoot } from "./paths.ts";
+import { container, containerEnvironment, named, workload } from "./workloads.ts";
+
+/** The canonical files, as kept in the repository. */
+export const canonical = {
+  haproxyCfg: readFileSync(fromRoot("deploy/base/haproxy/haproxy.cfg"), "utf8"),
+  spoeConf: readFileSync(fromRoot("deploy/base/haproxy/spoe-rate-limit.conf"), "utf8"),
+};
+
+/** Environment variables a configuration expands (`"${NAME}"`, `"${NAME-default}"`), with their defaults. */
+export function configVariables(text: string): Map<string, string | undefined> {
+  const variables = new Map<string, string | undefined>();
+  for (const match of text.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?:-([^}]*))?\}/g)) {
+    const [, name, fallback] = match;
+    if (name) variables.set(name, fallback);
+  }
+  for (const match of text.matchAll(/defined\(([A-Za-z_][A-Za-z0-9_]*)\)/g)) {
+    if (match[1] && !variables.has(match[1])) variables.set(match[1], undefined);
+  }
+  return variables;
+}
+
+/**
+ * Runs `action` with exactly `environment` for the variables haproxy.cfg reads (the others are
+ * unset, whatever the test process has), and restores the process environment afterwards.
+ * HAProxy inherits it and expands the variables as it parses its configuration.
+ */
+export async function withHaproxyEnvironment<T>(
+  environment: Record<string, string>,
+  action: () => T | Promise<T>,
+): Promise<T> {
+  const names = new Set([...configVariables(canonical.haproxyCfg).keys(), ...Object.keys(environment)]);
+  const saved = new Map([...names].map((name) => [name, process.env[name]]));
+  const apply = (values: Map<string, string | undefined>) => {
+    for (const [name, value] of values) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
+  apply(new Map([...names].map((name) => [name, environment[name]])));
+  try {
+    return await action();
+  } finally {
+    apply(saved);
+  }
+}
+
+/** `haproxy -c` on haproxy.cfg and spoe-rate-limit.conf with `environment` (see {@link withHaproxyEnvironment}). */
+export function checkWithEnvironment(
+  files: { haproxyCfg: string; spoeConf: string },
+  environment: Record<string, string>,
+): Promise<HaproxyCheckResult> {
+  return withHaproxyEnvironment(environment, () =>
+    checkHaproxyConfig(files.haproxyCfg, { "spoe-rate-limit.conf": files.spoeConf }),
+  );
+}
+
+/**
+ * haproxy.cfg and the SPOE file from the rendered ConfigMap the HAProxy Deployment mounts, and
+ * the environment its container gets. SPOE_CONFIG points at the file beside haproxy.cfg, which
+ * is where the check writes it (in the pod it is the mounted default path).
+ */
+export function deployedHaproxy(objects: readonly KubernetesObject[]): {
+  files: { haproxyCfg: string; spoeConf: string };
+  environment: Record<string, string>;
+} {
+  const haproxy = workload(objects, "Deployment", "haproxy");
+  const volume = haproxy.pod.volumes?.find((v) => v.configMap);
+  const data = named<V1ConfigMap>(objects, "ConfigMap", volume?.configMap?.name ?? "").data ?? {};
+  const environment = containerEnvironment(container(haproxy.pod, "haproxy"), {
+    namespace: haproxy.namespace ?? "",
+  });
+  return {
+    files: { haproxyCfg: data["haproxy.cfg"] ?? "", spoeConf: data["spoe-rate-limit.conf"] ?? "" },
+    environment: { ...environment, SPOE_CONFIG: "spoe-rate-limit.conf" },
+  };
+}

@@ -1,0 +1,73 @@
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type KubernetesObject, loadAllYaml } from "@kubernetes/client-node";
+import { requireBinary } from "@spoekit/harness";
+import { parseAllDocuments } from "yaml";
+import { fromRoot } from "./paths.ts";
+
+/** A plain object as YAML or JSON gives it. */
+export type Plain = Record<string, unknown>;
+
+/** The output of one `kubectl kustomize` run, parsed twice: as plain data and as client-node models. */
+export interface Rendering {
+  readonly name: string;
+  readonly yaml: string;
+  /** Each document as written, for schema validation and comparisons. */
+  readonly documents: Plain[];
+  /** The same documents deserialized by @kubernetes/client-node (unknown fields dropped). */
+  readonly objects: KubernetesObject[];
+}
+
+export function parseDocuments(text: string): Plain[] {
+  return parseAllDocuments(text).map((document) => {
+    if (document.errors.length > 0) throw new Error(document.errors.map((e) => e.message).join("\n"));
+    return document.toJS() as Plain;
+  });
+}
+
+/** Renders a kustomization directory with `kubectl kustomize`. */
+export function kustomize(name: string, directory: string): Rendering {
+  const kubectl = requireBinary("kubectl");
+  const yaml = execFileSync(kubectl, ["kustomize", directory], { encoding: "utf8", stdio: "pipe" });
+  return { name, yaml, documents: parseDocuments(yaml), objects: loadAllYaml(yaml) as KubernetesObject[] };
+}
+
+/** The components block the Kubernetes overlay carries commented out, and its enabled form. */
+export const valkeyClusterSwitch = {
+  commented: "# components:\n#   - ../../valkey-cluster\n",
+  enabled: "components:\n  - ../../valkey-cluster\n",
+} as const;
+
+/**
+ * Renders an overlay after the edit deploy/README.md tells operators to make for a Valkey
+ * Cluster: uncommenting the component in the Kubernetes overlay, in a copy of deploy/.
+ */
+export function kustomizeWithValkeyCluster(name: string, overlay: "kubernetes" | "openshift"): Rendering {
+  const copy = mkdtempSync(join(tmpdir(), "spoekit-deploy-"));
+  try {
+    for (const part of ["base", "overlays", "valkey-cluster"]) {
+      cpSync(fromRoot(`deploy/${part}`), join(copy, part), { recursive: true });
+    }
+    const file = join(copy, "overlays/kubernetes/kustomization.yaml");
+    const text = readFileSync(file, "utf8");
+    if (!text.includes(valkeyClusterSwitch.commented)) {
+      throw new Error("deploy/overlays/kubernetes no longer carries the commented valkey-cluster component");
+    }
+    writeFileSync(file, text.replace(valkeyClusterSwitch.commented, valkeyClusterSwitch.enabled));
+    return kustomize(name, join(copy, "overlays", overlay));
+  } finally {
+    rmSync(copy, { recursive: true, force: true });
+  }
+}
+
+/** Every way the repository's manifests are meant to be rendered. */
+export function renderAll(): Rendering[] {
+  return [
+    kustomize("kubernetes", fromRoot("deploy/overlays/kubernetes")),
+    kustomize("openshift", fromRoot("deploy/overlays/openshift")),
+    kustomizeWithValkeyCluster("kubernetes + valkey-cluster", "kubernetes"),
+    kustomizeWithValkeyCluster("openshift + valkey-cluster", "openshift"),
+  ];
+}

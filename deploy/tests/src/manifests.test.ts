@@ -1,0 +1,335 @@
+import { readFileSync } from "node:fs";
+import type {
+  KubernetesObject,
+  V1ConfigMap,
+  V1HorizontalPodAutoscaler,
+  V1NetworkPolicy,
+  V1PodDisruptionBudget,
+  V1Service,
+  V2HorizontalPodAutoscaler,
+} from "@kubernetes/client-node";
+import { dumpYaml, loadYaml } from "@kubernetes/client-node";
+import { adminPaths, defaultPorts, loadConfig, settings } from "@spoekit/gcra-rate-limiting";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { renderAll } from "./kustomize.ts";
+import { fromRoot } from "./paths.ts";
+import { restrictedViolations } from "./pod-security.ts";
+import { schemaErrors } from "./schemas.ts";
+import {
+  container,
+  containerEnvironment,
+  containersOf,
+  named,
+  ofKind,
+  resolvePodPort,
+  resolvePort,
+  selects,
+  workload,
+  workloads,
+} from "./workloads.ts";
+
+const renderings = renderAll();
+const agentImage = "ghcr.io/spoekit/gcra-rate-limiting";
+
+describe.each(renderings)("$name", ({ name, documents, objects }) => {
+  const agent = workload(objects, "Deployment", "gcra-rate-limiting");
+  const agentContainer = container(agent.pod, "agent");
+  const haproxy = workload(objects, "Deployment", "haproxy");
+  const namespace = agent.namespace ?? "";
+
+  it("renders every object into the spoekit namespace", () => {
+    expect(objects.length).toBeGreaterThan(0);
+    for (const object of objects) expect(object.metadata?.namespace, object.kind).toBe("spoekit");
+  });
+
+  it("validates every object against its API schema", () => {
+    const errors = documents.flatMap((document) =>
+      schemaErrors(document).map((error) => `${String(document.kind)}: ${error}`),
+    );
+    expect(errors).toEqual([]);
+  });
+
+  it("uses no field the Kubernetes client models do not know (no misspelt keys)", () => {
+    for (const document of documents) {
+      const roundTrip = parse(dumpYaml(loadYaml(JSON.stringify(document))));
+      expect(roundTrip, `${String(document.kind)} ${JSON.stringify(document.metadata)}`).toEqual(document);
+    }
+  });
+
+  it("admits every pod template under the restricted Pod Security Standard", () => {
+    for (const w of workloads(objects))
+      expect(restrictedViolations(w.pod), `${w.kind} ${w.name}`).toEqual([]);
+  });
+
+  it("keeps every container's root filesystem read-only and writes only to emptyDir volumes", () => {
+    for (const w of workloads(objects)) {
+      for (const c of containersOf(w.pod)) {
+        expect(c.securityContext?.readOnlyRootFilesystem, `${w.name}/${c.name}`).toBe(true);
+      }
+    }
+    const tmp = agentContainer.volumeMounts?.find((m) => m.mountPath === "/tmp");
+    expect(agent.pod.volumes?.find((v) => v.name === tmp?.name)?.emptyDir).toBeDefined();
+  });
+
+  it("pins every image to an explicit tag other than latest", () => {
+    for (const w of workloads(objects)) {
+      for (const c of containersOf(w.pod)) {
+        const image = c.image ?? "";
+        const tag = /^[^@]+:([^/:@]+)$/.exec(image)?.[1];
+        expect(tag, `${w.name}/${c.name} uses ${image}`).toBeDefined();
+        expect(tag).not.toBe("latest");
+      }
+    }
+    expect(agentContainer.image?.startsWith(`${agentImage}:`)).toBe(true);
+  });
+
+  it("points the agent's probes at the admin port and the paths the app serves", () => {
+    const admin = resolvePort(agentContainer, "admin");
+    expect(admin).toBe(defaultPorts.admin);
+    const probes = {
+      startup: agentContainer.startupProbe,
+      liveness: agentContainer.livenessProbe,
+      readiness: agentContainer.readinessProbe,
+    };
+    for (const [kind, probe] of Object.entries(probes)) {
+      expect(probe?.httpGet?.path, kind).toBe(adminPaths[kind as keyof typeof probes]);
+      expect(resolvePort(agentContainer, probe?.httpGet?.port), kind).toBe(admin);
+    }
+  });
+
+  it("points every probe of every container at a port the container declares", () => {
+    for (const w of workloads(objects)) {
+      for (const c of containersOf(w.pod)) {
+        for (const probe of [c.startupProbe, c.livenessProbe, c.readinessProbe]) {
+          const port = probe?.httpGet?.port ?? probe?.tcpSocket?.port;
+          if (port !== undefined) expect(resolvePort(c, port), `${w.name}/${c.name} ${port}`).toBeDefined();
+        }
+      }
+    }
+  });
+
+  it("gives the agent only variables its configuration schema defines, with values it accepts", () => {
+    for (const variable of agentContainer.env ?? []) expect(Object.keys(settings)).toContain(variable.name);
+    const config = loadConfig(containerEnvironment(agentContainer, { namespace }), () => 1);
+    const spop = config.spoeAddress.kind === "tcp" ? config.spoeAddress.port : undefined;
+    const admin = config.adminAddress.kind === "tcp" ? config.adminAddress.port : undefined;
+    expect(spop).toBe(resolvePort(agentContainer, "spop"));
+    expect(admin).toBe(resolvePort(agentContainer, "admin"));
+    expect(config.valkeyNodes.length).toBeGreaterThan(0);
+  });
+
+  it("lets the agent drain before the kubelet kills it (grace > DRAIN_TIMEOUT + 10 s)", () => {
+    const config = loadConfig(containerEnvironment(agentContainer, { namespace }), () => 1);
+    expect(agent.pod.terminationGracePeriodSeconds ?? 30).toBeGreaterThan(config.drainTimeoutMs / 1000 + 10);
+  });
+
+  it("asks for the agent's resources as sized (250m/64Mi, limits 1 CPU/128Mi)", () => {
+    expect(agentContainer.resources).toEqual({
+      requests: { cpu: "250m", memory: "64Mi" },
+      limits: { cpu: "1", memory: "128Mi" },
+    });
+  });
+
+  it("spreads agents and HAProxy pods across nodes", () => {
+    for (const w of [agent, haproxy]) {
+      const byHost = w.pod.topologySpreadConstraints?.find((t) => t.topologyKey === "kubernetes.io/hostname");
+      expect(selects(byHost?.labelSelector, w.podLabels), w.name).toBe(true);
+    }
+  });
+
+  it("announces the agent's metrics to Prometheus on the admin port", () => {
+    expect(agent.podAnnotations["prometheus.io/scrape"]).toBe("true");
+    expect(Number(agent.podAnnotations["prometheus.io/port"])).toBe(resolvePort(agentContainer, "admin"));
+    expect(agent.podAnnotations["prometheus.io/path"]).toBe(adminPaths.metrics);
+  });
+
+  it("takes secrets from Secret references only, never from literals or rendered Secrets", () => {
+    for (const document of documents.filter((d) => d.kind === "Secret")) {
+      expect(document.data ?? document.stringData, "a Secret with content is rendered").toBeUndefined();
+    }
+    for (const w of workloads(objects)) {
+      for (const c of containersOf(w.pod)) {
+        for (const variable of c.env ?? []) {
+          if (/PASSWORD|SECRET|TOKEN|AUTH/.test(variable.name)) {
+            expect(variable.value, `${w.name}/${c.name} ${variable.name}`).toBeUndefined();
+            expect(variable.valueFrom?.secretKeyRef?.name).toBeTruthy();
+          }
+        }
+      }
+    }
+    expect(agentContainer.env?.find((v) => v.name === "VALKEY_PASSWORD")?.valueFrom?.secretKeyRef).toEqual({
+      name: "valkey-users",
+      key: "gcra",
+    });
+  });
+
+  it("selects with every Service the pods of one workload, on ports they declare", () => {
+    for (const service of ofKind<V1Service>(objects, "Service")) {
+      const targets = workloads(objects).filter((w) =>
+        selects({ matchLabels: service.spec?.selector ?? { "": "no selector" } }, w.podLabels),
+      );
+      expect(
+        targets.map((w) => w.name),
+        `Service ${service.metadata?.name}`,
+      ).toHaveLength(1);
+      const [target] = targets;
+      for (const port of service.spec?.ports ?? []) {
+        const resolved = target && resolvePodPort(target.pod, port.targetPort ?? port.port);
+        expect(resolved, `Service ${service.metadata?.name} port ${port.name}`).toBeDefined();
+      }
+    }
+  });
+
+  it("publishes the agent on SPOP 9000 and admin 9090, and HAProxy on 80 and stats 8404", () => {
+    const ports = (serviceName: string) =>
+      named<V1Service>(objects, "Service", serviceName).spec?.ports?.map((p) => [p.name, p.port]);
+    expect(ports("gcra-rate-limiting")).toEqual([
+      ["spop", defaultPorts.spop],
+      ["admin", defaultPorts.admin],
+    ]);
+    expect(ports("haproxy")).toEqual([
+      ["http", 80],
+      ["stats", 8404],
+    ]);
+  });
+
+  it("covers each Deployment with a PodDisruptionBudget that leaves pods running", () => {
+    const budgets = ofKind<V1PodDisruptionBudget>(objects, "PodDisruptionBudget");
+    for (const w of workloads(objects).filter((w) => w.kind !== "Job")) {
+      const budget = budgets.find((b) => selects(b.spec?.selector, w.podLabels));
+      expect(budget, `${w.kind} ${w.name}`).toBeDefined();
+      expect(budget?.spec?.maxUnavailable ?? 0).toBe(1);
+    }
+  });
+
+  it("autoscales the agent within the server slots HAProxy keeps for agents", () => {
+    const hpa = named<V2HorizontalPodAutoscaler & V1HorizontalPodAutoscaler>(
+      objects,
+      "HorizontalPodAutoscaler",
+      "gcra-rate-limiting",
+    );
+    expect(hpa.spec?.scaleTargetRef).toMatchObject({ kind: "Deployment", name: agent.name });
+    expect(hpa.spec?.minReplicas).toBeGreaterThanOrEqual(2);
+    const env = containerEnvironment(container(haproxy.pod, "haproxy"), { namespace });
+    expect(hpa.spec?.maxReplicas).toBeLessThanOrEqual(Number(env.AGENT_SLOTS));
+    expect(hpa.spec?.maxReplicas).toBeGreaterThanOrEqual(hpa.spec?.minReplicas ?? 1);
+  });
+
+  describe("the agent's NetworkPolicy", () => {
+    const policy = named<V1NetworkPolicy>(objects, "NetworkPolicy", "gcra-rate-limiting");
+    const ingress = policy.spec?.ingress ?? [];
+    const egress = policy.spec?.egress ?? [];
+
+    it("applies to the agent pods only, for both directions", () => {
+      const selected = workloads(objects).filter((w) => selects(policy.spec?.podSelector, w.podLabels));
+      expect(selected.map((w) => w.name)).toEqual([agent.name]);
+      expect(policy.spec?.policyTypes).toEqual(["Ingress", "Egress"]);
+    });
+
+    it("admits HAProxy on the SPOP port and the monitoring namespace on the admin port, nothing else", () => {
+      expect(ingress).toHaveLength(2);
+      const [fromHaproxy, fromMonitoring] = ingress;
+      expect(selects(fromHaproxy?._from?.[0]?.podSelector, haproxy.podLabels)).toBe(true);
+      expect(fromHaproxy?._from?.[0]?.namespaceSelector).toBeUndefined();
+      expect(fromHaproxy?.ports?.map((p) => resolvePort(agentContainer, p.port))).toEqual([
+        defaultPorts.spop,
+      ]);
+      const monitoring =
+        fromMonitoring?._from?.[0]?.namespaceSelector?.matchLabels?.["kubernetes.io/metadata.name"];
+      expect(monitoring).toBe(
+        name.startsWith("openshift") ? "openshift-user-workload-monitoring" : "monitoring",
+      );
+      expect(fromMonitoring?.ports?.map((p) => resolvePort(agentContainer, p.port))).toEqual([
+        defaultPorts.admin,
+      ]);
+    });
+
+    it("lets the agent reach Valkey on 6379 and DNS, nothing else", () => {
+      expect(egress).toHaveLength(2);
+      const [toValkey, toDns] = egress;
+      expect(toValkey?.ports).toEqual([{ port: 6379, protocol: "TCP" }]);
+      const valkeyChartPod = { "app.kubernetes.io/name": "valkey", "app.kubernetes.io/instance": "valkey" };
+      expect(selects(toValkey?.to?.[0]?.podSelector, valkeyChartPod)).toBe(true);
+      for (const w of workloads(objects).filter((w) => w.podLabels["app.kubernetes.io/name"] === "valkey")) {
+        expect(selects(toValkey?.to?.[0]?.podSelector, w.podLabels), w.name).toBe(true);
+      }
+      const dnsPort = name.startsWith("openshift") ? 5353 : 53;
+      expect(toDns?.ports).toEqual([
+        { port: dnsPort, protocol: "UDP" },
+        { port: dnsPort, protocol: "TCP" },
+      ]);
+    });
+  });
+
+  it("mounts the generated HAProxy ConfigMap where haproxy.cfg expects its files", () => {
+    const volume = haproxy.pod.volumes?.find((v) => v.configMap);
+    const configMap = named<V1ConfigMap>(objects, "ConfigMap", volume?.configMap?.name ?? "");
+    const mount = container(haproxy.pod, "haproxy").volumeMounts?.find((m) => m.name === volume?.name);
+    expect(mount?.mountPath).toBe("/usr/local/etc/haproxy");
+    expect(Object.keys(configMap.data ?? {}).sort()).toEqual(["haproxy.cfg", "spoe-rate-limit.conf"]);
+    const spoeDefault = /\$\{SPOE_CONFIG-([^}]+)\}/.exec(configMap.data?.["haproxy.cfg"] ?? "")?.[1];
+    expect(spoeDefault).toBe(`${mount?.mountPath}/spoe-rate-limit.conf`);
+  });
+
+  it("binds HAProxy on the unprivileged ports its container declares", () => {
+    const c = container(haproxy.pod, "haproxy");
+    const env = containerEnvironment(c, { namespace });
+    const port = (bind: string | undefined) => Number(bind?.split(":").pop());
+    expect(port(env.HTTP_BIND)).toBe(resolvePort(c, "http"));
+    expect(port(env.STATS_BIND)).toBe(resolvePort(c, "stats"));
+    expect(resolvePort(c, "http")).toBeGreaterThanOrEqual(1024);
+    expect(Number(env.NBTHREAD)).toBeLessThanOrEqual(Number(c.resources?.limits?.cpu));
+  });
+
+  if (name.startsWith("openshift")) {
+    it("leaves the UID to OpenShift's restricted-v2 SCC: no fixed runAsUser, runAsGroup or fsGroup", () => {
+      for (const w of workloads(objects)) {
+        const pod = w.pod.securityContext;
+        expect([pod?.runAsUser, pod?.runAsGroup, pod?.fsGroup], w.name).toEqual([
+          undefined,
+          undefined,
+          undefined,
+        ]);
+        for (const c of containersOf(w.pod)) {
+          expect(c.securityContext?.runAsUser, `${w.name}/${c.name}`).toBeUndefined();
+        }
+      }
+    });
+
+    it("routes to the HAProxy Service's HTTP port with edge TLS and replaced forwarding headers", () => {
+      const route = objects.find((o) => o.kind === "Route") as KubernetesObject & {
+        spec: { to: { name: string }; port: { targetPort: string } };
+      };
+      const service = named<V1Service>(objects, "Service", route.spec.to.name);
+      expect(service.spec?.ports?.map((p) => p.name)).toContain(route.spec.port.targetPort);
+      expect(route.metadata?.annotations?.["haproxy.router.openshift.io/set-forwarded-headers"]).toBe(
+        "replace",
+      );
+    });
+  } else {
+    it("gives every pod a numeric non-root UID so the kubelet can enforce runAsNonRoot", () => {
+      for (const w of workloads(objects)) {
+        expect(w.pod.securityContext?.runAsUser, w.name).toBeGreaterThan(0);
+      }
+    });
+  }
+});
+
+describe("the operator's documentation", () => {
+  it("tells how to create every Secret the manifests reference, with its keys", () => {
+    const readme = readFileSync(fromRoot("argocd/README.md"), "utf8");
+    for (const { objects } of renderings) {
+      for (const w of workloads(objects)) {
+        for (const c of containersOf(w.pod)) {
+          for (const variable of c.env ?? []) {
+            const ref = variable.valueFrom?.secretKeyRef;
+            if (!ref) continue;
+            expect(readme).toContain(`create secret generic ${ref.name}`);
+            expect(readme).toContain(`--from-literal=${ref.key}=`);
+          }
+        }
+      }
+    }
+  });
+});

@@ -78,7 +78,7 @@ describe("deploy/compose/compose.yaml", () => {
   });
 
   it("passes haproxy -c with the compose environment", async () => {
-    const result = await checkWithEnvironment(canonical, {
+    const result = checkWithEnvironment(canonical, {
       ...(haproxy.environment ?? {}),
       SPOE_CONFIG: "spoe-rate-limit.conf",
     });

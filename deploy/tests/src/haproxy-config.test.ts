@@ -28,7 +28,7 @@ describe.each(overlays)("HAProxy configuration rendered by the $name overlay", (
   });
 
   it("passes haproxy -c without warnings with the Deployment's environment", async () => {
-    const result = await checkWithEnvironment(deployed.files, deployed.environment);
+    const result = checkWithEnvironment(deployed.files, deployed.environment);
     expect(result.output).not.toMatch(/WARNING|ALERT/);
     expect(result.valid, result.output).toBe(true);
   });
@@ -52,13 +52,13 @@ describe.each(overlays)("HAProxy configuration rendered by the $name overlay", (
 
 describe("the canonical HAProxy configuration", () => {
   it("passes haproxy -c with its defaults alone", async () => {
-    const result = await checkWithEnvironment(canonical, local);
+    const result = checkWithEnvironment(canonical, local);
     expect(result.output).not.toMatch(/WARNING|ALERT/);
     expect(result.valid, result.output).toBe(true);
   });
 
   it("passes haproxy -c pointed at an agent and an application on loopback", async () => {
-    const result = await checkWithEnvironment(canonical, {
+    const result = checkWithEnvironment(canonical, {
       ...local,
       HTTP_BIND: "127.0.0.1:18080",
       STATS_BIND: "127.0.0.1:18404",
@@ -74,7 +74,7 @@ describe("the canonical HAProxy configuration", () => {
   });
 
   it("is refused by haproxy -c when a variable makes it wrong (the check reads the environment)", async () => {
-    const result = await checkWithEnvironment(canonical, { ...local, AGENT_PORT: "not-a-port" });
+    const result = checkWithEnvironment(canonical, { ...local, AGENT_PORT: "not-a-port" });
     expect(result.valid).toBe(false);
   });
 
@@ -150,14 +150,14 @@ describe("the canonical HAProxy configuration", () => {
 
   it("passes Forwarded through the rfc7239 converters on HAProxy ≥ 2.8 and raw before", () => {
     expect(versionBranches(canonical.spoeConf)).toEqual({
-      modern: ["args ip_fwd=req.hdr(Forwarded),rfc7239_field(for),rfc7239_n2nn"],
-      legacy: ["args ip_fwd=req.hdr(Forwarded)"],
+      modern: ["args ip_fwd=req.hdr(Forwarded,1),rfc7239_field(for),rfc7239_n2nn"],
+      legacy: ["args ip_fwd=req.fhdr(Forwarded,1)"],
     });
   });
 
   it("needs the version guard on HAProxy 2.6: the ≥ 2.8 branch alone is refused for its converters", async () => {
     const forced = canonical.spoeConf.replace(".if version_atleast(2.8)", ".if version_atleast(2.6)");
-    const result = await checkWithEnvironment({ ...canonical, spoeConf: forced }, local);
+    const result = checkWithEnvironment({ ...canonical, spoeConf: forced }, local);
     expect(result.valid).toBe(false);
     expect(result.output).toMatch(/rfc7239_field/);
   });

@@ -24,37 +24,24 @@ export function configVariables(text: string): Map<string, string | undefined> {
 }
 
 /**
- * Runs `action` with exactly `environment` for the variables haproxy.cfg reads (the others are
- * unset, whatever the test process has), and restores the process environment afterwards.
- * HAProxy inherits it and expands the variables as it parses its configuration.
+ * The environment overrides that give haproxy exactly `environment` for the variables
+ * haproxy.cfg reads: every other variable of the configuration is unset, whatever the test
+ * process has, so defaults in the file are what they would be in a pod.
  */
-export async function withHaproxyEnvironment<T>(
-  environment: Record<string, string>,
-  action: () => T | Promise<T>,
-): Promise<T> {
+export function haproxyEnvironment(environment: Record<string, string>): Record<string, string | undefined> {
   const names = new Set([...configVariables(canonical.haproxyCfg).keys(), ...Object.keys(environment)]);
-  const saved = new Map([...names].map((name) => [name, process.env[name]]));
-  const apply = (values: Map<string, string | undefined>) => {
-    for (const [name, value] of values) {
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
-  };
-  apply(new Map([...names].map((name) => [name, environment[name]])));
-  try {
-    return await action();
-  } finally {
-    apply(saved);
-  }
+  return Object.fromEntries([...names].map((name) => [name, environment[name]]));
 }
 
-/** `haproxy -c` on haproxy.cfg and spoe-rate-limit.conf with `environment` (see {@link withHaproxyEnvironment}). */
+/** `haproxy -c` on haproxy.cfg and spoe-rate-limit.conf with `environment` (see {@link haproxyEnvironment}). */
 export function checkWithEnvironment(
   files: { haproxyCfg: string; spoeConf: string },
   environment: Record<string, string>,
-): Promise<HaproxyCheckResult> {
-  return withHaproxyEnvironment(environment, () =>
-    checkHaproxyConfig(files.haproxyCfg, { "spoe-rate-limit.conf": files.spoeConf }),
+): HaproxyCheckResult {
+  return checkHaproxyConfig(
+    files.haproxyCfg,
+    { "spoe-rate-limit.conf": files.spoeConf },
+    haproxyEnvironment(environment),
   );
 }
 

@@ -1,7 +1,7 @@
 import { Agent, createServer, request, type Server } from "node:http";
 import { freePort, type HaproxyProcess, startHaproxy } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { canonical, withHaproxyEnvironment } from "./haproxy-config.ts";
+import { canonical, haproxyEnvironment } from "./haproxy-config.ts";
 import { type ScriptedAgent, startScriptedAgent } from "./scripted-agent.ts";
 
 /** The address the scripted agent refuses, one it gives no verdict for; every other client is allowed. */
@@ -17,7 +17,7 @@ interface Answer {
   reusedSocket: boolean;
 }
 
-function get(port: number, headers: Record<string, string>, agent?: Agent): Promise<Answer> {
+function get(port: number, headers: Record<string, string | string[]>, agent?: Agent): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = request(
       { host: "127.0.0.1", port, path: "/", headers, ...(agent ? { agent } : {}) },
@@ -57,8 +57,11 @@ describe("the canonical HAProxy configuration on loopback (HAProxy 2.6, scripted
     );
     httpPort = await freePort();
     const statsPort = await freePort();
-    haproxy = await withHaproxyEnvironment(
-      {
+    haproxy = await startHaproxy({
+      config: canonical.haproxyCfg,
+      files: { "spoe-rate-limit.conf": canonical.spoeConf },
+      waitForPorts: [httpPort, statsPort],
+      env: haproxyEnvironment({
         HTTP_BIND: `127.0.0.1:${httpPort}`,
         STATS_BIND: `127.0.0.1:${statsPort}`,
         AGENT_HOST: "127.0.0.1",
@@ -68,14 +71,8 @@ describe("the canonical HAProxy configuration on loopback (HAProxy 2.6, scripted
         BACKEND_PORT: String(typeof backendAddress === "object" && backendAddress ? backendAddress.port : 0),
         SPOE_CONFIG: "spoe-rate-limit.conf",
         NBTHREAD: "1",
-      },
-      () =>
-        startHaproxy({
-          config: canonical.haproxyCfg,
-          files: { "spoe-rate-limit.conf": canonical.spoeConf },
-          waitForPorts: [httpPort, statsPort],
-        }),
-    );
+      }),
+    });
   });
 
   afterAll(async () => {
@@ -107,6 +104,11 @@ describe("the canonical HAProxy configuration on loopback (HAProxy 2.6, scripted
     await get(httpPort, { Forwarded: 'for="[2001:db8::1]:4711";proto=https' });
     expect(agent.received.at(-1)?.ip_fwd).toBe('for="[2001:db8::1]:4711";proto=https');
     expect(agent.received.at(-1)?.ip_xff).toBeNull();
+  });
+
+  it("hands over the first Forwarded header line whole, so the agent sees the client's own hop", async () => {
+    await get(httpPort, { Forwarded: ["for=192.0.2.7, for=198.51.100.1", "for=203.0.113.9;proto=http"] });
+    expect(agent.received.at(-1)?.ip_fwd).toBe("for=192.0.2.7, for=198.51.100.1");
   });
 
   it("never applies one request's verdict to the next on a kept-alive connection", async () => {

@@ -13,6 +13,11 @@ export interface HaproxyOptions {
   files?: Record<string, string>;
   /** TCP ports on 127.0.0.1 that must accept connections before HAProxy counts as started. */
   waitForPorts: number[];
+  /**
+   * Environment overrides for the haproxy process (HAProxy expands `"${NAME}"` in its
+   * configuration); an `undefined` value removes the variable.
+   */
+  env?: Record<string, string | undefined>;
   readyTimeoutMs?: number;
 }
 
@@ -33,6 +38,15 @@ export interface HaproxyCheckResult {
   output: string;
 }
 
+function environment(overrides: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const [name, value] of Object.entries(overrides)) {
+    if (value === undefined) delete env[name];
+    else env[name] = value;
+  }
+  return env;
+}
+
 function writeConfig(config: string, files: Record<string, string> = {}): string {
   const dir = mkdtempSync(join(tmpdir(), "spoekit-haproxy-"));
   writeFileSync(join(dir, "haproxy.cfg"), config);
@@ -40,12 +54,23 @@ function writeConfig(config: string, files: Record<string, string> = {}): string
   return dir;
 }
 
-/** Runs `haproxy -c` on a configuration (and its companion files) and reports what it said. */
-export function checkHaproxyConfig(config: string, files: Record<string, string> = {}): HaproxyCheckResult {
+/**
+ * Runs `haproxy -c` on a configuration (and its companion files, with `env` overrides as in
+ * {@link HaproxyOptions.env}) and reports what it said.
+ */
+export function checkHaproxyConfig(
+  config: string,
+  files: Record<string, string> = {},
+  env: Record<string, string | undefined> = {},
+): HaproxyCheckResult {
   const binary = requireBinary("haproxy");
   const dir = writeConfig(config, files);
   try {
-    const result = spawnSync(binary, ["-c", "-f", "haproxy.cfg"], { cwd: dir, encoding: "utf8" });
+    const result = spawnSync(binary, ["-c", "-f", "haproxy.cfg"], {
+      cwd: dir,
+      encoding: "utf8",
+      env: environment(env),
+    });
     return { valid: result.status === 0, output: `${result.stdout}${result.stderr}` };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -66,10 +91,13 @@ function portAccepts(port: number): Promise<boolean> {
 /** Validates the configuration with `haproxy -c`, then starts haproxy and waits for its ports. */
 export async function startHaproxy(options: HaproxyOptions): Promise<HaproxyProcess> {
   const binary = requireBinary("haproxy");
-  const check = checkHaproxyConfig(options.config, options.files);
+  const check = checkHaproxyConfig(options.config, options.files, options.env);
   if (!check.valid) throw new Error(`haproxy rejected the test configuration:\n${check.output}`);
   const dir = writeConfig(options.config, options.files);
-  const proc = spawnManaged(binary, ["-db", "-f", "haproxy.cfg"], { cwd: dir });
+  const proc = spawnManaged(binary, ["-db", "-f", "haproxy.cfg"], {
+    cwd: dir,
+    env: environment(options.env),
+  });
   try {
     await waitFor(
       async () => {

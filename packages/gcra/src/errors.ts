@@ -44,7 +44,10 @@ export class GcraStoreError extends Error {
 }
 
 const patterns: readonly (readonly [FailureKind, RegExp])[] = [
-  ["auth", /NOAUTH|WRONGPASS|NOPERM|invalid username-password|without any password configured/i],
+  [
+    "auth",
+    /NOAUTH|WRONGPASS|NOPERM|invalid username-password|without any password configured|can't run this command|no permissions/i,
+  ],
   ["readonly", /^READONLY/],
   [
     "cluster",

@@ -24,16 +24,26 @@ class LeakyBucket {
 }
 
 const limits = fc
-  .record({ interval: fc.integer({ min: 1, max: 5_000 }), burst: fc.integer({ min: 1, max: 30 }), extra: fc.nat(4_999) })
+  .record({
+    interval: fc.integer({ min: 1, max: 5_000 }),
+    burst: fc.integer({ min: 1, max: 30 }),
+    extra: fc.nat(4_999),
+  })
   .map(
     ({ interval, burst, extra }) =>
-      new GcraLimit({ emissionIntervalUs: interval, burstToleranceUs: burst * interval + (extra % interval) }),
+      new GcraLimit({
+        emissionIntervalUs: interval,
+        burstToleranceUs: burst * interval + (extra % interval),
+      }),
   );
 
 /** A request sequence: non-decreasing times (gaps from 0), costs within the burst. */
 const requests = (limit: GcraLimit) =>
   fc.array(
-    fc.record({ gap: fc.oneof(fc.constant(0), fc.nat(limit.emissionIntervalUs * 3)), cost: fc.integer({ min: 0, max: limit.burst }) }),
+    fc.record({
+      gap: fc.oneof(fc.constant(0), fc.nat(limit.emissionIntervalUs * 3)),
+      cost: fc.integer({ min: 0, max: limit.burst }),
+    }),
     { minLength: 1, maxLength: 120 },
   );
 
@@ -45,7 +55,13 @@ function run(limit: GcraLimit, sequence: { gap: number; cost: number }[]) {
     now += gap;
     const outcome = gcra(tat, now, limit, cost);
     tat = outcome.tat;
-    log.push({ now, cost, allowed: outcome.allowed, retryAfter: outcome.retryAfter, resetAfter: outcome.resetAfter });
+    log.push({
+      now,
+      cost,
+      allowed: outcome.allowed,
+      retryAfter: outcome.retryAfter,
+      resetAfter: outcome.resetAfter,
+    });
   }
   return log;
 }
@@ -99,10 +115,21 @@ describe("gcra (pure)", () => {
       return outcome;
     });
     expect(outcomes.filter((o) => o.allowed)).toHaveLength(20);
-    expect(outcomes[0]).toMatchObject({ allowed: true, remaining: 19, resetAfter: 10_000, retryAfter: 0, limit: 20 });
+    expect(outcomes[0]).toMatchObject({
+      allowed: true,
+      remaining: 19,
+      resetAfter: 10_000,
+      retryAfter: 0,
+      limit: 20,
+    });
     expect(outcomes[19]).toMatchObject({ allowed: true, remaining: 0, resetAfter: 200_000 });
     // The 21st: tat' = now + 210 ms, τ = 200 ms → retry in exactly 10 ms; nothing stored.
-    expect(outcomes[20]).toMatchObject({ allowed: false, remaining: 0, retryAfter: 10_000, resetAfter: 200_000 });
+    expect(outcomes[20]).toMatchObject({
+      allowed: false,
+      remaining: 0,
+      retryAfter: 10_000,
+      resetAfter: 200_000,
+    });
     expect(outcomes[20]?.tat).toBe(now + 200_000);
     const later = gcra(tat, now + 10_000, limit);
     expect(later).toMatchObject({ allowed: true, remaining: 0, resetAfter: 200_000 });
@@ -123,7 +150,8 @@ describe("gcra (pure)", () => {
         limits.chain((l) => fc.tuple(fc.constant(l), requests(l))),
         ([l, sequence]) => {
           const bucket = new LeakyBucket(l);
-          for (const entry of run(l, sequence)) expect(entry.allowed).toBe(bucket.offer(entry.now, entry.cost));
+          for (const entry of run(l, sequence))
+            expect(entry.allowed).toBe(bucket.offer(entry.now, entry.cost));
         },
       ),
       { numRuns: 500 },
@@ -141,8 +169,11 @@ describe("gcra (pure)", () => {
             let units = 0;
             for (let j = i; j < allowed.length; j++) {
               units += (allowed[j] as (typeof allowed)[number]).cost;
-              const width = (allowed[j] as (typeof allowed)[number]).now - (allowed[i] as (typeof allowed)[number]).now;
-              expect(units).toBeLessThanOrEqual(Math.floor((width + l.burstToleranceUs) / l.emissionIntervalUs));
+              const width =
+                (allowed[j] as (typeof allowed)[number]).now - (allowed[i] as (typeof allowed)[number]).now;
+              expect(units).toBeLessThanOrEqual(
+                Math.floor((width + l.burstToleranceUs) / l.emissionIntervalUs),
+              );
             }
           }
         },
@@ -164,7 +195,9 @@ describe("gcra (pure)", () => {
       const o = gcra(tat, start + k * limit.emissionIntervalUs, limit);
       tat = o.tat;
       if (o.allowed) admitted++;
-      expect(admitted).toBe(Math.floor((k * limit.emissionIntervalUs + limit.burstToleranceUs) / limit.emissionIntervalUs));
+      expect(admitted).toBe(
+        Math.floor((k * limit.emissionIntervalUs + limit.burstToleranceUs) / limit.emissionIntervalUs),
+      );
     }
   });
 

@@ -26,9 +26,10 @@ export interface ValkeyStoreOptions extends Partial<ValkeyConnectionOptions> {
   /** Prepended to every key. Default `"gcra:"`. */
   readonly keyPrefix?: string;
   /**
-   * Wrap the caller's key in a hash tag, `prefix{key}`, so that the key alone picks the cluster
-   * slot whatever the prefix, and keys of other rules about the same client that use the same
-   * tag land on the same node. Default false (the whole stored key is hashed).
+   * Wrap the caller's key in a hash tag, `prefix{key}`, so that the cluster slot is the caller's
+   * key's own and other keys about the same client tagged the same way (`other:{key}`) land on
+   * the same node, for multi-key rules. The prefix must then hold no `{`. Default false: the whole
+   * stored key is hashed (and a prefix holding a hash tag would pin every key to one slot).
    */
   readonly hashTag?: boolean;
   /** Per-call deadline, ms: past it the call fails with kind `timeout`. Default 10. */
@@ -137,6 +138,11 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
     }
     if (options.keyPrefix !== undefined && typeof options.keyPrefix !== "string") {
       throw new RangeError("keyPrefix must be a string");
+    }
+    if (options.hashTag && options.keyPrefix?.includes("{")) {
+      throw new RangeError(
+        "with hashTag the keyPrefix must hold no '{': its own hash tag would pick the slot",
+      );
     }
     this.#keyPrefix = options.keyPrefix ?? "gcra:";
     this.#hashTag = options.hashTag ?? false;

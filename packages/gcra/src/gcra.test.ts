@@ -10,7 +10,10 @@ import { GcraLimit, gcra, toMilliseconds, toSeconds } from "./index.ts";
 class LeakyBucket {
   level = 0;
   last: number | undefined;
-  constructor(readonly limit: GcraLimit) {}
+  readonly limit: GcraLimit;
+  constructor(limit: GcraLimit) {
+    this.limit = limit;
+  }
   offer(now: number, cost: number): boolean {
     const drained = this.last === undefined ? 0 : Math.max(0, this.level - (now - this.last));
     if (drained + cost * this.limit.emissionIntervalUs > this.limit.burstToleranceUs) {

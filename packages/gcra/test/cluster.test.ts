@@ -29,7 +29,7 @@ describe("cluster only", () => {
       mode: "cluster",
       timeoutMs: 2000,
       hashTag: true,
-      keyPrefix: "{rl}:",
+      keyPrefix: "rl:",
     });
     const limit = new GcraLimit({ rate: 10, burst: 10 });
     try {

@@ -1,5 +1,5 @@
 import { decision, type GcraDecision, monotonicMicros } from "./gcra.ts";
-import { type GcraLimit, requireCost, requireKey } from "./limit.ts";
+import { type GcraLimit, invalidInput } from "./limit.ts";
 import type { GcraStore } from "./store.ts";
 
 /** Options of {@link DenyCacheStore}. */
@@ -59,12 +59,8 @@ export class DenyCacheStore implements GcraStore {
 
   /** {@inheritDoc GcraStore.check} */
   check(key: string, limit: GcraLimit, cost = 1): Promise<GcraDecision> {
-    try {
-      requireKey(key);
-      requireCost(cost, limit);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    const invalid = invalidInput(key, limit, cost);
+    if (invalid) return Promise.reject(invalid);
     const entry = this.#entries.get(key);
     if (entry !== undefined) {
       const now = this.#clock();

@@ -69,6 +69,19 @@ function run(limit: GcraLimit, sequence: { gap: number; cost: number }[]) {
   return log;
 }
 
+/** Plays `sequence` and returns the key's final state and clock. */
+function replay(limit: GcraLimit, sequence: { gap: number; cost: number }[]) {
+  let tat: number | undefined;
+  let now = 1_000_000;
+  for (const { gap, cost } of sequence) {
+    now += gap;
+    tat = gcra(tat, now, limit, cost).tat;
+  }
+  return { tat, now };
+}
+
+const limitsWithRequests = limits.chain((l) => fc.tuple(fc.constant(l), requests(l)));
+
 describe("GcraLimit", () => {
   it("derives T and τ from a rate and a burst: 100/s with bursts of 20 is T = 10 ms, τ = 200 ms", () => {
     const limit = new GcraLimit({ rate: 100, burst: 20 });
@@ -149,38 +162,31 @@ describe("gcra (pure)", () => {
 
   it("agrees decision by decision with a leaky-bucket simulation", () => {
     fc.assert(
-      fc.property(
-        limits.chain((l) => fc.tuple(fc.constant(l), requests(l))),
-        ([l, sequence]) => {
-          const bucket = new LeakyBucket(l);
-          for (const entry of run(l, sequence))
-            expect(entry.allowed).toBe(bucket.offer(entry.now, entry.cost));
-        },
-      ),
+      fc.property(limitsWithRequests, ([l, sequence]) => {
+        const bucket = new LeakyBucket(l);
+        for (const entry of run(l, sequence)) expect(entry.allowed).toBe(bucket.offer(entry.now, entry.cost));
+      }),
       { numRuns: 500 },
     );
   });
 
   it("admits at most floor((W + τ) / T) units of cost in any window of length W (closed, both ends)", () => {
     fc.assert(
-      fc.property(
-        limits.chain((l) => fc.tuple(fc.constant(l), requests(l))),
-        ([l, sequence]) => {
-          const allowed = run(l, sequence).filter((e) => e.allowed);
-          // Brute force over every window that starts and ends at an admitted request.
-          for (let i = 0; i < allowed.length; i++) {
-            let units = 0;
-            for (let j = i; j < allowed.length; j++) {
-              units += (allowed[j] as (typeof allowed)[number]).cost;
-              const width =
-                (allowed[j] as (typeof allowed)[number]).now - (allowed[i] as (typeof allowed)[number]).now;
-              expect(units).toBeLessThanOrEqual(
-                Math.floor((width + l.burstToleranceUs) / l.emissionIntervalUs),
-              );
-            }
+      fc.property(limitsWithRequests, ([l, sequence]) => {
+        const allowed = run(l, sequence).filter((e) => e.allowed);
+        // Brute force over every window that starts and ends at an admitted request.
+        for (let i = 0; i < allowed.length; i++) {
+          let units = 0;
+          for (let j = i; j < allowed.length; j++) {
+            units += (allowed[j] as (typeof allowed)[number]).cost;
+            const width =
+              (allowed[j] as (typeof allowed)[number]).now - (allowed[i] as (typeof allowed)[number]).now;
+            expect(units).toBeLessThanOrEqual(
+              Math.floor((width + l.burstToleranceUs) / l.emissionIntervalUs),
+            );
           }
-        },
-      ),
+        }
+      }),
       { numRuns: 500 },
     );
   });
@@ -221,24 +227,16 @@ describe("gcra (pure)", () => {
 
   it("never denies a client sending exactly every T, whatever came before", () => {
     fc.assert(
-      fc.property(
-        limits.chain((l) => fc.tuple(fc.constant(l), requests(l))),
-        ([l, sequence]) => {
-          let tat: number | undefined;
-          let now = 1_000_000;
-          for (const { gap, cost } of sequence) {
-            now += gap;
-            tat = gcra(tat, now, l, cost).tat;
-          }
-          // After an idle period of τ the key has recovered; from then on, one request per T passes.
-          now += l.burstToleranceUs;
-          for (let k = 0; k < 3 * l.burst + 10; k++) {
-            const o = gcra(tat, now + k * l.emissionIntervalUs, l);
-            expect(o.allowed).toBe(true);
-            tat = o.tat;
-          }
-        },
-      ),
+      fc.property(limitsWithRequests, ([l, sequence]) => {
+        let { tat, now } = replay(l, sequence);
+        // After an idle period of τ the key has recovered; from then on, one request per T passes.
+        now += l.burstToleranceUs;
+        for (let k = 0; k < 3 * l.burst + 10; k++) {
+          const o = gcra(tat, now + k * l.emissionIntervalUs, l);
+          expect(o.allowed).toBe(true);
+          tat = o.tat;
+        }
+      }),
     );
   });
 
@@ -247,12 +245,7 @@ describe("gcra (pure)", () => {
       fc.property(
         limits.chain((l) => fc.tuple(fc.constant(l), requests(l), fc.integer({ min: 1, max: l.burst }))),
         ([l, sequence, cost]) => {
-          let tat: number | undefined;
-          let now = 1_000_000;
-          for (const { gap, cost: c } of sequence) {
-            now += gap;
-            tat = gcra(tat, now, l, c).tat;
-          }
+          const { tat, now } = replay(l, sequence);
           const o = gcra(tat, now, l, cost);
           if (o.allowed) {
             expect(o.retryAfter).toBe(0);
@@ -270,27 +263,24 @@ describe("gcra (pure)", () => {
 
   it("reports remaining as the cost-1 requests that would still pass now", () => {
     fc.assert(
-      fc.property(
-        limits.chain((l) => fc.tuple(fc.constant(l), requests(l))),
-        ([l, sequence]) => {
-          let tat: number | undefined;
-          let now = 1_000_000;
-          for (const { gap, cost } of sequence) {
-            now += gap;
-            const o = gcra(tat, now, l, cost);
-            tat = o.tat;
-            let probe = tat;
-            let passes = 0;
-            for (let i = 0; i <= l.burst; i++) {
-              const p = gcra(probe, now, l);
-              if (!p.allowed) break;
-              probe = p.tat;
-              passes++;
-            }
-            expect(o.remaining).toBe(passes);
+      fc.property(limitsWithRequests, ([l, sequence]) => {
+        let tat: number | undefined;
+        let now = 1_000_000;
+        for (const { gap, cost } of sequence) {
+          now += gap;
+          const o = gcra(tat, now, l, cost);
+          tat = o.tat;
+          let probe = tat;
+          let passes = 0;
+          for (let i = 0; i <= l.burst; i++) {
+            const p = gcra(probe, now, l);
+            if (!p.allowed) break;
+            probe = p.tat;
+            passes++;
           }
-        },
-      ),
+          expect(o.remaining).toBe(passes);
+        }
+      }),
       { numRuns: 200 },
     );
   });

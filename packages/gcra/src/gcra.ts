@@ -22,13 +22,8 @@ export interface GcraDecision {
   readonly source: DecisionSource;
 }
 
-/** The outcome of the pure algorithm: a decision plus the state to store. */
-export interface GcraOutcome {
-  readonly allowed: boolean;
-  readonly limit: number;
-  readonly remaining: number;
-  readonly retryAfter: number;
-  readonly resetAfter: number;
+/** The outcome of the pure algorithm: a decision (source `store`) plus the state to store. */
+export interface GcraOutcome extends GcraDecision {
   /**
    * The theoretical arrival time to keep after this decision: the new TAT when allowed, the
    * previous one (possibly `undefined`) when denied — a denial changes nothing.
@@ -88,14 +83,7 @@ export function gcra(tat: number | undefined, now: number, limit: GcraLimit, cos
   const allowed = next - now <= limit.burstToleranceUs;
   const resetAfter = (allowed ? next : base) - now;
   const retryAfter = allowed ? 0 : next - limit.burstToleranceUs - now;
-  return {
-    allowed,
-    limit: limit.burst,
-    remaining: remainingAfter(limit, resetAfter),
-    retryAfter,
-    resetAfter,
-    tat: allowed ? next : tat,
-  };
+  return { ...decision(limit, allowed, resetAfter, retryAfter, "store"), tat: allowed ? next : tat };
 }
 
 /** µs → whole milliseconds, rounded up (a wait rounded down would be too short). */

@@ -111,3 +111,17 @@ export function requireCost(cost: number, limit: GcraLimit): void {
     );
   }
 }
+
+/**
+ * The `RangeError` a store call with this input must fail with, or `undefined` when the input is
+ * valid: for stores whose `check()` reports bad input as a rejected promise.
+ */
+export function invalidInput(key: string, limit: GcraLimit, cost: number): RangeError | undefined {
+  try {
+    requireKey(key);
+    requireCost(cost, limit);
+    return undefined;
+  } catch (error) {
+    return error as RangeError;
+  }
+}

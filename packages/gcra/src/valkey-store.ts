@@ -12,7 +12,7 @@ import {
 import { DeadlineQueue, type Expiring } from "./deadline.ts";
 import { FAILURE_KINDS, type FailureKind, GcraStoreError, toStoreError } from "./errors.ts";
 import { decision, type GcraDecision, monotonicMicros } from "./gcra.ts";
-import { type GcraLimit, requireCost, requireKey } from "./limit.ts";
+import { type GcraLimit, invalidInput } from "./limit.ts";
 import { GCRA_SCRIPT } from "./script.ts";
 import type { GcraStore } from "./store.ts";
 
@@ -210,12 +210,8 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
    * answers with an error; the error's `kind` says why.
    */
   check(key: string, limit: GcraLimit, cost = 1): Promise<GcraDecision> {
-    try {
-      requireKey(key);
-      requireCost(cost, limit);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    const invalid = invalidInput(key, limit, cost);
+    if (invalid) return Promise.reject(invalid);
     this.#calls++;
     const started = this.#clock();
     const client = this.#client;

@@ -266,3 +266,12 @@ export async function decideThroughFailover(
     await limiter.close();
   }
 }
+
+/** What every failover run must show: Valkey answered, the policy bridged the gap, Valkey answers again. */
+export function expectFailoverBridged(result: Awaited<ReturnType<typeof decideThroughFailover>>): void {
+  expect(result.sources[0]).toBe("store");
+  expect(result.failures).toBeGreaterThan(0);
+  expect(result.sources).toContain("fallback");
+  expect(result.modes).toEqual(["fallback", "store"]);
+  expect(result.afterwards).toEqual(Array(10).fill("store"));
+}

@@ -1,6 +1,6 @@
 import { requireBinary } from "./binaries.ts";
 import { spawnManaged, waitFor } from "./process.ts";
-import { type RedisServer, startRedis } from "./redis.ts";
+import { isRunning, type RedisServer, startRedis } from "./redis.ts";
 import type { RespReply } from "./resp.ts";
 
 export interface ClusterOptions {
@@ -63,15 +63,6 @@ export interface RedisCluster {
 }
 
 const SLOTS = 16384;
-
-function alive(node: RedisServer): boolean {
-  try {
-    const child = node.process().child;
-    return child.exitCode === null && child.signalCode === null;
-  } catch {
-    return false;
-  }
-}
 
 function asText(reply: RespReply, what: string): string {
   if (typeof reply === "string") return reply;
@@ -152,7 +143,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<RedisC
 
   const byPort = new Map(nodes.map((node) => [node.port, node]));
   const liveNode = (): RedisServer => {
-    const node = nodes.find(alive);
+    const node = nodes.find(isRunning);
     if (!node) throw new Error("no cluster node is running");
     return node;
   };
@@ -174,7 +165,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<RedisC
   };
 
   const healthy = async (): Promise<boolean> => {
-    const live = nodes.filter(alive);
+    const live = nodes.filter(isRunning);
     const views = await Promise.all(
       live.map(async (node) => {
         const info = asText(await node.command("CLUSTER", "INFO"), "CLUSTER INFO");
@@ -190,7 +181,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<RedisC
       for (const node of view) {
         if (node.role !== "primary" || node.slots.length === 0) continue;
         const server = byPort.get(node.port);
-        if (node.failing || !server || !alive(server)) return false;
+        if (node.failing || !server || !isRunning(server)) return false;
         for (const [from, to] of node.slots) {
           covered += to - from + 1;
           owners.push(`${from}-${to}@${node.port}`);

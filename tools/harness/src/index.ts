@@ -19,6 +19,6 @@ export {
 } from "./haproxy.ts";
 export { freePort } from "./ports.ts";
 export { type ManagedProcess, type SpawnOptions, spawnManaged, waitFor } from "./process.ts";
-export { type RedisOptions, type RedisServer, startRedis } from "./redis.ts";
+export { isRunning, type RedisOptions, type RedisServer, startRedis } from "./redis.ts";
 export { type RespReply, rawCommand, rawCommands } from "./resp.ts";
 export { type SentinelOptions, type SentinelTopology, startSentinel } from "./sentinel.ts";

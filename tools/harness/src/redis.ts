@@ -127,3 +127,13 @@ function passwordFrom(args: readonly string[]): string | undefined {
   const at = args.indexOf("--requirepass");
   return at >= 0 ? args[at + 1] : undefined;
 }
+
+/** Whether the server's process is running now (false after `kill()` or `stop()`). */
+export function isRunning(server: RedisServer): boolean {
+  try {
+    const child = server.process().child;
+    return child.exitCode === null && child.signalCode === null;
+  } catch {
+    return false;
+  }
+}

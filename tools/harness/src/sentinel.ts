@@ -1,5 +1,5 @@
 import { waitFor } from "./process.ts";
-import { type RedisServer, startRedis } from "./redis.ts";
+import { isRunning, type RedisServer, startRedis } from "./redis.ts";
 import type { RespReply } from "./resp.ts";
 
 export interface SentinelOptions {
@@ -44,15 +44,6 @@ export interface SentinelTopology {
   waitForPrimary(previous?: RedisServer, timeoutMs?: number): Promise<RedisServer>;
   /** Stops every process and removes their directories. */
   stop(): Promise<void>;
-}
-
-function isAlive(server: RedisServer): boolean {
-  try {
-    const child = server.process().child;
-    return child.exitCode === null && child.signalCode === null;
-  } catch {
-    return false;
-  }
 }
 
 /** Turns a flat `[field, value, …]` reply (as `SENTINEL MASTER` gives) into a record. */
@@ -141,7 +132,7 @@ export async function startSentinel(options: SentinelOptions = {}): Promise<Sent
     return byPort.get(Number(reply[1]));
   };
   const primary = async () => {
-    for (const sentinel of sentinels.filter(isAlive)) {
+    for (const sentinel of sentinels.filter(isRunning)) {
       const server = await namedPrimary(sentinel);
       if (server) return server;
     }
@@ -163,9 +154,9 @@ export async function startSentinel(options: SentinelOptions = {}): Promise<Sent
       let agreed: RedisServer | undefined;
       await waitFor(
         async () => {
-          const named = await Promise.all(sentinels.filter(isAlive).map(namedPrimary));
+          const named = await Promise.all(sentinels.filter(isRunning).map(namedPrimary));
           const first = named[0];
-          if (!first || first === previous || !isAlive(first)) return false;
+          if (!first || first === previous || !isRunning(first)) return false;
           if (named.some((server) => server !== first)) return false;
           const role = await first.command("ROLE");
           if (!Array.isArray(role) || role[0] !== "master") return false;

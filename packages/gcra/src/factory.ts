@@ -17,8 +17,9 @@ export interface ValkeyLimiterConfig extends ValkeyStoreOptions {
   readonly failurePolicy?: FailurePolicy;
   /** Consecutive failures that switch to the policy. Default 1. */
   readonly failureThreshold?: number;
-  /** First and longest probe delay while failing, ms. Default 50 and 2000. */
+  /** First probe delay while failing, ms; doubles with jitter. Default 50. */
   readonly probeDelayMs?: number;
+  /** Longest probe delay while failing, ms. Default 2000. */
   readonly maxProbeDelayMs?: number;
   /** Keys the `fallback` policy's memory store holds. Default 100 000. */
   readonly fallbackMaxKeys?: number;

@@ -1,9 +1,15 @@
 /**
- * Real components for tests: redis-server (standalone, and later cluster and sentinel
- * topologies) and haproxy, started on loopback ports and torn down afterwards. Private to
- * this repository.
+ * Real components for tests: redis-server (standalone, cluster and sentinel topologies) and
+ * haproxy, started on loopback ports and torn down afterwards. Private to this repository.
  */
 export { requireBinary } from "./binaries.ts";
+export {
+  type ClusterNodeInfo,
+  type ClusterOptions,
+  parseClusterNodes,
+  type RedisCluster,
+  startCluster,
+} from "./cluster.ts";
 export {
   checkHaproxyConfig,
   type HaproxyCheckResult,
@@ -13,5 +19,6 @@ export {
 } from "./haproxy.ts";
 export { freePort } from "./ports.ts";
 export { type ManagedProcess, type SpawnOptions, spawnManaged, waitFor } from "./process.ts";
-export { type RedisOptions, type RedisServer, startRedis } from "./redis.ts";
+export { isRunning, type RedisOptions, type RedisServer, startRedis } from "./redis.ts";
 export { type RespReply, rawCommand, rawCommands } from "./resp.ts";
+export { type SentinelOptions, type SentinelTopology, startSentinel } from "./sentinel.ts";

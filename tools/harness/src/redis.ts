@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { requireBinary } from "./binaries.ts";
@@ -33,6 +33,14 @@ export interface RedisOptions {
   args?: string[];
   /** Start with `cluster-enabled yes`. */
   cluster?: boolean;
+  /**
+   * Configuration file text, written to `redis.conf` in the server's directory and passed as
+   * the first argument (the command-line arguments still apply on top of it). Sentinels need one:
+   * they rewrite it with what they learn.
+   */
+  config?: string;
+  /** Run as a Sentinel (`redis-server redis.conf --sentinel`); needs `config` with `sentinel monitor …`. */
+  sentinel?: boolean;
   /** How long to wait for PONG. */
   readyTimeoutMs?: number;
 }
@@ -43,7 +51,10 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
   const host = "127.0.0.1";
   const port = options.port ?? (await freePort({ alsoFree: options.cluster ? [10000] : [] }));
   const dir = mkdtempSync(join(tmpdir(), `spoekit-redis-${port}-`));
+  if (options.config !== undefined) writeFileSync(join(dir, "redis.conf"), options.config);
   const args = [
+    ...(options.config !== undefined ? ["redis.conf"] : []),
+    ...(options.sentinel ? ["--sentinel"] : []),
     "--port",
     String(port),
     "--bind",
@@ -68,7 +79,10 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
     const replies = await rawCommands(port, password ? [["AUTH", password], commandArgs] : [commandArgs]);
     return replies[replies.length - 1] ?? null;
   };
-  let current: ManagedProcess;
+  let current: ManagedProcess | undefined;
+  const stopProcess = async (signal: NodeJS.Signals = "SIGKILL") => {
+    await current?.stop(signal);
+  };
   const launch = async () => {
     current = spawnManaged(binary, args, { cwd: dir });
     const proc = current;
@@ -78,7 +92,13 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
       () => proc.output(),
     );
   };
-  await launch();
+  try {
+    await launch();
+  } catch (error) {
+    await stopProcess();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   return {
     host,
     port,
@@ -86,21 +106,34 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
     dir,
     command,
     async kill() {
-      await current.stop("SIGKILL");
+      await stopProcess("SIGKILL");
     },
     async restart() {
-      await current.stop("SIGKILL");
+      await stopProcess("SIGKILL");
       await launch();
     },
     async stop() {
-      await current.stop("SIGTERM");
+      await stopProcess("SIGTERM");
       rmSync(dir, { recursive: true, force: true });
     },
-    process: () => current,
+    process: () => {
+      if (!current) throw new Error(`redis-server on port ${port} was never started`);
+      return current;
+    },
   };
 }
 
 function passwordFrom(args: readonly string[]): string | undefined {
   const at = args.indexOf("--requirepass");
   return at >= 0 ? args[at + 1] : undefined;
+}
+
+/** Whether the server's process is running now (false after `kill()` or `stop()`). */
+export function isRunning(server: RedisServer): boolean {
+  try {
+    const child = server.process().child;
+    return child.exitCode === null && child.signalCode === null;
+  } catch {
+    return false;
+  }
 }

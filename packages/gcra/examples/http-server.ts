@@ -1,0 +1,45 @@
+/**
+ * A node:http server rate-limited per client address with @spoekit/gcra.
+ *
+ *   node --conditions=@spoekit/source examples/http-server.ts               # in-memory store
+ *   VALKEY_NODES=redis://127.0.0.1:6379 node --conditions=@spoekit/source examples/http-server.ts
+ *
+ * Then: `for i in $(seq 25); do curl -s -o /dev/null -w '%{http_code} ' localhost:8080; done`
+ * prints about twenty 200s (the burst, plus what refilled meanwhile) and then 429s (100
+ * requests/s, bursts of 20). With EXAMPLE_SELF_TEST=1 the script sends 40 requests at once itself,
+ * prints the status codes and exits: 20 (or, on a slow machine, a few more) get 200.
+ */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createValkeyLimiter, GcraLimit, type GcraStore, MemoryStore, toSeconds } from "@spoekit/gcra";
+
+const limit = new GcraLimit({ rate: 100, burst: 20 });
+const nodes = process.env.VALKEY_NODES
+  ? process.env.VALKEY_NODES.split(",").map((node) => node.trim())
+  : undefined;
+const store: GcraStore = nodes
+  ? createValkeyLimiter({ nodes, failurePolicy: "fallback" })
+  : new MemoryStore({ maxKeys: 100_000 });
+
+const server = createServer(async (request, response) => {
+  const decision = await store.check(request.socket.remoteAddress ?? "unknown", limit);
+  response.setHeader("RateLimit-Limit", decision.limit);
+  response.setHeader("RateLimit-Remaining", decision.remaining);
+  response.setHeader("RateLimit-Reset", toSeconds(decision.resetAfter));
+  if (!decision.allowed) {
+    response.setHeader("Retry-After", toSeconds(decision.retryAfter));
+    response.writeHead(429).end("Too Many Requests\n");
+    return;
+  }
+  response.writeHead(200).end("hello\n");
+});
+
+server.listen(Number(process.env.PORT ?? 8080), "127.0.0.1", async () => {
+  const { port } = server.address() as AddressInfo;
+  console.log(`listening on http://127.0.0.1:${port} (${nodes ? "Valkey" : "in-memory"} store)`);
+  if (process.env.EXAMPLE_SELF_TEST !== "1") return;
+  const responses = await Promise.all(Array.from({ length: 40 }, () => fetch(`http://127.0.0.1:${port}/`)));
+  console.log(responses.map((response) => response.status).join(" "));
+  server.close();
+  await store.close();
+});

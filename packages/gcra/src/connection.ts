@@ -1,0 +1,242 @@
+import type { ConnectionOptions as TlsOptions } from "node:tls";
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "iovalkey";
+
+/** How the Valkey deployment is organised. */
+export type ValkeyMode = "standalone" | "cluster" | "sentinel";
+
+/** Where Valkey is and how to log in. */
+export interface ValkeyConnectionOptions {
+  /**
+   * `redis://[user[:password]@]host[:port]`, `rediss://…` (TLS) or `host:port`. Standalone: the
+   * server (only the first is used). Cluster: any subset of the nodes, as seeds. Sentinel: the
+   * sentinels. The port defaults to 6379 (26379 for sentinels).
+   */
+  readonly nodes: readonly string[];
+  /**
+   * `auto` (default) asks the first reachable node: a sentinel (`redis_mode:sentinel`) →
+   * `sentinel`, `cluster_enabled:1` → `cluster`, otherwise `standalone`. Detection happens in the
+   * background: the store is usable (and fails over to its policy) while Valkey is unreachable.
+   */
+  readonly mode?: ValkeyMode | "auto";
+  /** ACL user of the data nodes (overrides one in a URL). */
+  readonly username?: string;
+  /** Password of the data nodes (overrides one in a URL). */
+  readonly password?: string;
+  /**
+   * TLS options for every connection (CA, client certificate, servername, …). `rediss://` URLs
+   * turn TLS on with Node's defaults; `true` does the same for plain `host:port` nodes.
+   */
+  readonly tls?: TlsOptions | boolean;
+  /** Sentinel mode: the monitored primary's name (`sentinel monitor <name> …`). Required there. */
+  readonly sentinelName?: string;
+  /** Sentinel mode: ACL user of the sentinels, when they require one. */
+  readonly sentinelUsername?: string;
+  /** Sentinel mode: password of the sentinels, when they require one. */
+  readonly sentinelPassword?: string;
+  /** Time to establish a connection, ms. Default 2000. */
+  readonly connectTimeoutMs?: number;
+  /**
+   * Extra iovalkey options, merged last into every connection's options (for a cluster: into
+   * `redisOptions`). The store relies on its own settings for queueing and retries; change
+   * those only knowingly.
+   */
+  readonly redisOptions?: RedisOptions;
+}
+
+/** A parsed node address. */
+export interface ValkeyNode {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: boolean;
+  readonly username: string | undefined;
+  readonly password: string | undefined;
+}
+
+/** Parses `redis://`, `rediss://` and `host:port` node addresses; throws a `RangeError` on anything else. */
+export function parseNode(text: string, defaultPort = 6379): ValkeyNode {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `redis://${text}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new RangeError(
+      `not a Valkey address: ${JSON.stringify(text)} (expected redis://host:port, rediss://… or host:port)`,
+    );
+  }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+    throw new RangeError(`unsupported scheme in ${JSON.stringify(text)}: use redis:// or rediss://`);
+  }
+  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  if (!host) throw new RangeError(`no host in ${JSON.stringify(text)}`);
+  return {
+    host,
+    port: url.port ? Number(url.port) : defaultPort,
+    tls: url.protocol === "rediss:",
+    username: url.username ? decodeURIComponent(url.username) : undefined,
+    password: url.password ? decodeURIComponent(url.password) : undefined,
+  };
+}
+
+/** A reconnection delay: 25 ms doubling to 1 s. Never gives up: Valkey may come back any time. */
+function reconnectDelay(attempt: number): number {
+  return Math.min(25 * 2 ** Math.min(attempt, 6), 1000);
+}
+
+interface Resolved {
+  readonly nodes: readonly ValkeyNode[];
+  readonly username: string | undefined;
+  readonly password: string | undefined;
+  readonly tls: TlsOptions | undefined;
+}
+
+function resolve(options: ValkeyConnectionOptions, mode: ValkeyMode | "auto"): Resolved {
+  if (options.nodes.length === 0) throw new RangeError("at least one Valkey node is required");
+  const nodes = options.nodes.map((node) => parseNode(node, mode === "sentinel" ? 26379 : 6379));
+  const first = nodes[0] as ValkeyNode;
+  const wantsTls = options.tls === true || (typeof options.tls === "object" && options.tls !== null);
+  const tls =
+    wantsTls || nodes.some((node) => node.tls)
+      ? typeof options.tls === "object"
+        ? options.tls
+        : {}
+      : undefined;
+  return {
+    nodes,
+    username: options.username ?? first.username,
+    password: options.password ?? first.password,
+    tls,
+  };
+}
+
+/** Credentials, TLS and connect timeout: what every data-node connection shares. */
+function nodeOptions(options: ValkeyConnectionOptions, resolved: Resolved): RedisOptions {
+  return {
+    ...(resolved.username !== undefined ? { username: resolved.username } : {}),
+    ...(resolved.password !== undefined ? { password: resolved.password } : {}),
+    ...(resolved.tls !== undefined ? { tls: resolved.tls } : {}),
+    connectTimeout: options.connectTimeoutMs ?? 2000,
+    // Never resend a decision after a reconnect: it could consume a token after the caller
+    // already got the failure policy's answer.
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 0,
+  };
+}
+
+/** Standalone and sentinel connections: reconnect forever, never queue while disconnected. */
+function directOptions(options: ValkeyConnectionOptions, resolved: Resolved): RedisOptions {
+  return {
+    ...nodeOptions(options, resolved),
+    // A decision is either answered within its deadline or given to the failure policy: the
+    // store waits for "ready" itself, within the deadline, instead of queueing commands.
+    enableOfflineQueue: false,
+    retryStrategy: reconnectDelay,
+    // A primary demoted by a failover answers writes with READONLY: reconnect to find the new one.
+    reconnectOnError: (error: Error) => (error.message.startsWith("READONLY") ? 1 : false),
+    // The store coalesces the writes of one connection itself (see ValkeyStoreOptions.pipelining):
+    // iovalkey's auto-pipelining keeps only one batch in flight per connection.
+    enableAutoPipelining: false,
+    ...options.redisOptions,
+  };
+}
+
+/** Validates connection options up front, so that a bad configuration fails at construction. */
+export function validateConnection(options: ValkeyConnectionOptions): void {
+  const mode = options.mode ?? "auto";
+  if (!["auto", "standalone", "cluster", "sentinel"].includes(mode)) {
+    throw new RangeError(`mode must be auto, standalone, cluster or sentinel, got ${JSON.stringify(mode)}`);
+  }
+  if (!Array.isArray(options.nodes)) throw new RangeError("nodes must be an array of Valkey addresses");
+  resolve(options, mode);
+  if (mode === "sentinel" && !options.sentinelName) {
+    throw new RangeError("sentinel mode needs sentinelName, the monitored primary's name");
+  }
+  const timeout = options.connectTimeoutMs;
+  if (timeout !== undefined && (!Number.isFinite(timeout) || timeout <= 0)) {
+    throw new RangeError(`connectTimeoutMs must be finite and > 0, got ${timeout}`);
+  }
+}
+
+/** Creates the iovalkey client for `mode` (connection starts at once, in the background). */
+export function createClient(options: ValkeyConnectionOptions, mode: ValkeyMode): Redis | Cluster {
+  const resolved = resolve(options, mode);
+  const first = resolved.nodes[0] as ValkeyNode;
+  switch (mode) {
+    case "standalone":
+      return new Redis({ ...directOptions(options, resolved), host: first.host, port: first.port });
+    case "sentinel": {
+      if (!options.sentinelName) throw new RangeError("sentinel mode needs sentinelName");
+      return new Redis({
+        ...directOptions(options, resolved),
+        name: options.sentinelName,
+        sentinels: resolved.nodes.map(({ host, port }) => ({ host, port })),
+        ...(options.sentinelUsername !== undefined ? { sentinelUsername: options.sentinelUsername } : {}),
+        ...(options.sentinelPassword !== undefined ? { sentinelPassword: options.sentinelPassword } : {}),
+        ...(resolved.tls !== undefined ? { enableTLSForSentinelMode: true, sentinelTLS: resolved.tls } : {}),
+        // Learn about a failover from the sentinels' +switch-master instead of a failing write.
+        failoverDetector: true,
+        sentinelRetryStrategy: reconnectDelay,
+      });
+    }
+    case "cluster": {
+      const clusterOptions: ClusterOptions = {
+        enableAutoPipelining: true,
+        enableOfflineQueue: false,
+        // Fail fast instead of retrying past the caller's deadline; the slot map is refreshed
+        // periodically and after errors, and the failure policy answers meanwhile.
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 0,
+        retryDelayOnTryAgain: 0,
+        maxRedirections: 4,
+        slotsRefreshInterval: 2000,
+        slotsRefreshTimeout: 1000,
+        clusterRetryStrategy: reconnectDelay,
+        // Node connections keep iovalkey's defaults otherwise: connected lazily on first use,
+        // queueing only while that first connection is made, never reconnecting on their own.
+        redisOptions: { ...nodeOptions(options, resolved), ...options.redisOptions },
+      };
+      return new Cluster(
+        resolved.nodes.map(({ host, port }) => ({ host, port })),
+        clusterOptions,
+      );
+    }
+  }
+}
+
+/**
+ * Asks the first reachable node what it is (see {@link ValkeyConnectionOptions.mode}). Tries
+ * without credentials first (sentinels rarely have any), then with them.
+ */
+export async function detectMode(options: ValkeyConnectionOptions): Promise<ValkeyMode> {
+  const resolved = resolve(options, "auto");
+  let lastError: unknown = new Error("no Valkey node to ask");
+  for (const node of resolved.nodes) {
+    for (const withCredentials of [false, true]) {
+      if (withCredentials && resolved.username === undefined && resolved.password === undefined) break;
+      const probe = new Redis({
+        host: node.host,
+        port: node.port,
+        ...(resolved.tls !== undefined ? { tls: resolved.tls } : {}),
+        ...(withCredentials && resolved.username !== undefined ? { username: resolved.username } : {}),
+        ...(withCredentials && resolved.password !== undefined ? { password: resolved.password } : {}),
+        connectTimeout: options.connectTimeoutMs ?? 2000,
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+        enableReadyCheck: false,
+      });
+      probe.on("error", () => {});
+      try {
+        await probe.connect();
+        const info = await probe.info();
+        if (/redis_mode:sentinel/.test(info)) return "sentinel";
+        return /cluster_enabled:1/.test(info) ? "cluster" : "standalone";
+      } catch (error) {
+        lastError = error;
+        if (!/NOAUTH|NOPERM|WRONGPASS|Authentication required/i.test(String(error))) break;
+      } finally {
+        probe.disconnect();
+      }
+    }
+  }
+  throw lastError;
+}

@@ -1,0 +1,135 @@
+import { DenyCacheStore } from "./deny-cache.ts";
+import type { FailureKind } from "./errors.ts";
+import type { GcraDecision } from "./gcra.ts";
+import type { GcraLimit } from "./limit.ts";
+import { MemoryStore } from "./memory-store.ts";
+import { type FailurePolicy, type PolicyMode, PolicyStore, type PolicyStoreStats } from "./policy-store.ts";
+import type { GcraStore } from "./store.ts";
+import { ValkeyStore, type ValkeyStoreOptions, type ValkeyStoreStats } from "./valkey-store.ts";
+
+/**
+ * Everything an application configures about its Valkey-backed limiter, e.g. from the
+ * environment: where Valkey is and how to log in (see {@link ValkeyStoreOptions}), plus the
+ * failure policy and the deny cache.
+ */
+export interface ValkeyLimiterConfig extends ValkeyStoreOptions {
+  /** What to answer while Valkey fails. Default `open`. */
+  readonly failurePolicy?: FailurePolicy;
+  /** Consecutive failures that switch to the policy. Default 1. */
+  readonly failureThreshold?: number;
+  /** First probe delay while failing, ms; doubles with jitter. Default 50. */
+  readonly probeDelayMs?: number;
+  /** Longest probe delay while failing, ms. Default 2000. */
+  readonly maxProbeDelayMs?: number;
+  /** Keys the `fallback` policy's memory store holds. Default 100 000. */
+  readonly fallbackMaxKeys?: number;
+  /** Keys the deny cache remembers, or `false` for none. Default 10 000. */
+  readonly denyCacheMaxKeys?: number | false;
+}
+
+/** What a `/readyz` endpoint and a Prometheus exporter need from the limiter. */
+export interface ValkeyLimiterStats {
+  /** Who answers now: `store` (Valkey) or the failure policy. */
+  readonly mode: PolicyMode;
+  /** Whether Valkey answers. */
+  readonly healthy: boolean;
+  /** The Valkey deployment's mode, once known. */
+  readonly valkeyMode: ValkeyStoreStats["mode"];
+  /** Whether the Valkey client is connected now. */
+  readonly connected: boolean;
+  /** Decisions by who answered. */
+  readonly decisions: Readonly<PolicyStoreStats["decisions"] & { "deny-cache": number }>;
+  /** Valkey call failures by kind (probes included). */
+  readonly failures: Readonly<Record<FailureKind, number>>;
+  /** Switches from Valkey to the failure policy. */
+  readonly trips: number;
+}
+
+/**
+ * A ready-to-use limiter: deny cache → failure policy → Valkey store. `check()` never rejects
+ * for Valkey failures (the policy answers); it rejects only for invalid input.
+ */
+export interface ValkeyLimiter extends GcraStore {
+  /** The Valkey store (events: `latency`, `failure`, `mode`). */
+  readonly valkey: ValkeyStore;
+  /** The failure policy wrapper (events: `failure`, `mode`, `probe`). */
+  readonly policy: PolicyStore;
+  /** The deny cache, unless disabled. */
+  readonly denyCache: DenyCacheStore | undefined;
+  check(key: string, limit: GcraLimit, cost?: number): Promise<GcraDecision>;
+  /** Counters and state for readiness and metrics. */
+  stats(): ValkeyLimiterStats;
+}
+
+/**
+ * Builds the limiter an application runs on from plain configuration. With `mode: "auto"` (the
+ * default) the deployment's kind is detected in the background; a Valkey that is down at start
+ * does not prevent construction — the failure policy answers until it is reachable.
+ *
+ * @example
+ * ```ts
+ * const limiter = createValkeyLimiter({
+ *   nodes: ["redis://valkey-0:6379", "redis://valkey-1:6379"],
+ *   password: process.env.VALKEY_PASSWORD,
+ *   failurePolicy: "fallback",
+ * });
+ * const limit = new GcraLimit({ rate: 100, burst: 20 });
+ * const { allowed, retryAfter } = await limiter.check(clientIp, limit);
+ * ```
+ * @throws RangeError for invalid configuration (no nodes, bad URLs, mode, timeouts, sizes).
+ */
+export function createValkeyLimiter(config: ValkeyLimiterConfig): ValkeyLimiter {
+  const {
+    failurePolicy = "open",
+    failureThreshold,
+    probeDelayMs,
+    maxProbeDelayMs,
+    fallbackMaxKeys = 100_000,
+    denyCacheMaxKeys = 10_000,
+    ...storeOptions
+  } = config;
+  const valkey = new ValkeyStore(storeOptions);
+  const policy = new PolicyStore(valkey, {
+    policy: failurePolicy,
+    ...(failureThreshold !== undefined ? { failureThreshold } : {}),
+    ...(probeDelayMs !== undefined ? { probeDelayMs } : {}),
+    ...(maxProbeDelayMs !== undefined ? { maxProbeDelayMs } : {}),
+    ...(failurePolicy === "fallback"
+      ? {
+          fallback: new MemoryStore({
+            maxKeys: fallbackMaxKeys,
+            ...(config.clock ? { clock: config.clock } : {}),
+          }),
+        }
+      : {}),
+    ...(config.clock ? { clock: config.clock } : {}),
+  });
+  const denyCache =
+    denyCacheMaxKeys === false
+      ? undefined
+      : new DenyCacheStore(policy, {
+          maxKeys: denyCacheMaxKeys,
+          ...(config.clock ? { clock: config.clock } : {}),
+        });
+  const top: GcraStore = denyCache ?? policy;
+  return {
+    valkey,
+    policy,
+    denyCache,
+    check: (key, limit, cost) => top.check(key, limit, cost),
+    close: () => top.close(),
+    stats() {
+      const outer = policy.stats();
+      const inner = valkey.stats();
+      return {
+        mode: outer.mode,
+        healthy: outer.healthy,
+        valkeyMode: inner.mode,
+        connected: inner.connected,
+        decisions: { ...outer.decisions, "deny-cache": denyCache?.hits ?? 0 },
+        failures: outer.failures,
+        trips: outer.trips,
+      };
+    },
+  };
+}

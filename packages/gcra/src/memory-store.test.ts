@@ -1,0 +1,101 @@
+import { describe, expect, it } from "vitest";
+import { GcraLimit, gcra, MemoryStore } from "./index.ts";
+
+function manualClock(start = 1_000_000) {
+  const clock = { now: start, read: () => clock.now };
+  return clock;
+}
+
+describe("MemoryStore", () => {
+  const limit = new GcraLimit({ rate: 100, burst: 20 });
+
+  it("decides exactly as the pure function on its own clock", () => {
+    const clock = manualClock();
+    const store = new MemoryStore({ clock: clock.read });
+    let tat: number | undefined;
+    for (let i = 0; i < 500; i++) {
+      clock.now += (i * 7919) % 13_000;
+      const cost = i % 3;
+      const expected = gcra(tat, clock.now, limit, cost);
+      tat = expected.tat;
+      const { tat: _, ...want } = expected;
+      expect(store.decide("k", limit, cost)).toEqual(want);
+    }
+  });
+
+  it("admits the burst at one instant, then one request per T", async () => {
+    const clock = manualClock();
+    const store = new MemoryStore({ clock: clock.read });
+    const results = await Promise.all(Array.from({ length: 25 }, () => store.check("ip", limit)));
+    expect(results.filter((r) => r.allowed)).toHaveLength(20);
+    expect(results[20]).toMatchObject({ allowed: false, retryAfter: 10_000 });
+    clock.now += 10_000;
+    expect(store.decide("ip", limit).allowed).toBe(true);
+    expect(store.decide("ip", limit).allowed).toBe(false);
+  });
+
+  it("keeps denied keys out of the store and forgets keys once their TAT has passed", () => {
+    const clock = manualClock();
+    const store = new MemoryStore({ clock: clock.read });
+    expect(() => store.decide("k", limit, 21)).toThrow(RangeError);
+    expect(store.size).toBe(0);
+    store.decide("a", limit);
+    expect(store.size).toBe(1);
+    clock.now += 10_000; // a's TAT has passed
+    expect(store.sweep()).toBe(1);
+    expect(store.size).toBe(0);
+    // A forgotten key is a fresh key again.
+    expect(store.decide("a", limit).remaining).toBe(19);
+  });
+
+  it("sweeps expired keys as new keys arrive, so the size follows the live keys", () => {
+    const clock = manualClock();
+    const store = new MemoryStore({ clock: clock.read, maxKeys: 1_000_000 });
+    for (let i = 0; i < 10_000; i++) {
+      store.decide(`k${i}`, limit);
+      clock.now += 100; // each key lives 10 ms = 100 insertions
+    }
+    expect(store.size).toBeLessThan(300);
+  });
+
+  it("stays within maxKeys, evicting expired keys first", () => {
+    const clock = manualClock();
+    const store = new MemoryStore({ clock: clock.read, maxKeys: 100 });
+    const long = new GcraLimit({ emissionIntervalUs: 1_000_000_000, burstToleranceUs: 1_000_000_000 });
+    for (let i = 0; i < 50; i++) store.decide(`short${i}`, limit); // expire after 10 ms
+    for (let i = 0; i < 50; i++) store.decide(`long${i}`, long);
+    expect(store.size).toBe(100);
+    clock.now += 20_000;
+    for (let i = 0; i < 50; i++) store.decide(`new${i}`, long);
+    expect(store.size).toBeLessThanOrEqual(100);
+    // Every long-lived key survived: only expired ones made room.
+    for (let i = 0; i < 50; i++) expect(store.decide(`long${i}`, long).allowed).toBe(false);
+    for (let i = 0; i < 1000; i++) store.decide(`more${i}`, long);
+    expect(store.size).toBeLessThanOrEqual(100);
+  });
+
+  it("uses a monotonic clock by default", () => {
+    const store = new MemoryStore();
+    const first = store.decide("x", limit);
+    const second = store.decide("x", limit);
+    expect(first.allowed && second.allowed).toBe(true);
+    expect(second.resetAfter).toBeGreaterThan(first.resetAfter);
+    expect(second.resetAfter).toBeLessThanOrEqual(20_000);
+  });
+
+  it("rejects bad input", async () => {
+    expect(() => new MemoryStore({ maxKeys: 0 })).toThrow(RangeError);
+    expect(() => new MemoryStore({ maxKeys: 2 ** 25 })).toThrow(RangeError);
+    const store = new MemoryStore();
+    expect(() => store.decide("", limit)).toThrow(/non-empty string/);
+    expect(() => store.decide("k", limit, -1)).toThrow(RangeError);
+    expect(() => store.decide("k", limit, Number.POSITIVE_INFINITY)).toThrow(RangeError);
+    await expect(store.check("", limit)).rejects.toThrow(RangeError);
+    expect(store.delete("k")).toBe(false);
+    store.decide("k", limit);
+    expect(store.delete("k")).toBe(true);
+    store.decide("k", limit);
+    store.clear();
+    expect(store.size).toBe(0);
+  });
+});

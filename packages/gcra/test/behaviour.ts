@@ -1,0 +1,277 @@
+import type { RespReply } from "@spoekit/harness";
+import { afterAll, describe, expect, it } from "vitest";
+import {
+  createValkeyLimiter,
+  GcraLimit,
+  GcraStoreError,
+  type ValkeyMode,
+  ValkeyStore,
+  type ValkeyStoreOptions,
+} from "../src/index.ts";
+
+/** What a topology offers the shared behavioural suite. */
+export interface Topology {
+  /** How the suite's stores connect (nodes, mode, credentials). */
+  readonly connection: () => ValkeyStoreOptions;
+  /** The mode `auto` must detect. */
+  readonly mode: ValkeyMode;
+  /** Runs a command on the primary that holds `storageKey`. */
+  command(storageKey: string, ...args: string[]): Promise<RespReply>;
+  /** Runs a command on every primary. */
+  onPrimaries(...args: string[]): Promise<void>;
+}
+
+let serial = 0;
+/** A key no other test uses. */
+export function freshKey(label: string): string {
+  serial++;
+  return `${label}:${process.pid}:${serial}:${Date.now()}`;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function serverMicros(topology: Topology, storageKey: string): Promise<number> {
+  const time = await topology.command(storageKey, "TIME");
+  if (!Array.isArray(time)) throw new Error(`unexpected TIME reply ${String(time)}`);
+  return Number(time[0]) * 1_000_000 + Number(time[1]);
+}
+
+/**
+ * The behaviour every deployment must show. `topology()` is read lazily: the caller's
+ * `beforeAll` starts the servers.
+ */
+export function describeValkeyBehaviour(topology: () => Topology): void {
+  const stores: { close(): Promise<void> }[] = [];
+  const open = (options: Partial<ValkeyStoreOptions> = {}) => {
+    const store = new ValkeyStore({ ...topology().connection(), timeoutMs: 2000, ...options });
+    stores.push(store);
+    return store;
+  };
+  afterAll(async () => {
+    await Promise.all(stores.map((store) => store.close()));
+  });
+
+  describe("GCRA on Valkey", () => {
+    it("detects the deployment's mode", async () => {
+      const store = open({ mode: "auto" });
+      await store.check(freshKey("mode"), new GcraLimit({ rate: 1, burst: 1 }));
+      expect(store.mode).toBe(topology().mode);
+    });
+
+    it("admits exactly the burst of a fresh key at one instant", async () => {
+      const store = open();
+      const limit = new GcraLimit({ emissionIntervalUs: 1_000_000, burstToleranceUs: 20_000_000 });
+      const key = freshKey("burst");
+      const results = await Promise.all(Array.from({ length: 30 }, () => store.check(key, limit)));
+      expect(results.filter((r) => r.allowed)).toHaveLength(20);
+      const denied = results.filter((r) => !r.allowed);
+      for (const d of denied) {
+        expect(d).toMatchObject({ limit: 20, remaining: 0, source: "store" });
+        // tat' − τ − now: one interval ahead, less the time the burst took.
+        expect(d.retryAfter).toBeGreaterThan(800_000);
+        expect(d.retryAfter).toBeLessThanOrEqual(1_000_000);
+        expect(d.resetAfter).toBe(d.retryAfter + 19_000_000);
+      }
+    });
+
+    it("admits the same request again after exactly retryAfter", async () => {
+      const store = open();
+      const limit = new GcraLimit({ emissionIntervalUs: 100_000, burstToleranceUs: 300_000 });
+      const key = freshKey("retry");
+      for (let i = 0; i < 3; i++) expect((await store.check(key, limit)).allowed).toBe(true);
+      const denied = await store.check(key, limit);
+      expect(denied.allowed).toBe(false);
+      await sleep(denied.retryAfter / 1000 + 2);
+      const again = await store.check(key, limit);
+      expect(again).toMatchObject({ allowed: true, remaining: 0 });
+    });
+
+    it("stores the TAT as integer µs of the server's clock and expires the key at the TAT", async () => {
+      const store = open();
+      const limit = new GcraLimit({ emissionIntervalUs: 10_000_000, burstToleranceUs: 20_000_000 });
+      const key = freshKey("ttl");
+      const storageKey = store.storageKey(key);
+      const before = await serverMicros(topology(), storageKey);
+      const first = await store.check(key, limit);
+      expect(first).toMatchObject({ allowed: true, resetAfter: 10_000_000, remaining: 1 });
+      const stored = await topology().command(storageKey, "GET", storageKey);
+      expect(stored).toMatch(/^\d{16}$/);
+      const tat = Number(stored);
+      expect(tat - before).toBeGreaterThanOrEqual(10_000_000);
+      expect(tat - before).toBeLessThan(10_000_000 + 1_000_000);
+      const expireAt = await topology().command(storageKey, "PEXPIRETIME", storageKey);
+      expect(expireAt).toBe(Math.ceil(tat / 1000));
+    });
+
+    it("changes nothing on a denial", async () => {
+      const store = open();
+      const limit = new GcraLimit({ emissionIntervalUs: 10_000_000, burstToleranceUs: 10_000_000 });
+      const key = freshKey("deny");
+      const storageKey = store.storageKey(key);
+      expect((await store.check(key, limit)).allowed).toBe(true);
+      const value = await topology().command(storageKey, "GET", storageKey);
+      const expiry = await topology().command(storageKey, "PEXPIRETIME", storageKey);
+      for (let i = 0; i < 5; i++) expect((await store.check(key, limit)).allowed).toBe(false);
+      expect(await topology().command(storageKey, "GET", storageKey)).toBe(value);
+      expect(await topology().command(storageKey, "PEXPIRETIME", storageKey)).toBe(expiry);
+    });
+
+    it("lets the key vanish once its TAT has passed, and a retention keep it longer", async () => {
+      const limit = new GcraLimit({ emissionIntervalUs: 50_000, burstToleranceUs: 100_000 });
+      const plain = open();
+      const key = freshKey("expiry");
+      await plain.check(key, limit);
+      expect(await topology().command(plain.storageKey(key), "EXISTS", plain.storageKey(key))).toBe(1);
+      await sleep(80);
+      expect(await topology().command(plain.storageKey(key), "EXISTS", plain.storageKey(key))).toBe(0);
+
+      const retained = open({ retentionMs: 60_000 });
+      const other = freshKey("retention");
+      await retained.check(other, limit);
+      const ttl = await topology().command(retained.storageKey(other), "PTTL", retained.storageKey(other));
+      expect(ttl).toBeGreaterThan(59_000);
+      expect(ttl).toBeLessThanOrEqual(60_000);
+    });
+
+    it("weighs requests by cost; cost 0 only looks", async () => {
+      const store = open();
+      const limit = new GcraLimit({ emissionIntervalUs: 1_000_000, burstToleranceUs: 10_000_000 });
+      const key = freshKey("cost");
+      expect(await store.check(key, limit, 7)).toMatchObject({ allowed: true, remaining: 3 });
+      expect(await store.check(key, limit, 0)).toMatchObject({ allowed: true, remaining: 3 });
+      expect(await store.check(key, limit, 4)).toMatchObject({ allowed: false, remaining: 3 });
+      expect(await store.check(key, limit, 3)).toMatchObject({ allowed: true, remaining: 0 });
+      await expect(store.check(key, limit, 11)).rejects.toThrow(RangeError);
+    });
+
+    it("rejects bad input with RangeError before touching Valkey", async () => {
+      const store = open();
+      const limit = new GcraLimit({ rate: 10, burst: 2 });
+      await expect(store.check("", limit)).rejects.toThrow(/non-empty string/);
+      await expect(store.check("k", limit, -1)).rejects.toThrow(RangeError);
+      await expect(store.check("k", limit, Number.NaN)).rejects.toThrow(RangeError);
+      await expect(store.check("k", limit, 1.5)).rejects.toThrow(RangeError);
+      expect(store.stats().calls).toBe(0);
+      expect(() => open({ timeoutMs: 0 })).toThrow(RangeError);
+      expect(() => open({ retentionMs: -1 })).toThrow(RangeError);
+      expect(() => new ValkeyStore({ nodes: [] })).toThrow(/at least one Valkey node/);
+      expect(() => new ValkeyStore({ nodes: ["http://x"] })).toThrow(/redis:\/\/ or rediss:\/\//);
+    });
+
+    it("loads the script again after SCRIPT FLUSH, without a failure", async () => {
+      const store = open();
+      const limit = new GcraLimit({ rate: 1000, burst: 1000 });
+      const key = freshKey("noscript");
+      await store.check(key, limit);
+      await topology().onPrimaries("SCRIPT", "FLUSH");
+      const results = await Promise.all(Array.from({ length: 20 }, () => store.check(key, limit)));
+      expect(results.every((r) => r.allowed && r.source === "store")).toBe(true);
+      expect(Object.values(store.stats().failures).every((n) => n === 0)).toBe(true);
+    });
+
+    it("fails a call past its deadline with kind timeout, then recovers", async () => {
+      const store = open({ timeoutMs: 50 });
+      const limit = new GcraLimit({ rate: 1000, burst: 1000 });
+      const key = freshKey("deadline");
+      await store.check(key, limit);
+      const failures: GcraStoreError[] = [];
+      store.on("failure", (error) => failures.push(error));
+      await topology().command(store.storageKey(key), "CLIENT", "PAUSE", "400", "WRITE");
+      const started = performance.now();
+      const error = await store.check(key, limit).catch((e: unknown) => e);
+      const elapsed = performance.now() - started;
+      expect(error).toBeInstanceOf(GcraStoreError);
+      expect((error as GcraStoreError).kind).toBe("timeout");
+      expect(elapsed).toBeGreaterThanOrEqual(45);
+      expect(failures.map((f) => f.kind)).toEqual(["timeout"]);
+      await sleep(450);
+      expect((await store.check(key, limit)).source).toBe("store");
+    });
+
+    it("decides identically for agents whose clocks disagree (time comes from the server)", async () => {
+      const limit = new GcraLimit({ emissionIntervalUs: 1_000_000, burstToleranceUs: 10_000_000 });
+      const base = () => Math.floor(performance.now() * 1000);
+      const ahead = createValkeyLimiter({
+        ...topology().connection(),
+        timeoutMs: 2000,
+        clock: () => base() + 3_600_000_000,
+      });
+      const behind = createValkeyLimiter({
+        ...topology().connection(),
+        timeoutMs: 2000,
+        clock: () => base() - 3_600_000_000,
+      });
+      stores.push(ahead, behind);
+      const key = freshKey("skew");
+      const results = [];
+      for (let i = 0; i < 12; i++) results.push(await (i % 2 === 0 ? ahead : behind).check(key, limit));
+      expect(results.filter((r) => r.allowed)).toHaveLength(10);
+      const [a, b] = results.slice(10);
+      expect(a?.allowed || b?.allowed).toBe(false);
+      // Both deny until the same moment (within the time between the two calls).
+      expect(Math.abs((a?.retryAfter ?? 0) - (b?.retryAfter ?? 0))).toBeLessThan(200_000);
+      expect(a?.retryAfter).toBeGreaterThan(500_000);
+      // The deny cache of each answers the next call locally, in line with Valkey.
+      const cached = await behind.check(key, limit);
+      expect(cached).toMatchObject({ allowed: false, source: "deny-cache" });
+      expect(cached.retryAfter).toBeLessThanOrEqual(b?.retryAfter ?? 0);
+      expect(cached.retryAfter).toBeGreaterThan((b?.retryAfter ?? 0) - 200_000);
+    });
+  });
+}
+
+/**
+ * Drives decisions on `key` every few ms while `disrupt()` kills the primary holding it and waits
+ * for a promotion; then waits until Valkey answers again. Returns what happened, for assertions.
+ */
+export async function decideThroughFailover(
+  connection: ValkeyStoreOptions,
+  key: string,
+  disrupt: () => Promise<void>,
+): Promise<{ sources: string[]; modes: string[]; failures: number; afterwards: string[] }> {
+  const limiter = createValkeyLimiter({
+    ...connection,
+    timeoutMs: 100,
+    failurePolicy: "fallback",
+    probeDelayMs: 25,
+    maxProbeDelayMs: 250,
+  });
+  const limit = new GcraLimit({ rate: 1000, burst: 1000 });
+  const sources: string[] = [];
+  const modes: string[] = [];
+  let failures = 0;
+  limiter.policy.on("mode", (mode) => modes.push(mode));
+  limiter.policy.on("failure", () => failures++);
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      sources.push((await limiter.check(key, limit)).source);
+      await sleep(5);
+    }
+  })();
+  try {
+    await sleep(200);
+    await disrupt();
+    const deadline = Date.now() + 30_000;
+    while (!limiter.policy.healthy && Date.now() < deadline) await sleep(50);
+    await sleep(300);
+    running = false;
+    await loop;
+    const afterwards = [];
+    for (let i = 0; i < 10; i++) afterwards.push((await limiter.check(key, limit)).source);
+    return { sources, modes, failures, afterwards };
+  } finally {
+    running = false;
+    await loop;
+    await limiter.close();
+  }
+}
+
+/** What every failover run must show: Valkey answered, the policy bridged the gap, Valkey answers again. */
+export function expectFailoverBridged(result: Awaited<ReturnType<typeof decideThroughFailover>>): void {
+  expect(result.sources[0]).toBe("store");
+  expect(result.failures).toBeGreaterThan(0);
+  expect(result.sources).toContain("fallback");
+  expect(result.modes).toEqual(["fallback", "store"]);
+  expect(result.afterwards).toEqual(Array(10).fill("store"));
+}

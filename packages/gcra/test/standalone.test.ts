@@ -1,0 +1,230 @@
+import { freePort, type RedisServer, startRedis, waitFor } from "@spoekit/harness";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createValkeyLimiter, GcraLimit, type PolicyMode, ValkeyStore } from "../src/index.ts";
+import { describeValkeyBehaviour, freshKey } from "./behaviour.ts";
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await startRedis();
+}, 30_000);
+afterAll(async () => {
+  await redis?.stop();
+});
+
+describeValkeyBehaviour(() => ({
+  mode: "standalone",
+  connection: () => ({ nodes: [redis.url], mode: "standalone" }),
+  command: (_key, ...args) => redis.command(...args),
+  onPrimaries: async (...args) => {
+    await redis.command(...args);
+  },
+}));
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe("standalone only", () => {
+  it("logs in as an ACL user, and reports a wrong password as kind auth", async () => {
+    expect(
+      await redis.command(
+        "ACL",
+        "SETUSER",
+        "limiter",
+        "on",
+        ">s3cret",
+        "~gcra:*",
+        "+evalsha",
+        "+eval",
+        "+info",
+        "+ping",
+        "+time",
+        "+get",
+        "+set",
+      ),
+    ).toBe("OK");
+    const limit = new GcraLimit({ rate: 10, burst: 5 });
+    const url = `redis://limiter:s3cret@127.0.0.1:${redis.port}`;
+    const store = new ValkeyStore({ nodes: [url], timeoutMs: 2000 });
+    try {
+      expect(await store.check(freshKey("acl"), limit)).toMatchObject({ allowed: true, source: "store" });
+      expect(store.mode).toBe("standalone");
+      // The ACL user may touch gcra:* only: another prefix is refused with kind auth.
+      const outside = new ValkeyStore({
+        nodes: [url],
+        mode: "standalone",
+        keyPrefix: "other:",
+        timeoutMs: 2000,
+      });
+      const refused = await outside.check("k", limit).catch((e: unknown) => e);
+      await outside.close();
+      expect(refused).toMatchObject({ kind: "auth" });
+    } finally {
+      await store.close();
+    }
+    const wrong = createValkeyLimiter({
+      nodes: [`redis://limiter:wrong@127.0.0.1:${redis.port}`],
+      mode: "standalone",
+      timeoutMs: 200,
+      failurePolicy: "closed",
+    });
+    try {
+      const answer = await wrong.check(freshKey("acl"), limit);
+      expect(answer).toMatchObject({ allowed: false, source: "closed" });
+      expect(wrong.stats().mode).toBe("closed");
+    } finally {
+      await wrong.close();
+    }
+  });
+
+  it("holds the GCRA bound exactly under 4 connections hammering one key", async () => {
+    const limit = new GcraLimit({ emissionIntervalUs: 10_000, burstToleranceUs: 200_000 });
+    const key = freshKey("hammer");
+    const stores = Array.from(
+      { length: 4 },
+      () => new ValkeyStore({ nodes: [redis.url], mode: "standalone", timeoutMs: 5000 }),
+    );
+    const serverTime = async () => {
+      const [s, us] = (await redis.command("TIME")) as string[];
+      return Number(s) * 1_000_000 + Number(us);
+    };
+    try {
+      const start = await serverTime();
+      const end = performance.now() + 3000;
+      let allowed = 0;
+      let denied = 0;
+      await Promise.all(
+        stores.flatMap((store) =>
+          Array.from({ length: 16 }, async () => {
+            while (performance.now() < end) {
+              if ((await store.check(key, limit)).allowed) allowed++;
+              else denied++;
+            }
+          }),
+        ),
+      );
+      const finish = await serverTime();
+      const T = limit.emissionIntervalUs;
+      // Upper bound (safety): every admitted request lies in [start, finish].
+      expect(allowed).toBeLessThanOrEqual(Math.floor((finish - start + limit.burstToleranceUs) / T));
+      // Lower bound (no lost capacity): the key was saturated from the first to the last call;
+      // slack of one emission interval for each end (a call's round trip is below T).
+      expect(allowed).toBeGreaterThanOrEqual(Math.floor((finish - start + limit.burstToleranceUs) / T) - 2);
+      expect(denied).toBeGreaterThan(allowed);
+      // Atomicity: every admitted request advanced the stored TAT by exactly T.
+      const tat = Number(await redis.command("GET", `gcra:${key}`));
+      const firstAdmitted = tat - allowed * T;
+      expect(firstAdmitted).toBeGreaterThanOrEqual(start);
+      expect(firstAdmitted).toBeLessThan(start + T);
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  }, 20_000);
+});
+
+describe("failure policies", () => {
+  it("starts while Valkey is down, falls back, and switches back once it is up", async () => {
+    const port = await freePort();
+    const limit = new GcraLimit({ emissionIntervalUs: 1_000_000, burstToleranceUs: 3_000_000 });
+    const limiter = createValkeyLimiter({
+      nodes: [`redis://127.0.0.1:${port}`],
+      timeoutMs: 100,
+      failurePolicy: "fallback",
+      probeDelayMs: 20,
+      maxProbeDelayMs: 100,
+    });
+    const modes: PolicyMode[] = [];
+    limiter.policy.on("mode", (mode) => modes.push(mode));
+    let late: RedisServer | undefined;
+    try {
+      const key = freshKey("down");
+      const answers = [];
+      for (let i = 0; i < 4; i++) answers.push(await limiter.check(key, limit));
+      // The per-process store enforces the same limit while Valkey is away.
+      expect(answers.map((a) => [a.allowed, a.source])).toEqual([
+        [true, "fallback"],
+        [true, "fallback"],
+        [true, "fallback"],
+        [false, "fallback"],
+      ]);
+      expect(limiter.stats()).toMatchObject({ mode: "fallback", healthy: false, valkeyMode: undefined });
+      late = await startRedis({ port });
+      await waitFor(() => limiter.policy.healthy, {
+        timeoutMs: 10_000,
+        what: "the limiter to use Valkey again",
+      });
+      expect(await limiter.check(freshKey("up"), limit)).toMatchObject({ allowed: true, source: "store" });
+      expect(modes).toEqual(["fallback", "store"]);
+      const stats = limiter.stats();
+      expect(stats.valkeyMode).toBe("standalone");
+      expect(stats.trips).toBe(1);
+      expect(stats.decisions.fallback).toBe(4);
+      expect(stats.failures.timeout + stats.failures.connection).toBeGreaterThan(0);
+    } finally {
+      await limiter.close();
+      await late?.stop();
+    }
+  });
+
+  it("answers open or closed while Valkey is killed, and recovers after a restart (NOSCRIPT included)", async () => {
+    const own = await startRedis();
+    const limit = new GcraLimit({ rate: 100, burst: 20 });
+    const open = createValkeyLimiter({
+      nodes: [own.url],
+      timeoutMs: 100,
+      failurePolicy: "open",
+      probeDelayMs: 20,
+    });
+    const closed = createValkeyLimiter({
+      nodes: [own.url],
+      timeoutMs: 100,
+      failurePolicy: "closed",
+      probeDelayMs: 20,
+    });
+    try {
+      expect((await open.check("a", limit)).source).toBe("store");
+      expect((await closed.check("a", limit)).source).toBe("store");
+      await own.kill();
+      expect(await open.check("a", limit)).toMatchObject({ allowed: true, source: "open" });
+      expect(await closed.check("a", limit)).toMatchObject({
+        allowed: false,
+        source: "closed",
+        retryAfter: 1_000_000,
+      });
+      expect(open.policy.mode).toBe("open");
+      expect(closed.stats().healthy).toBe(false);
+      await own.restart(); // an empty script cache: the first call meets NOSCRIPT
+      await waitFor(() => open.policy.healthy && closed.policy.healthy, {
+        timeoutMs: 10_000,
+        what: "recovery",
+      });
+      expect(await open.check("b", limit)).toMatchObject({ allowed: true, source: "store" });
+      expect(await closed.check("b", limit)).toMatchObject({ allowed: true, source: "store" });
+      expect(open.valkey.stats().failures.script).toBe(0);
+    } finally {
+      await open.close();
+      await closed.close();
+      await own.stop();
+    }
+  });
+
+  it("answers a denied key from the deny cache until its retryAfter, without calling Valkey", async () => {
+    const limiter = createValkeyLimiter({ nodes: [redis.url], timeoutMs: 2000 });
+    const limit = new GcraLimit({ emissionIntervalUs: 100_000, burstToleranceUs: 200_000 });
+    try {
+      const key = freshKey("cache");
+      await limiter.check(key, limit);
+      await limiter.check(key, limit);
+      const denied = await limiter.check(key, limit);
+      expect(denied).toMatchObject({ allowed: false, source: "store" });
+      const calls = limiter.valkey.stats().calls;
+      const cached = await limiter.check(key, limit);
+      expect(cached).toMatchObject({ allowed: false, source: "deny-cache", remaining: 0 });
+      expect(cached.retryAfter).toBeLessThanOrEqual(denied.retryAfter);
+      expect(limiter.valkey.stats().calls).toBe(calls);
+      await sleep(denied.retryAfter / 1000 + 2);
+      expect(await limiter.check(key, limit)).toMatchObject({ allowed: true, source: "store" });
+      expect(limiter.stats().decisions["deny-cache"]).toBe(1);
+    } finally {
+      await limiter.close();
+    }
+  });
+});

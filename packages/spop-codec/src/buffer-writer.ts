@@ -15,7 +15,7 @@ const UINT32_MAX = 2 ** 32 - 1;
 const INT64_MIN = -(1n << 63n);
 const INT64_MAX = (1n << 63n) - 1n;
 const UINT64_MAX = (1n << 64n) - 1n;
-/** Strings shorter than this have a one-byte length varint even if every char takes 3 bytes. */
+/** Strings shorter than this take under 240 UTF-8 bytes, so their length varint is one byte. */
 const SHORT_STRING = 80;
 
 interface WellFormed {
@@ -180,16 +180,10 @@ export class BufferWriter {
         return;
       }
       this.#checkWellFormed(text, field);
+      // At most 3 bytes per UTF-16 unit: fewer than 80 units stay below 240 bytes.
       const written = s.utf8Write(text, start, 3 * length);
-      if (written < 240) {
-        s[this.pos] = written;
-        this.pos = start + written;
-        return;
-      }
-      // Rare: 80+ bytes from fewer than 80 chars; the length varint needs a second byte.
-      s.copyWithin(start + 1, start, start + written);
-      this.uvarint(written);
-      this.pos += written;
+      s[this.pos] = written;
+      this.pos = start + written;
       return;
     }
     this.guard(length, field);

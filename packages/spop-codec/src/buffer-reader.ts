@@ -23,8 +23,8 @@ const UINT32_MAX = 2 ** 32 - 1;
 /** Names longer than this are decoded each time instead of being remembered. */
 const MAX_CACHED_NAME = 64;
 const NAME_SLOTS = 256;
-/** Below this length an ASCII scan in JavaScript beats a call into the native validator. */
-const SHORT_TEXT = 32;
+/** Up to this length an ASCII scan in JavaScript beats a call into the native UTF-8 validator. */
+const SHORT_TEXT = 128;
 const EMPTY = Buffer.alloc(0) as FastBuffer;
 
 function isAscii(buf: Buffer, start: number, end: number): boolean {
@@ -158,6 +158,10 @@ export class BufferReader {
   /** A varint used as an identifier: must be a safe integer. */
   id(field: string): number {
     const at = this.pos;
+    if (at < this.end && (this.buf[at] as number) < 240) {
+      this.pos = at + 1;
+      return this.buf[at] as number;
+    }
     const value = this.varint(field);
     if (typeof value === "bigint") throw this.fail(field, at, `${value} exceeds 2^53 - 1`);
     return value;
@@ -165,12 +169,20 @@ export class BufferReader {
 
   /** A varint length of bytes that must follow within the frame. */
   length(field: string): number {
-    const at = this.pos;
+    const p = this.pos;
+    if (p < this.end) {
+      // Fast path: a one-byte length, the common case for names and short values.
+      const first = this.buf[p] as number;
+      if (first < 240 && first < this.end - p) {
+        this.pos = p + 1;
+        return first;
+      }
+    }
     const value = this.varint(field);
     if (typeof value === "bigint" || value > this.end - this.pos) {
       throw this.fail(
         field,
-        at,
+        p,
         `length ${value} runs past the end of the frame (${this.end - this.pos} bytes left)`,
       );
     }
@@ -239,7 +251,9 @@ export class BufferReader {
   /** TYPED-DATA. */
   typedValue(field: string): TypedValue {
     const at = this.pos;
-    const head = this.byte(field);
+    if (at >= this.end) throw this.#pastEnd(field, at);
+    const head = this.buf[at] as number;
+    this.pos = at + 1;
     const type = head & 0x0f;
     const flags = head & 0xf0;
     if (flags !== 0 && !(type === DataType.BOOL && flags === BOOL_TRUE_FLAG)) {

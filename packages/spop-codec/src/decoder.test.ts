@@ -82,7 +82,7 @@ describe("decodeFrame", () => {
       [FrameType.AGENT_HELLO, "AGENT-HELLO"],
       [FrameType.HAPROXY_DISCONNECT, "HAPROXY-DISCONNECT"],
       [FrameType.AGENT_DISCONNECT, "AGENT-DISCONNECT"],
-    ])("%i (%s) with its KV-list, unknown items included", (type) => {
+    ])("%i (%s) with its KV-list, unknown items included", (type, _name) => {
       const frame = decodeFrame(
         wireFrame({ type, payload: wireItem("status-code", "0304") + wireItem("x-unknown", "0902abcd") }),
       );

@@ -198,7 +198,12 @@ export class FrameReader implements Iterable<Frame> {
   #peekLength(): number {
     const chunk = this.#chunk;
     let at = this.#offset;
-    if (chunk.length - at >= FRAME_LENGTH_BYTES) return chunk.readUInt32BE(at);
+    if (chunk.length - at >= FRAME_LENGTH_BYTES) {
+      return (
+        (chunk[at] as number) * 0x1000000 +
+        (((chunk[at + 1] as number) << 16) | ((chunk[at + 2] as number) << 8) | (chunk[at + 3] as number))
+      );
+    }
     let value = 0;
     let current = chunk;
     let index = this.#head;

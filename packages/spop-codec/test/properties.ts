@@ -85,67 +85,90 @@ const bodyArb = fc.tuple(
   fc.uint8Array({ maxLength: 120 }),
 );
 
-const properties: Record<PropertyName, () => fc.IPropertyWithHooks<never> | fc.IProperty<never>> = {
-  roundTrip: () =>
-    fc.property(frameArb, (frame) => {
-      const bytes = encodeFrame(frame, { maxFrameSize: MAX });
-      const decoded = decodeFrame(bytes, { fragmentation: true, maxFrameSize: MAX });
-      assert.deepEqual(comparable(decoded), comparable(frame));
-    }) as fc.IProperty<never>,
-  stream: () =>
-    fc.property(
-      fc.array(wholeFrameArb, { minLength: 1, maxLength: 6 }).chain((frames) => {
-        const bytes = Buffer.concat(frames.map((frame) => encodeFrame(frame, { maxFrameSize: MAX })));
-        return fc.tuple(fc.constant(frames), fc.constant(bytes), cutsArb(bytes.length));
+interface RunParameters {
+  numRuns: number;
+  seed?: number;
+}
+
+const properties: Record<PropertyName, (parameters: RunParameters) => void> = {
+  roundTrip: (parameters) =>
+    fc.assert(
+      fc.property(frameArb, (frame) => {
+        const bytes = encodeFrame(frame, { maxFrameSize: MAX });
+        const decoded = decodeFrame(bytes, { fragmentation: true, maxFrameSize: MAX });
+        assert.deepEqual(comparable(decoded), comparable(frame));
       }),
-      ([frames, bytes, cuts]) => {
-        const reader = new FrameReader({ maxFrameSize: MAX });
-        const out: Frame[] = [];
-        for (const chunk of split(bytes, cuts)) {
-          reader.push(chunk);
-          out.push(...reader);
-        }
-        reader.end();
-        assert.deepEqual(out.map(comparable), frames.map(comparable));
-      },
-    ) as fc.IProperty<never>,
-  randomBytes: () =>
-    fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) =>
-      decodesCanonicallyOrRefuses(Buffer.from(bytes)),
-    ) as fc.IProperty<never>,
-  randomBodies: () =>
-    fc.property(bodyArb, ([type, rest]) => {
-      const bytes = Buffer.alloc(5 + rest.length);
-      bytes.writeUInt32BE(1 + rest.length);
-      bytes[4] = type;
-      bytes.set(rest, 5);
-      decodesCanonicallyOrRefuses(bytes);
-    }) as fc.IProperty<never>,
-  randomStreams: () =>
-    fc.property(
-      fc
-        .uint8Array({ maxLength: 400 })
-        .chain((bytes) => fc.tuple(fc.constant(Buffer.from(bytes)), cutsArb(bytes.length))),
-      fc.boolean(),
-      ([bytes, cuts], fragmentation) => streamsOrRefuses(split(bytes, cuts), fragmentation),
-    ) as fc.IProperty<never>,
-  mutatedFixtures: () =>
-    fc.property(
-      fc.nat(capturedFrames.length - 1),
-      fc.array(mutationArb, { minLength: 1, maxLength: 4 }),
-      fc.boolean(),
-      (index, mutations, fixPrefix) => {
-        const bytes = mutate((capturedFrames[index] as (typeof capturedFrames)[number]).bytes, mutations);
-        if (fixPrefix && bytes.length >= 4) bytes.writeUInt32BE(bytes.length - 4);
+      parameters,
+    ),
+  stream: (parameters) =>
+    fc.assert(
+      fc.property(
+        fc.array(wholeFrameArb, { minLength: 1, maxLength: 6 }).chain((frames) => {
+          const bytes = Buffer.concat(frames.map((frame) => encodeFrame(frame, { maxFrameSize: MAX })));
+          return fc.tuple(fc.constant(frames), fc.constant(bytes), cutsArb(bytes.length));
+        }),
+        ([frames, bytes, cuts]) => {
+          const reader = new FrameReader({ maxFrameSize: MAX });
+          const out: Frame[] = [];
+          for (const chunk of split(bytes, cuts)) {
+            reader.push(chunk);
+            out.push(...reader);
+          }
+          reader.end();
+          assert.deepEqual(out.map(comparable), frames.map(comparable));
+        },
+      ),
+      parameters,
+    ),
+  randomBytes: (parameters) =>
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) =>
+        decodesCanonicallyOrRefuses(Buffer.from(bytes)),
+      ),
+      parameters,
+    ),
+  randomBodies: (parameters) =>
+    fc.assert(
+      fc.property(bodyArb, ([type, rest]) => {
+        const bytes = Buffer.alloc(5 + rest.length);
+        bytes.writeUInt32BE(1 + rest.length);
+        bytes[4] = type;
+        bytes.set(rest, 5);
         decodesCanonicallyOrRefuses(bytes);
-        streamsOrRefuses(split(bytes, [1, 5, 17, 40]), true);
-      },
-    ) as fc.IProperty<never>,
+      }),
+      parameters,
+    ),
+  randomStreams: (parameters) =>
+    fc.assert(
+      fc.property(
+        fc
+          .uint8Array({ maxLength: 400 })
+          .chain((bytes) => fc.tuple(fc.constant(Buffer.from(bytes)), cutsArb(bytes.length))),
+        fc.boolean(),
+        ([bytes, cuts], fragmentation) => streamsOrRefuses(split(bytes, cuts), fragmentation),
+      ),
+      parameters,
+    ),
+  mutatedFixtures: (parameters) =>
+    fc.assert(
+      fc.property(
+        fc.nat(capturedFrames.length - 1),
+        fc.array(mutationArb, { minLength: 1, maxLength: 4 }),
+        fc.boolean(),
+        (index, mutations, fixPrefix) => {
+          const bytes = mutate((capturedFrames[index] as (typeof capturedFrames)[number]).bytes, mutations);
+          if (fixPrefix && bytes.length >= 4) bytes.writeUInt32BE(bytes.length - 4);
+          decodesCanonicallyOrRefuses(bytes);
+          streamsOrRefuses(split(bytes, [1, 5, 17, 40]), true);
+        },
+      ),
+      parameters,
+    ),
 };
 
 /** Runs one property `runs` times (seeded when `seed` is given); throws with fast-check's report on failure. */
 export function checkProperty(name: PropertyName, runs: number, seed?: number): void {
-  fc.assert(properties[name](), seed === undefined ? { numRuns: runs } : { numRuns: runs, seed });
+  properties[name](seed === undefined ? { numRuns: runs } : { numRuns: runs, seed });
 }
 
 /** The runs the test suite makes: 107 000 cases in all. */

@@ -6,6 +6,7 @@
 import { isUtf8 } from "node:buffer";
 import { BOOL_TRUE_FLAG, DataType } from "./constants.ts";
 import { invalidFrame, type SpopError } from "./errors.ts";
+import { canonicalInteger, INT32_MAX, INT32_MIN, UINT32_MAX, UINT64_MAX } from "./limits.ts";
 import { boolValue, nullValue, type StringValue, type TypedValue } from "./types.ts";
 
 /** Buffer's string fast paths (defined on Buffer.prototype by Node, not in its typings). */
@@ -15,11 +16,6 @@ export interface FastBuffer extends Buffer {
   utf8Write(text: string, offset: number, length: number): number;
 }
 
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-const MAX_UINT64 = (1n << 64n) - 1n;
-const INT32_MIN = -(2 ** 31);
-const INT32_MAX = 2 ** 31 - 1;
-const UINT32_MAX = 2 ** 32 - 1;
 /** Names longer than this are decoded each time instead of being remembered. */
 const MAX_CACHED_NAME = 64;
 const NAME_SLOTS = 256;
@@ -146,9 +142,9 @@ export class BufferReader {
       const b = buf[p++] as number;
       value += BigInt(b) << shift;
       if (b < 128) {
-        if (value > MAX_UINT64) throw this.fail(field, start, "varint value exceeds 64 bits");
+        if (value > UINT64_MAX) throw this.fail(field, start, "varint value exceeds 64 bits");
         this.pos = p;
-        return value <= MAX_SAFE ? Number(value) : value;
+        return canonicalInteger(value);
       }
       shift += 7n;
     }
@@ -244,8 +240,7 @@ export class BufferReader {
   int64(field: string): number | bigint {
     const raw = this.varint(field);
     if (typeof raw === "number") return raw;
-    const value = BigInt.asIntN(64, raw);
-    return value >= -MAX_SAFE && value <= MAX_SAFE ? Number(value) : value;
+    return canonicalInteger(BigInt.asIntN(64, raw));
   }
 
   /** TYPED-DATA. */

@@ -7,14 +7,9 @@
 import type { FastBuffer } from "./buffer-reader.ts";
 import { DataType, DisconnectStatus } from "./constants.ts";
 import { invalidFrame, SpopError } from "./errors.ts";
+import { INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, UINT32_MAX, UINT64_MAX } from "./limits.ts";
 import type { TypedValue } from "./types.ts";
 
-const INT32_MIN = -(2 ** 31);
-const INT32_MAX = 2 ** 31 - 1;
-const UINT32_MAX = 2 ** 32 - 1;
-const INT64_MIN = -(1n << 63n);
-const INT64_MAX = (1n << 63n) - 1n;
-const UINT64_MAX = (1n << 64n) - 1n;
 /** Strings shorter than this take under 240 UTF-8 bytes, so their length varint is one byte. */
 const SHORT_STRING = 80;
 

@@ -14,6 +14,7 @@ import {
   type Scope,
 } from "./constants.ts";
 import { SpopError } from "./errors.ts";
+import { SCOPE_MAX } from "./limits.ts";
 import type { Action, FragmentFrame, Frame, KVItem, Message } from "./types.ts";
 
 /** Options of {@link decodeFrame} and {@link FrameReader}. */
@@ -29,8 +30,6 @@ export interface DecodeOptions {
    */
   fragmentation?: boolean;
 }
-
-const SCOPE_MAX = 4;
 
 /** Checks a frame's LENGTH (the value of its prefix) against 0 and the maximum. */
 export function checkFrameLength(length: number, maxFrameSize: number): void {

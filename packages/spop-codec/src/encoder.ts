@@ -16,6 +16,7 @@ import {
 } from "./constants.ts";
 import { checkMaxFrameSize } from "./decoder.ts";
 import { invalidFrame, SpopError } from "./errors.ts";
+import { SCOPE_MAX, UINT32_MAX } from "./limits.ts";
 import type { AckFrame, Action, FragmentFrame, Frame, KVList, Message, NotifyFrame } from "./types.ts";
 import { varintLength } from "./varint.ts";
 
@@ -29,9 +30,7 @@ export interface FrameWriterOptions {
 
 /** TYPE + FLAGS + two 10-byte varints. */
 const MAX_HEADER_BYTES = 1 + 4 + 10 + 10;
-const SCOPE_MAX = 4;
 const MAX_NB_ARGS = 255;
-const UINT32_MAX = 0xffffffff;
 
 function checkId(id: number, field: string): void {
   if (!Number.isSafeInteger(id) || id < 0)

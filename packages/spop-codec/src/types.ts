@@ -8,6 +8,7 @@
  */
 import { type ActionType, DataType, type FrameType, type Scope } from "./constants.ts";
 import { parseIp } from "./ip.ts";
+import { canonicalInteger } from "./limits.ts";
 
 /** NULL: a missing sample. */
 export interface NullValue {
@@ -97,17 +98,6 @@ export function boolValue(flag: boolean): BoolValue {
   return flag ? TRUE_VALUE : FALSE_VALUE;
 }
 
-function canonicalInteger(value: number | bigint): number | bigint {
-  if (
-    typeof value === "bigint" &&
-    value >= BigInt(Number.MIN_SAFE_INTEGER) &&
-    value <= BigInt(Number.MAX_SAFE_INTEGER)
-  ) {
-    return Number(value);
-  }
-  return value;
-}
-
 function address(type: typeof DataType.IPV4 | typeof DataType.IPV6, value: string | Uint8Array): Uint8Array {
   return typeof value === "string" ? parseIp(value, type === DataType.IPV4 ? 4 : 6) : value;
 }
@@ -127,7 +117,10 @@ export const TypedValue = {
   bool: boolValue,
   int32: (value: number): Int32Value => ({ type: DataType.INT32, value }),
   uint32: (value: number): Uint32Value => ({ type: DataType.UINT32, value }),
-  int64: (value: number | bigint): Int64Value => ({ type: DataType.INT64, value: canonicalInteger(value) }),
+  int64: (value: number | bigint): Int64Value => ({
+    type: DataType.INT64,
+    value: canonicalInteger(value),
+  }),
   uint64: (value: number | bigint): Uint64Value => ({
     type: DataType.UINT64,
     value: canonicalInteger(value),

@@ -53,153 +53,72 @@ export interface ExpectedFrame {
 
 const hello26 = "5408fba3-2958-4286-884a-39347c84d24a";
 const hello35 = "b085b38a-0ba2-4c03-aaee-c1c1f783cf3b";
+const text = (value: string): ExpectedValue => ({ type: "STRING", value });
 const loopback: ExpectedValue = { type: "IPV4", value: "127.0.0.1" };
 const ipv6Loopback: ExpectedValue = { type: "IPV6", value: "::1" };
 const xff: ExpectedValue = { type: "IPV4", value: "203.0.113.7" };
 const none: ExpectedValue = { type: "NULL" };
 
-function helloItems(capabilities: string, last: [string, ExpectedValue]): [string, ExpectedValue][] {
-  return [
-    ["supported-versions", { type: "STRING", value: "2.0" }],
-    ["max-frame-size", { type: "UINT32", value: 16380 }],
-    ["capabilities", { type: "STRING", value: capabilities }],
-    last,
-  ];
+function hello(capabilities: string, last: [string, ExpectedValue]): ExpectedFrame {
+  return {
+    type: "HAPROXY-HELLO",
+    streamId: 0,
+    frameId: 0,
+    items: [
+      ["supported-versions", text("2.0")],
+      ["max-frame-size", { type: "UINT32", value: 16380 }],
+      ["capabilities", text(capabilities)],
+      last,
+    ],
+  };
 }
+
+/** The NOTIFY of the `check-rate` message: `args ip_fwd=… ip_xff=… ip_src=src`, frame-id 1. */
+function checkRate(
+  streamId: number,
+  ipFwd: ExpectedValue,
+  ipXff: ExpectedValue,
+  ipSrc: ExpectedValue,
+): ExpectedFrame {
+  return {
+    type: "NOTIFY",
+    streamId,
+    frameId: 1,
+    items: [
+      ["ip_fwd", ipFwd],
+      ["ip_xff", ipXff],
+      ["ip_src", ipSrc],
+    ],
+  };
+}
+
+const healthcheck = hello("", ["healthcheck", { type: "BOOL", value: true }]);
 
 /** What each captured frame says, in capture order (parallel to {@link capturedFrames}). */
 export const expectedFrames: ExpectedFrame[] = [
-  {
-    type: "HAPROXY-HELLO",
-    streamId: 0,
-    frameId: 0,
-    items: helloItems("pipelining,async", ["engine-id", { type: "STRING", value: hello26 }]),
-  },
-  {
-    type: "HAPROXY-HELLO",
-    streamId: 0,
-    frameId: 0,
-    items: helloItems("", ["healthcheck", { type: "BOOL", value: true }]),
-  },
-  {
-    type: "NOTIFY",
-    streamId: 0,
-    frameId: 1,
-    items: [
-      ["ip_fwd", none],
-      ["ip_xff", none],
-      ["ip_src", loopback],
-    ],
-  },
-  {
-    type: "NOTIFY",
-    streamId: 2,
-    frameId: 1,
-    items: [
-      ["ip_fwd", none],
-      ["ip_xff", xff],
-      ["ip_src", loopback],
-    ],
-  },
-  {
-    type: "NOTIFY",
-    streamId: 4,
-    frameId: 1,
-    items: [
-      ["ip_fwd", { type: "STRING", value: 'for="[2001:db8::1]:4711";proto=https' }],
-      ["ip_xff", none],
-      ["ip_src", loopback],
-    ],
-  },
-  {
-    type: "NOTIFY",
-    streamId: 5,
-    frameId: 1,
-    items: [
-      ["ip_fwd", { type: "STRING", value: "for=198.51.100.17" }],
-      ["ip_xff", xff],
-      ["ip_src", loopback],
-    ],
-  },
-  {
-    type: "NOTIFY",
-    streamId: 6,
-    frameId: 1,
-    items: [
-      ["ip_fwd", none],
-      ["ip_xff", none],
-      ["ip_src", ipv6Loopback],
-    ],
-  },
+  // HAProxy 2.6.12: ip_fwd is the raw Forwarded header (no rfc7239 converters before 2.8).
+  hello("pipelining,async", ["engine-id", text(hello26)]),
+  healthcheck,
+  checkRate(0, none, none, loopback),
+  checkRate(2, none, xff, loopback),
+  checkRate(4, text('for="[2001:db8::1]:4711";proto=https'), none, loopback),
+  checkRate(5, text("for=198.51.100.17"), xff, loopback),
+  checkRate(6, none, none, ipv6Loopback),
   {
     type: "HAPROXY-DISCONNECT",
     streamId: 0,
     frameId: 0,
     items: [
       ["status-code", { type: "UINT32", value: 0 }],
-      ["message", { type: "STRING", value: "normal" }],
+      ["message", text("normal")],
     ],
   },
-  {
-    type: "HAPROXY-HELLO",
-    streamId: 0,
-    frameId: 0,
-    items: helloItems("pipelining", ["engine-id", { type: "STRING", value: hello35 }]),
-  },
-  {
-    type: "HAPROXY-HELLO",
-    streamId: 0,
-    frameId: 0,
-    items: helloItems("", ["healthcheck", { type: "BOOL", value: true }]),
-  },
-  {
-    type: "NOTIFY",
-    streamId: 1,
-    frameId: 1,
-    items: [
-      ["ip_fwd", none],
-      ["ip_xff", none],
-      ["ip_src", loopback],
-    ],
-  },
-  {
-    type: "NOTIFY",
-    streamId: 3,
-    frameId: 1,
-    items: [
-      ["ip_fwd", none],
-      ["ip_xff", xff],
-      ["ip_src", loopback],
-    ],
-  },
-  {
-    type: "NOTIFY",
-    streamId: 5,
-    frameId: 1,
-    items: [
-      ["ip_fwd", { type: "IPV6", value: "2001:db8::1" }],
-      ["ip_xff", none],
-      ["ip_src", loopback],
-    ],
-  },
-  {
-    type: "NOTIFY",
-    streamId: 7,
-    frameId: 1,
-    items: [
-      ["ip_fwd", { type: "IPV4", value: "198.51.100.17" }],
-      ["ip_xff", xff],
-      ["ip_src", loopback],
-    ],
-  },
-  {
-    type: "NOTIFY",
-    streamId: 9,
-    frameId: 1,
-    items: [
-      ["ip_fwd", none],
-      ["ip_xff", none],
-      ["ip_src", ipv6Loopback],
-    ],
-  },
+  // HAProxy 3.5-dev5: ip_fwd is the address the rfc7239 converters extract.
+  hello("pipelining", ["engine-id", text(hello35)]),
+  healthcheck,
+  checkRate(1, none, none, loopback),
+  checkRate(3, none, xff, loopback),
+  checkRate(5, { type: "IPV6", value: "2001:db8::1" }, none, loopback),
+  checkRate(7, { type: "IPV4", value: "198.51.100.17" }, xff, loopback),
+  checkRate(9, none, none, ipv6Loopback),
 ];

@@ -283,6 +283,14 @@ describe("FrameReader", () => {
       });
     });
 
+    it("refuses a reassembly limit that is no size", () => {
+      for (const maxReassembledSize of [-1, 0.5, Number.POSITIVE_INFINITY]) {
+        expectSpopError(() => new FrameReader({ fragmentation: true, maxReassembledSize }), {
+          status: DisconnectStatus.BAD_FRAME_SIZE,
+        });
+      }
+    });
+
     it("reports a reassembled payload that does not decode", () => {
       const reader = new FrameReader({ fragmentation: true });
       reader.push(wireFrame({ type: FrameType.NOTIFY, flags: 0, streamId: 1, frameId: 1, payload: "05" }));

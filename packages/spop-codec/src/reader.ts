@@ -93,7 +93,14 @@ export class FrameReader implements Iterable<Frame> {
   constructor(options: FrameReaderOptions = {}) {
     this.#maxFrameSize = checkMaxFrameSize(options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE);
     this.#fragmentation = options.fragmentation ?? false;
-    this.#maxReassembledSize = options.maxReassembledSize ?? DEFAULT_MAX_REASSEMBLED_SIZE;
+    const maxReassembledSize = options.maxReassembledSize ?? DEFAULT_MAX_REASSEMBLED_SIZE;
+    if (!Number.isSafeInteger(maxReassembledSize) || maxReassembledSize < 0) {
+      throw new SpopError(
+        DisconnectStatus.BAD_FRAME_SIZE,
+        `maxReassembledSize ${maxReassembledSize} is not a non-negative integer`,
+      );
+    }
+    this.#maxReassembledSize = maxReassembledSize;
   }
 
   /** The largest LENGTH accepted for the next frames (bytes after the 4-byte prefix). */

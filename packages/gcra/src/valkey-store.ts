@@ -5,6 +5,7 @@ import type { Cluster, Redis } from "iovalkey";
 import {
   createClient,
   detectMode,
+  loadCaFile,
   type ValkeyConnectionOptions,
   type ValkeyMode,
   validateConnection,
@@ -116,6 +117,8 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
   #connecting: Promise<void> | undefined;
   #readyWait: Promise<void> | undefined;
   #detectTimer: NodeJS.Timeout | undefined;
+  /** Why the last attempt to connect (or to detect the mode) failed; cleared once ready. */
+  #connectionError: Error | undefined;
   #lastRefresh = Number.NEGATIVE_INFINITY;
   #closed = false;
   #calls = 0;
@@ -161,7 +164,10 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
       this.#attach(options.client, options.client.isCluster ? "cluster" : "standalone");
       return;
     }
-    const connection = { ...options, nodes: options.nodes ?? [] } satisfies ValkeyConnectionOptions;
+    const connection = loadCaFile({
+      ...options,
+      nodes: options.nodes ?? [],
+    } satisfies ValkeyConnectionOptions);
     validateConnection(connection);
     const mode = connection.mode ?? "auto";
     if (mode === "auto") {
@@ -372,8 +378,13 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
     const ready = await this.#waitUntil(this.#whenReady(), deadline);
     const client = this.#client;
     if (!ready || client === undefined) {
-      const detail = this.#mode === undefined ? "no Valkey node answered yet" : "not connected to Valkey";
-      throw this.#failed(new GcraStoreError("timeout", `${detail} within ${this.#timeoutMs} ms`), started);
+      const detail = `${this.#mode === undefined ? "no Valkey node answered yet" : "not connected to Valkey"} within ${this.#timeoutMs} ms`;
+      const cause = this.#connectionError;
+      // Say why when the last attempt to connect failed: refused, a TLS handshake, a password.
+      const error = cause
+        ? new GcraStoreError(toStoreError(cause).kind, `${detail}: ${cause.message}`, { cause })
+        : new GcraStoreError("timeout", detail);
+      throw this.#failed(error, started);
     }
     return this.#call(client, storageKey, limit, cost, started, deadline, false);
   }
@@ -432,9 +443,17 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
   #attach(client: Redis | Cluster, mode: ValkeyMode): void {
     this.#mode = mode;
     this.#client = client;
-    // Connection errors surface through the calls that fail; without a listener iovalkey would
-    // print each one.
-    if (this.#ownsClient) client.on("error", () => {});
+    // Connection errors surface through the calls that fail (without a listener iovalkey would
+    // print each one); the last one says why calls wait in vain.
+    if (this.#ownsClient) {
+      client.on("error", (error: Error) => {
+        // iovalkey also reports the commands it drops on a disconnect; the socket's error says why.
+        if (error.name !== "MaxRetriesPerRequestError") this.#connectionError = error;
+      });
+      client.on("ready", () => {
+        this.#connectionError = undefined;
+      });
+    }
     this.emit("mode", mode);
   }
 
@@ -453,8 +472,9 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
             this.#attach(createClient(connection, mode), mode);
             attached();
           },
-          () => {
+          (error: unknown) => {
             if (this.#closed) return;
+            this.#connectionError = error instanceof Error ? error : new Error(String(error));
             const delay = DETECT_DELAYS_MS[Math.min(count, DETECT_DELAYS_MS.length - 1)] as number;
             this.#detectTimer = setTimeout(() => attempt(count + 1), delay);
             this.#detectTimer.unref();

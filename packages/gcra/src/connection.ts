@@ -206,7 +206,11 @@ export function createClient(options: ValkeyConnectionOptions, mode: ValkeyMode)
     }
     case "cluster": {
       const clusterOptions: ClusterOptions = {
-        enableAutoPipelining: true,
+        // iovalkey's cluster auto-pipelining groups commands by the slot of their first argument,
+        // which for EVALSHA is the script's SHA, not the key: concurrent decisions for keys on
+        // different nodes would land in one pipeline, which it then rejects whole. The store
+        // coalesces each node's writes itself instead.
+        enableAutoPipelining: false,
         enableOfflineQueue: false,
         // Fail fast instead of retrying past the caller's deadline; the slot map is refreshed
         // periodically and after errors, and the failure policy answers meanwhile.

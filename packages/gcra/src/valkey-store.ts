@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { Writable } from "node:stream";
+import clusterKeySlot from "cluster-key-slot";
 import type { Cluster, Redis } from "iovalkey";
 import {
   createClient,
@@ -22,6 +23,7 @@ export interface ValkeyStoreOptions extends Partial<ValkeyConnectionOptions> {
   /**
    * An iovalkey `Redis` or `Cluster` to use instead of `nodes`. The store leaves its options
    * alone (its own queueing and retries then apply); `close()` does not quit a client passed in.
+   * A `Cluster` must not have `enableAutoPipelining` (see the README).
    */
   readonly client?: Redis | Cluster;
   /** Prepended to every key. Default `"gcra:"`. */
@@ -42,9 +44,9 @@ export interface ValkeyStoreOptions extends Partial<ValkeyConnectionOptions> {
   readonly retentionMs?: number;
   /**
    * Auto-pipelining: decisions issued in the same tick of the event loop are written to the
-   * connection together, in batches of at most `maxBatch` (default 16), so they share round trips
-   * and system calls while Valkey already works on the first batch. `false` writes each command
-   * on its own. (Cluster mode always uses iovalkey's per-node auto-pipelining.)
+   * connection (in cluster mode: to each node's connection) together, in batches of at most
+   * `maxBatch` (default 16), so they share round trips and system calls while Valkey already
+   * works on the first batch. `false` writes each command on its own.
    */
   readonly pipelining?: false | { readonly maxBatch?: number };
   /** Monotonic clock in integer µs, for deadlines and latency. Default `performance.now()` in µs. */
@@ -110,9 +112,11 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
   readonly #maxBatch: number;
   readonly #deadlines: DeadlineQueue;
   #client: Redis | Cluster | undefined;
-  /** The connection's stream while commands are being coalesced (standalone and sentinel). */
-  #corked: Writable | undefined;
-  #batched = 0;
+  /** Connections whose writes are being coalesced in this tick, and commands in each batch. */
+  readonly #corked: Writable[] = [];
+  readonly #batched: number[] = [];
+  /** Cluster mode: the connection to each node, by `host:port` as the slot map names them. */
+  readonly #nodes = new Map<string, Redis>();
   #mode: ValkeyMode | undefined;
   #connecting: Promise<void> | undefined;
   #readyWait: Promise<void> | undefined;
@@ -161,6 +165,11 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
     this.#ownsClient = options.client === undefined;
     if (options.client) {
       if (options.nodes) throw new RangeError("give either client or nodes, not both");
+      if (options.client.isCluster && options.client.options.enableAutoPipelining) {
+        throw new RangeError(
+          "a Cluster client with enableAutoPipelining would pipeline decisions for keys on different nodes together, which iovalkey rejects: turn it off (the store coalesces writes itself)",
+        );
+      }
       this.#attach(options.client, options.client.isCluster ? "cluster" : "standalone");
       return;
     }
@@ -319,7 +328,7 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
         clearTimeout(timer);
         reject(this.#failed(toStoreError(error), started));
       };
-      this.#coalesce(client);
+      this.#coalesce(this.#streamFor(client, storageKey));
       client
         .evalsha(GCRA_SCRIPT_SHA, 1, storageKey, interval, tolerance, units, retention)
         .then(answered, (error) => {
@@ -336,34 +345,53 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
     });
   }
 
+  /** The primary serving `storageKey`'s slot, per the cluster client's slot map. */
+  #primaryFor(storageKey: string): string | undefined {
+    return (this.#client as Cluster).slots[clusterKeySlot(storageKey)]?.[0];
+  }
+
+  /** The connection a command for `storageKey` is written to, when it is ready for writes. */
+  #streamFor(client: Redis | Cluster, storageKey: string): Writable | undefined {
+    if (this.#maxBatch === 0) return undefined;
+    let connection: Redis | undefined;
+    if (this.#mode === "cluster") {
+      const primary = this.#primaryFor(storageKey);
+      connection = primary === undefined ? undefined : this.#nodes.get(primary);
+    } else {
+      connection = client as Redis;
+    }
+    return connection !== undefined && readyOrNot(connection) ? (connection.stream as Writable) : undefined;
+  }
+
   /**
-   * Auto-pipelining for a single connection: cork its stream at the first command of a tick and
-   * uncork it at the end of the tick, or every `maxBatch` commands — one write per batch.
+   * Auto-pipelining: cork a connection's stream at its first command of a tick and uncork it at
+   * the end of the tick, or every `maxBatch` commands — one write per batch and connection.
    */
-  #coalesce(client: Redis | Cluster): void {
-    if (this.#maxBatch === 0 || this.#mode === "cluster") return;
-    const stream = (client as Redis).stream as Writable | undefined;
+  #coalesce(stream: Writable | undefined): void {
     if (stream === undefined) return;
-    if (this.#corked === stream) {
-      if (++this.#batched >= this.#maxBatch) {
+    const at = this.#corked.indexOf(stream);
+    if (at >= 0) {
+      const batched = (this.#batched[at] as number) + 1;
+      if (batched >= this.#maxBatch) {
         stream.uncork();
         stream.cork();
-        this.#batched = 0;
+        this.#batched[at] = 0;
+      } else {
+        this.#batched[at] = batched;
       }
       return;
     }
-    this.#flush();
+    if (this.#corked.length === 0) process.nextTick(this.#flush);
     stream.cork();
-    this.#corked = stream;
-    this.#batched = 1;
-    process.nextTick(this.#flush);
+    this.#corked.push(stream);
+    this.#batched.push(1);
   }
 
   readonly #flush = (): void => {
-    const stream = this.#corked;
-    if (stream === undefined) return;
-    this.#corked = undefined;
-    stream.uncork();
+    const corked = this.#corked;
+    for (let i = 0; i < corked.length; i++) (corked[i] as Writable).uncork();
+    corked.length = 0;
+    this.#batched.length = 0;
   };
 
   /** The slow path: wait (within the deadline) for the mode to be known and the client to be ready. */
@@ -443,6 +471,15 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
   #attach(client: Redis | Cluster, mode: ValkeyMode): void {
     this.#mode = mode;
     this.#client = client;
+    if (mode === "cluster") {
+      const cluster = client as Cluster;
+      const nodeKey = (node: Redis) => `${node.options.host}:${node.options.port}`;
+      for (const node of cluster.nodes()) this.#nodes.set(nodeKey(node), node);
+      cluster.on("+node", (node: Redis) => this.#nodes.set(nodeKey(node), node));
+      cluster.on("-node", (node: Redis) => {
+        if (this.#nodes.get(nodeKey(node)) === node) this.#nodes.delete(nodeKey(node));
+      });
+    }
     // Connection errors surface through the calls that fail (without a listener iovalkey would
     // print each one); the last one says why calls wait in vain.
     if (this.#ownsClient) {

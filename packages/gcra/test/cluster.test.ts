@@ -1,6 +1,6 @@
 import { type RedisCluster, startCluster } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GcraLimit, ValkeyStore } from "../src/index.ts";
+import { type GcraDecision, GcraLimit, ValkeyStore } from "../src/index.ts";
 import {
   decideThroughFailover,
   describeValkeyBehaviour,
@@ -10,7 +10,13 @@ import {
 
 let cluster: RedisCluster;
 beforeAll(async () => {
-  cluster = await startCluster({ primaries: 3, replicasPerPrimary: 1, nodeTimeoutMs: 1000 });
+  cluster = await startCluster({
+    primaries: 3,
+    replicasPerPrimary: 1,
+    nodeTimeoutMs: 1000,
+    // Shards that are up keep serving while another has no live primary (see the README).
+    args: ["--cluster-require-full-coverage", "no"],
+  });
 }, 60_000);
 afterAll(async () => {
   await cluster?.stop();
@@ -74,4 +80,43 @@ describe("cluster only", () => {
     );
     expectFailoverBridged(result);
   }, 60_000);
+});
+
+describe("cluster shards", () => {
+  /** Three of cost 1 pass at one instant, the fourth is denied. */
+  const limit = new GcraLimit({ emissionIntervalUs: 10_000_000, burstToleranceUs: 30_000_000 });
+  const prefix = "gcra:";
+
+  /** Fresh keys, `perShard` for each primary, grouped by the primary's port. */
+  async function keysByShard(perShard: number): Promise<Map<number, string[]>> {
+    const primaries = await cluster.primaries();
+    const byShard = new Map<number, string[]>(primaries.map((node) => [node.port, []]));
+    while ([...byShard.values()].some((keys) => keys.length < perShard)) {
+      const key = freshKey("shard");
+      const keys = byShard.get((await cluster.primaryFor(prefix + key)).port);
+      if (keys && keys.length < perShard) keys.push(key);
+    }
+    return byShard;
+  }
+
+  async function burst(check: (key: string) => Promise<GcraDecision>, key: string): Promise<string[]> {
+    const answers: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const { allowed, source } = await check(key);
+      answers.push(`${allowed ? "allowed" : "denied"} by ${source}`);
+    }
+    return answers;
+  }
+  const exact = ["allowed by store", "allowed by store", "allowed by store", "denied by store"];
+
+  it("decides concurrently for keys on every shard", async () => {
+    const store = new ValkeyStore({ nodes: [...cluster.urls], mode: "cluster", timeoutMs: 2000 });
+    try {
+      const keys = [...(await keysByShard(8)).values()].flat();
+      const answers = await Promise.all(keys.map((key) => burst((k) => store.check(k, limit), key)));
+      expect(answers).toEqual(keys.map(() => exact));
+    } finally {
+      await store.close();
+    }
+  });
 });

@@ -16,7 +16,7 @@ import { FAILURE_KINDS, type FailureKind, GcraStoreError, toStoreError } from ".
 import { decision, type GcraDecision, monotonicMicros } from "./gcra.ts";
 import { type GcraLimit, invalidInput } from "./limit.ts";
 import { GCRA_SCRIPT } from "./script.ts";
-import type { GcraStore } from "./store.ts";
+import { ALL_KEYS, type GcraStore } from "./store.ts";
 
 /** Options of {@link ValkeyStore}: where Valkey is (or a ready-made client) and how to use it. */
 export interface ValkeyStoreOptions extends Partial<ValkeyConnectionOptions> {
@@ -204,6 +204,28 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
   /** The Valkey key a rate-limit key is stored under. */
   storageKey(key: string): string {
     return this.#hashTag ? `${this.#keyPrefix}{${key}}` : this.#keyPrefix + key;
+  }
+
+  /**
+   * The partition holding `key`: in cluster mode the `host:port` of the primary that serves the
+   * key's slot (per the client's slot map, which follows failovers); otherwise, and while the
+   * slot map is unknown, {@link ALL_KEYS}. A {@link PolicyStore} keeps one circuit per partition,
+   * so a failing shard hands only its own keys to the failure policy.
+   */
+  partitionOf(key: string): string {
+    if (this.#mode !== "cluster") return ALL_KEYS;
+    return this.#primaryFor(this.storageKey(key)) ?? ALL_KEYS;
+  }
+
+  /** Every partition known now: the primaries serving slots in cluster mode, else {@link ALL_KEYS}. */
+  partitions(): readonly string[] {
+    if (this.#mode !== "cluster") return [ALL_KEYS];
+    const primaries = new Set<string>();
+    for (const owners of (this.#client as Cluster).slots) {
+      const primary = owners?.[0];
+      if (primary !== undefined) primaries.add(primary);
+    }
+    return primaries.size > 0 ? [...primaries] : [ALL_KEYS];
   }
 
   /** Counters since construction. */

@@ -191,6 +191,9 @@ describe("failure policies", () => {
       });
       expect(open.policy.mode).toBe("open");
       expect(closed.stats().healthy).toBe(false);
+      // One partition, failing: closed denies everything (not ready), open still serves.
+      expect(closed.stats()).toMatchObject({ ready: false, partitions: 1, failing: [{ partition: "*" }] });
+      expect(open.stats()).toMatchObject({ ready: true, healthy: false });
       await own.restart(); // an empty script cache: the first call meets NOSCRIPT
       await waitFor(() => open.policy.healthy && closed.policy.healthy, {
         timeoutMs: 10_000,
@@ -199,6 +202,7 @@ describe("failure policies", () => {
       expect(await open.check("b", limit)).toMatchObject({ allowed: true, source: "store" });
       expect(await closed.check("b", limit)).toMatchObject({ allowed: true, source: "store" });
       expect(open.valkey.stats().failures.script).toBe(0);
+      expect(closed.stats()).toMatchObject({ ready: true, healthy: true, failing: [] });
     } finally {
       await open.close();
       await closed.close();

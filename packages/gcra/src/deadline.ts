@@ -1,40 +1,49 @@
-/** A pending call that may expire: `expire()` runs once its deadline passes, unless settled first. */
+/** A pending call that may expire: `expire()` runs once its deadline passes, unless deleted first. */
 export interface Expiring {
   /** Deadline on the queue's clock (µs). */
   readonly deadline: number;
-  /** True once the call has its answer; the queue then drops it without calling `expire()`. */
-  settled: boolean;
   expire(): void;
 }
 
 /**
  * Deadlines for many calls with one timer instead of one per call. Calls must be added in
  * non-decreasing deadline order (true when they share one timeout and one monotonic clock), so
- * the earliest deadline is always at the head. A call that settles simply marks itself; the
- * queue drops it when it reaches the head.
+ * the earliest deadline is always the oldest pending call. A call that settles is deleted at
+ * once: the queue holds only calls still waiting, never the answered ones until their deadline
+ * (at many thousand calls per second that would keep a deadline's worth of calls alive, to be
+ * copied by every garbage collection).
  */
 export class DeadlineQueue {
   readonly #clock: () => number;
-  #items: Expiring[] = [];
-  #head = 0;
+  /** Pending calls in insertion order — which is deadline order. */
+  readonly #pending = new Set<Expiring>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(clock: () => number) {
     this.#clock = clock;
   }
 
+  /** Calls waiting now. */
+  get size(): number {
+    return this.#pending.size;
+  }
+
   /** Starts watching `item`. */
   add(item: Expiring): void {
-    this.#items.push(item);
+    this.#pending.add(item);
     if (this.#timer === undefined) this.#arm(item.deadline);
+  }
+
+  /** Stops watching `item` (it settled). The timer stays armed; it re-arms for the next call or stops. */
+  delete(item: Expiring): void {
+    this.#pending.delete(item);
   }
 
   /** Expires nothing more and stops the timer; pending items are forgotten. */
   clear(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#items = [];
-    this.#head = 0;
+    this.#pending.clear();
   }
 
   #arm(deadline: number): void {
@@ -46,28 +55,13 @@ export class DeadlineQueue {
   readonly #fire = (): void => {
     this.#timer = undefined;
     const now = this.#clock();
-    const items = this.#items;
-    let head = this.#head;
-    while (head < items.length) {
-      const item = items[head] as Expiring;
-      if (!item.settled) {
-        if (item.deadline > now) break;
-        item.settled = true;
-        item.expire();
+    for (const item of this.#pending) {
+      if (item.deadline > now) {
+        this.#arm(item.deadline);
+        return;
       }
-      head++;
+      this.#pending.delete(item);
+      item.expire();
     }
-    if (head >= items.length) {
-      this.#items = [];
-      this.#head = 0;
-      return;
-    }
-    // Compact now and then so the array does not grow without bound.
-    if (head > 1024 && head * 2 > items.length) {
-      this.#items = items.slice(head);
-      head = 0;
-    }
-    this.#head = head;
-    this.#arm((this.#items[head] as Expiring).deadline);
   };
 }

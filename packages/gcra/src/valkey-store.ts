@@ -106,7 +106,8 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
   readonly #keyPrefix: string;
   readonly #hashTag: boolean;
   readonly #timeoutMs: number;
-  readonly #retentionMs: number;
+  /** `retentionMs` as the script's argument. */
+  readonly #retentionArg: string;
   readonly #clock: () => number;
   readonly #ownsClient: boolean;
   readonly #maxBatch: number;
@@ -154,7 +155,7 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
     this.#keyPrefix = options.keyPrefix ?? "gcra:";
     this.#hashTag = options.hashTag ?? false;
     this.#timeoutMs = timeoutMs;
-    this.#retentionMs = retentionMs;
+    this.#retentionArg = String(retentionMs);
     this.#clock = options.clock ?? monotonicMicros;
     this.#deadlines = new DeadlineQueue(this.#clock);
     const maxBatch = options.pipelining === false ? 0 : (options.pipelining?.maxBatch ?? 16);
@@ -299,11 +300,13 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
       const interval = String(limit.emissionIntervalUs);
       const tolerance = String(limit.burstToleranceUs);
       const units = String(cost);
-      const retention = String(this.#retentionMs);
+      const retention = this.#retentionArg;
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
       const call: Expiring = {
         deadline,
-        settled: false,
         expire: () => {
+          settled = true;
           reject(
             this.#failed(
               new GcraStoreError("timeout", `no answer from Valkey within ${this.#timeoutMs} ms`),
@@ -312,23 +315,18 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
           );
         },
       };
-      let timer: NodeJS.Timeout | undefined;
-      if (queued) {
-        this.#deadlines.add(call);
-      } else {
-        timer = setTimeout(
-          () => {
-            if (call.settled) return;
-            call.settled = true;
-            call.expire();
-          },
-          (deadline - started) / 1000,
-        );
-      }
+      if (queued) this.#deadlines.add(call);
+      else timer = setTimeout(call.expire, (deadline - started) / 1000);
+      /** Marks the call answered; false when it already was (or expired). */
+      const settle = (): boolean => {
+        if (settled) return false;
+        settled = true;
+        if (queued) this.#deadlines.delete(call);
+        else clearTimeout(timer);
+        return true;
+      };
       const answered = (reply: unknown) => {
-        if (call.settled) return;
-        call.settled = true;
-        clearTimeout(timer);
+        if (!settle()) return;
         if (!isScriptReply(reply)) {
           reject(
             this.#failed(
@@ -345,16 +343,13 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
         resolve(decision(limit, allowed, reply[1], reply[2], "store"));
       };
       const failed = (error: unknown) => {
-        if (call.settled) return;
-        call.settled = true;
-        clearTimeout(timer);
-        reject(this.#failed(toStoreError(error), started));
+        if (settle()) reject(this.#failed(toStoreError(error), started));
       };
       this.#coalesce(this.#streamFor(client, storageKey));
       client
         .evalsha(GCRA_SCRIPT_SHA, 1, storageKey, interval, tolerance, units, retention)
         .then(answered, (error) => {
-          if (call.settled) return;
+          if (settled) return;
           if (!String(error).includes("NOSCRIPT")) {
             failed(error);
             return;

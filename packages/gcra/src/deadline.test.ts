@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DeadlineQueue, type Expiring } from "./deadline.ts";
+import { DeadlineQueue } from "./deadline.ts";
 import { monotonicMicros } from "./gcra.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -9,7 +9,7 @@ describe("DeadlineQueue", () => {
     const queue = new DeadlineQueue(monotonicMicros);
     const expired: number[] = [];
     const early: number[] = [];
-    const calls: Expiring[] = [];
+    const tickets: number[] = [];
     const start = monotonicMicros();
     for (let i = 0; i < 1000; i++) {
       const deadline = start + 20_000 + i * 10;
@@ -20,15 +20,17 @@ describe("DeadlineQueue", () => {
           if (monotonicMicros() < deadline) early.push(i);
         },
       };
-      calls.push(call);
-      queue.add(call);
+      tickets.push(queue.add(call));
     }
     // Answered calls leave at once: nothing keeps them until their deadline.
-    for (let i = 0; i < 1000; i++) if (i % 100 !== 7) queue.delete(calls[i] as Expiring);
+    for (let i = 0; i < 1000; i++) if (i % 100 !== 7) queue.delete(tickets[i] as number);
     expect(queue.size).toBe(10);
     for (let waited = 0; queue.size > 0 && waited < 2000; waited += 5) await sleep(5);
     expect(expired).toEqual([7, 107, 207, 307, 407, 507, 607, 707, 807, 907]);
     expect(early).toEqual([]);
+    // A ticket whose call already expired is ignored.
+    queue.delete(tickets[7] as number);
+    expect(queue.size).toBe(0);
     // Idle, then busy again: the timer is armed anew.
     queue.add({ deadline: monotonicMicros() + 5_000, expire: () => expired.push(-1) });
     for (let waited = 0; queue.size > 0 && waited < 2000; waited += 5) await sleep(5);

@@ -315,13 +315,14 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
           );
         },
       };
-      if (queued) this.#deadlines.add(call);
+      let ticket = -1;
+      if (queued) ticket = this.#deadlines.add(call);
       else timer = setTimeout(call.expire, (deadline - started) / 1000);
       /** Marks the call answered; false when it already was (or expired). */
       const settle = (): boolean => {
         if (settled) return false;
         settled = true;
-        if (queued) this.#deadlines.delete(call);
+        if (queued) this.#deadlines.delete(ticket);
         else clearTimeout(timer);
         return true;
       };

@@ -1,16 +1,13 @@
 import { type RedisCluster, type RedisServer, startCluster, waitFor } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createValkeyLimiter, GcraLimit, type PolicyMode, ValkeyStore } from "../src/index.ts";
 import {
-  createValkeyLimiter,
-  type GcraDecision,
-  GcraLimit,
-  type PolicyMode,
-  ValkeyStore,
-} from "../src/index.ts";
-import {
+  BURST_OF_THREE,
   decideThroughFailover,
   describeValkeyBehaviour,
+  EXACT_BURST,
   expectFailoverBridged,
+  fourInARow,
   freshKey,
 } from "./behaviour.ts";
 
@@ -89,8 +86,6 @@ describe("cluster only", () => {
 });
 
 describe("cluster shards fail independently", () => {
-  /** Three of cost 1 pass at one instant, the fourth is denied. */
-  const limit = new GcraLimit({ emissionIntervalUs: 10_000_000, burstToleranceUs: 30_000_000 });
   const prefix = "gcra:";
 
   /** Fresh keys, `perShard` for each primary, grouped by the primary's port. */
@@ -105,22 +100,12 @@ describe("cluster shards fail independently", () => {
     return byShard;
   }
 
-  async function burst(check: (key: string) => Promise<GcraDecision>, key: string): Promise<string[]> {
-    const answers: string[] = [];
-    for (let i = 0; i < 4; i++) {
-      const { allowed, source } = await check(key);
-      answers.push(`${allowed ? "allowed" : "denied"} by ${source}`);
-    }
-    return answers;
-  }
-  const exact = ["allowed by store", "allowed by store", "allowed by store", "denied by store"];
-
   it("decides concurrently for keys on every shard", async () => {
     const store = new ValkeyStore({ nodes: [...cluster.urls], mode: "cluster", timeoutMs: 2000 });
     try {
       const keys = [...(await keysByShard(8)).values()].flat();
-      const answers = await Promise.all(keys.map((key) => burst((k) => store.check(k, limit), key)));
-      expect(answers).toEqual(keys.map(() => exact));
+      const answers = await Promise.all(keys.map((key) => fourInARow(store, key)));
+      expect(answers).toEqual(keys.map(() => EXACT_BURST));
       expect(new Set(keys.map((key) => store.partitionOf(key))).size).toBe(3);
       expect([...store.partitions()].sort()).toEqual(
         (await cluster.primaries()).map((node) => `127.0.0.1:${node.port}`).sort(),
@@ -164,11 +149,10 @@ describe("cluster shards fail independently", () => {
     limiter.policy.on("partition", (partition, mode) => partitions.push(`${partition} ${mode}`));
     limiter.policy.on("probe", (_ok, _error, partition) => probed.add(partition));
     const dead = `127.0.0.1:${victim.port}`;
-    const check = (key: string) => limiter.check(key, limit);
     let killed: RedisServer | undefined;
     try {
       const warm = await keysByShard(1);
-      for (const [key] of warm.values()) await check(key as string);
+      for (const [key] of warm.values()) await limiter.check(key as string, BURST_OF_THREE);
       expect(limiter.stats()).toMatchObject({ healthy: true, ready: true, partitions: 3, failing: [] });
 
       await victim.kill();
@@ -177,11 +161,14 @@ describe("cluster shards fail independently", () => {
         const shards = await keysByShard(4);
         const results = await Promise.all(
           [...shards].flatMap(([port, keys]) =>
-            keys.map(async (key) => ({ dead: port === victim.port, answers: await burst(check, key) })),
+            keys.map(async (key) => ({
+              dead: port === victim.port,
+              answers: await fourInARow(limiter, key),
+            })),
           ),
         );
         for (const { dead: onDeadShard, answers } of results) {
-          expect(answers).toEqual(onDeadShard ? Array(4).fill("denied by closed") : exact);
+          expect(answers).toEqual(onDeadShard ? Array(4).fill("denied by closed") : EXACT_BURST);
         }
         expect(limiter.stats()).toMatchObject({ mode: "closed", healthy: false, ready: true, partitions: 3 });
         expect(limiter.stats().failing.map((f) => f.partition)).toEqual([dead]);
@@ -204,7 +191,9 @@ describe("cluster shards fail independently", () => {
         timeoutMs: 10_000,
       });
       const after = [...(await keysByShard(2)).values()].flat();
-      expect(await Promise.all(after.map((key) => burst(check, key)))).toEqual(after.map(() => exact));
+      expect(await Promise.all(after.map((key) => fourInARow(limiter, key)))).toEqual(
+        after.map(() => EXACT_BURST),
+      );
       expect(limiter.stats()).toMatchObject({
         mode: "store",
         healthy: true,

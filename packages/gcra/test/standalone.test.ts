@@ -1,7 +1,7 @@
 import { freePort, type RedisServer, startRedis, waitFor } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createValkeyLimiter, GcraLimit, type PolicyMode, ValkeyStore } from "../src/index.ts";
-import { describeValkeyBehaviour, freshKey } from "./behaviour.ts";
+import { addLimiterUser, describeValkeyBehaviour, freshKey } from "./behaviour.ts";
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -24,23 +24,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("standalone only", () => {
   it("logs in as an ACL user, and reports a wrong password as kind auth", async () => {
-    expect(
-      await redis.command(
-        "ACL",
-        "SETUSER",
-        "limiter",
-        "on",
-        ">s3cret",
-        "~gcra:*",
-        "+evalsha",
-        "+eval",
-        "+info",
-        "+ping",
-        "+time",
-        "+get",
-        "+set",
-      ),
-    ).toBe("OK");
+    await addLimiterUser(redis);
     const limit = new GcraLimit({ rate: 10, burst: 5 });
     const url = `redis://limiter:s3cret@127.0.0.1:${redis.port}`;
     const store = new ValkeyStore({ nodes: [url], timeoutMs: 2000 });

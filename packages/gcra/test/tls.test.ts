@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTlsMaterial, type RedisServer, startRedis, type TlsMaterial } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createValkeyLimiter, GcraLimit, type GcraStoreError, ValkeyStore } from "../src/index.ts";
-import { freshKey } from "./behaviour.ts";
+import { createValkeyLimiter, type GcraStoreError, ValkeyStore } from "../src/index.ts";
+import { addLimiterUser, BURST_OF_THREE, EXACT_BURST, fourInARow, freshKey } from "./behaviour.ts";
 
 let redis: RedisServer;
 let material: TlsMaterial;
@@ -22,19 +22,9 @@ afterAll(async () => {
   if (strangerDir) rmSync(strangerDir, { recursive: true, force: true });
 });
 
-/** Three of cost 1 pass at one instant, the fourth is denied: exact decisions from Valkey. */
-const limit = new GcraLimit({ emissionIntervalUs: 10_000_000, burstToleranceUs: 30_000_000 });
+const limit = BURST_OF_THREE;
 async function expectExact(store: { check: ValkeyStore["check"] }): Promise<void> {
-  const key = freshKey("tls");
-  const answers = [];
-  for (let i = 0; i < 4; i++) answers.push(await store.check(key, limit));
-  expect(answers.map((a) => [a.allowed, a.source])).toEqual([
-    [true, "store"],
-    [true, "store"],
-    [true, "store"],
-    [false, "store"],
-  ]);
-  expect(answers[3]?.retryAfter).toBeGreaterThan(9_000_000);
+  expect(await fourInARow(store, freshKey("tls"))).toEqual(EXACT_BURST);
 }
 
 describe("TLS (rediss://)", () => {
@@ -71,24 +61,7 @@ describe("TLS (rediss://)", () => {
   });
 
   it("logs in as an ACL user over TLS", async () => {
-    expect(
-      await redis.command(
-        "ACL",
-        "SETUSER",
-        "limiter",
-        "on",
-        ">s3cret",
-        "~gcra:*",
-        "+evalsha",
-        "+eval",
-        "+info",
-        "+ping",
-        "+time",
-        "+get",
-        "+set",
-        "+acl|whoami",
-      ),
-    ).toBe("OK");
+    await addLimiterUser(redis, "+acl|whoami");
     const url = `rediss://limiter:s3cret@127.0.0.1:${redis.port}`;
     const store = new ValkeyStore({ nodes: [url], tlsCaFile: material.caFile, timeoutMs: 2000 });
     const wrong = createValkeyLimiter({

@@ -19,6 +19,7 @@ const systemTools = [
   { bin: "haproxy", pkg: "haproxy" },
   { bin: "redis-server", pkg: "redis-server" },
   { bin: "redis-cli", pkg: "redis-tools" },
+  { bin: "openssl", pkg: "openssl" },
 ];
 
 function log(message) {

@@ -3,6 +3,10 @@
  *
  *   node --conditions=@spoekit/source examples/http-server.ts               # in-memory store
  *   VALKEY_NODES=redis://127.0.0.1:6379 node --conditions=@spoekit/source examples/http-server.ts
+ *   VALKEY_NODES=rediss://valkey:6380 VALKEY_CA_FILE=/etc/valkey/ca.crt node …  # TLS, private CA
+ *
+ * (A `rediss://` node whose CA is a public one, or one in NODE_EXTRA_CA_CERTS, needs no CA file.
+ * VALKEY_TIMEOUT_MS sets the deadline of each decision, 10 ms by default.)
  *
  * Then: `for i in $(seq 25); do curl -s -o /dev/null -w '%{http_code} ' localhost:8080; done`
  * prints about twenty 200s (the burst, plus what refilled meanwhile) and then 429s (100
@@ -17,8 +21,15 @@ const limit = new GcraLimit({ rate: 100, burst: 20 });
 const nodes = process.env.VALKEY_NODES
   ? process.env.VALKEY_NODES.split(",").map((node) => node.trim())
   : undefined;
+const caFile = process.env.VALKEY_CA_FILE;
+const timeoutMs = process.env.VALKEY_TIMEOUT_MS;
 const store: GcraStore = nodes
-  ? createValkeyLimiter({ nodes, failurePolicy: "fallback" })
+  ? createValkeyLimiter({
+      nodes,
+      failurePolicy: "fallback",
+      ...(caFile ? { tlsCaFile: caFile } : {}),
+      ...(timeoutMs ? { timeoutMs: Number(timeoutMs) } : {}),
+    })
   : new MemoryStore({ maxKeys: 100_000 });
 
 const server = createServer(async (request, response) => {

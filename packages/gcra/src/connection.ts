@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import type { ConnectionOptions as TlsOptions } from "node:tls";
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "iovalkey";
 
@@ -24,9 +25,16 @@ export interface ValkeyConnectionOptions {
   readonly password?: string;
   /**
    * TLS options for every connection (CA, client certificate, servername, …). `rediss://` URLs
-   * turn TLS on with Node's defaults; `true` does the same for plain `host:port` nodes.
+   * turn TLS on with Node's defaults; `true` does the same for plain `host:port` nodes. Node's
+   * defaults trust its bundled public CAs plus any in `NODE_EXTRA_CA_CERTS`.
    */
   readonly tls?: TlsOptions | boolean;
+  /**
+   * Path of a PEM file holding the CA certificate(s) to trust instead of Node's defaults — a
+   * private CA mounted from a secret, say. Read when connections are made; an unreadable file is
+   * a `RangeError` at construction. Turns TLS on. Not together with `tls.ca`.
+   */
+  readonly tlsCaFile?: string;
   /** Sentinel mode: the monitored primary's name (`sentinel monitor <name> …`). Required there. */
   readonly sentinelName?: string;
   /** Sentinel mode: ACL user of the sentinels, when they require one. */
@@ -93,19 +101,38 @@ function resolve(options: ValkeyConnectionOptions, mode: ValkeyMode | "auto"): R
   if (options.nodes.length === 0) throw new RangeError("at least one Valkey node is required");
   const nodes = options.nodes.map((node) => parseNode(node, mode === "sentinel" ? 26379 : 6379));
   const first = nodes[0] as ValkeyNode;
-  const wantsTls = options.tls === true || (typeof options.tls === "object" && options.tls !== null);
-  const tls =
-    wantsTls || nodes.some((node) => node.tls)
-      ? typeof options.tls === "object"
-        ? options.tls
-        : {}
-      : undefined;
+  const given = typeof options.tls === "object" && options.tls !== null ? options.tls : undefined;
+  const wantsTls = options.tls === true || given !== undefined || nodes.some((node) => node.tls);
+  const tls = wantsTls ? (given ?? {}) : undefined;
   return {
     nodes,
     username: options.username ?? first.username,
     password: options.password ?? first.password,
     tls,
   };
+}
+
+/**
+ * Reads `tlsCaFile` once into `tls.ca` (which turns TLS on), so that connections made later never
+ * touch the file system. A `RangeError` when the file cannot be read, holds no PEM certificate,
+ * or `tls.ca` is given too.
+ */
+export function loadCaFile<T extends ValkeyConnectionOptions>(options: T): T {
+  const path = options.tlsCaFile;
+  if (path === undefined) return options;
+  if (typeof path !== "string" || path === "") throw new RangeError("tlsCaFile must be a file path");
+  const given = typeof options.tls === "object" && options.tls !== null ? options.tls : {};
+  if (given.ca !== undefined) throw new RangeError("give either tlsCaFile or tls.ca, not both");
+  let ca: string;
+  try {
+    ca = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new RangeError(`tlsCaFile: cannot read ${path}: ${(error as Error).message}`);
+  }
+  if (!ca.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new RangeError(`tlsCaFile: ${path} holds no PEM certificate`);
+  }
+  return { ...options, tls: { ...given, ca } };
 }
 
 /** Credentials, TLS and connect timeout: what every data-node connection shares. */
@@ -179,7 +206,11 @@ export function createClient(options: ValkeyConnectionOptions, mode: ValkeyMode)
     }
     case "cluster": {
       const clusterOptions: ClusterOptions = {
-        enableAutoPipelining: true,
+        // iovalkey's cluster auto-pipelining groups commands by the slot of their first argument,
+        // which for EVALSHA is the script's SHA, not the key: concurrent decisions for keys on
+        // different nodes would land in one pipeline, which it then rejects whole. The store
+        // coalesces each node's writes itself instead.
+        enableAutoPipelining: false,
         enableOfflineQueue: false,
         // Fail fast instead of retrying past the caller's deadline; the slot map is refreshed
         // periodically and after errors, and the failure policy answers meanwhile.
@@ -224,14 +255,18 @@ export async function detectMode(options: ValkeyConnectionOptions): Promise<Valk
         retryStrategy: () => null,
         enableReadyCheck: false,
       });
-      probe.on("error", () => {});
+      // The socket's own error (a refused TLS certificate, say) says more than the rejection.
+      let socketError: unknown;
+      probe.on("error", (error) => {
+        socketError ??= error;
+      });
       try {
         await probe.connect();
         const info = await probe.info();
         if (/redis_mode:sentinel/.test(info)) return "sentinel";
         return /cluster_enabled:1/.test(info) ? "cluster" : "standalone";
       } catch (error) {
-        lastError = error;
+        lastError = socketError ?? error;
         if (!/NOAUTH|NOPERM|WRONGPASS|Authentication required/i.test(String(error))) break;
       } finally {
         probe.disconnect();

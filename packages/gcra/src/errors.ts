@@ -1,7 +1,8 @@
 /**
  * Why a store call failed, for counters and the failure policy:
  * - `timeout`: no answer within the per-call deadline
- * - `connection`: not connected, connection refused/reset/closed, no sentinel reachable
+ * - `connection`: not connected, connection refused/reset/closed, no sentinel reachable, a TLS
+ *   handshake refused (e.g. a certificate its CA does not vouch for)
  * - `cluster`: cluster down, too many redirections, slots not served
  * - `readonly`: the node written to is a replica (typically right after a failover)
  * - `auth`: authentication or ACL permission refused
@@ -56,7 +57,7 @@ const patterns: readonly (readonly [FailureKind, RegExp])[] = [
   ["script", /NOSCRIPT|ERR Error running script|user_script|WRONGTYPE|Lua/],
   [
     "connection",
-    /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|Connection is closed|Stream isn't writeable|All sentinels are unreachable|connect|socket|closed|not connected/i,
+    /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|Connection is closed|Stream isn't writeable|All sentinels are unreachable|connect|socket|closed|not connected|certificate|altnames|\bSSL\b|\bTLS\b/i,
   ],
 ];
 

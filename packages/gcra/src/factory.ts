@@ -29,10 +29,19 @@ export interface ValkeyLimiterConfig extends ValkeyStoreOptions {
 
 /** What a `/readyz` endpoint and a Prometheus exporter need from the limiter. */
 export interface ValkeyLimiterStats {
-  /** Who answers now: `store` (Valkey) or the failure policy. */
+  /** `store` while Valkey answers for every key; the failure policy's name while any partition fails. */
   readonly mode: PolicyMode;
-  /** Whether Valkey answers. */
+  /** Whether Valkey answers for every key (no partition failing). */
   readonly healthy: boolean;
+  /**
+   * For a readiness probe: false only when the policy is `closed` and every partition (every
+   * cluster shard; the one partition otherwise) is failing — when every request would be denied.
+   */
+  readonly ready: boolean;
+  /** The partitions (cluster shards: `host:port` of their primary) the policy answers for now. */
+  readonly failing: PolicyStoreStats["failing"];
+  /** How many partitions Valkey has now: the cluster's primaries, or 1. */
+  readonly partitions: number;
   /** The Valkey deployment's mode, once known. */
   readonly valkeyMode: ValkeyStoreStats["mode"];
   /** Whether the Valkey client is connected now. */
@@ -124,6 +133,9 @@ export function createValkeyLimiter(config: ValkeyLimiterConfig): ValkeyLimiter 
       return {
         mode: outer.mode,
         healthy: outer.healthy,
+        ready: outer.ready,
+        failing: outer.failing,
+        partitions: outer.partitions,
         valkeyMode: inner.mode,
         connected: inner.connected,
         decisions: { ...outer.decisions, "deny-cache": denyCache?.hits ?? 0 },

@@ -31,6 +31,7 @@ export {
 export { GcraLimit, type IntervalLimitOptions, MAX_DURATION_US, type RateLimitOptions } from "./limit.ts";
 export { MemoryStore, type MemoryStoreOptions } from "./memory-store.ts";
 export {
+  type FailingPartition,
   type FailurePolicy,
   type PolicyMode,
   PolicyStore,
@@ -39,7 +40,7 @@ export {
   type PolicyStoreStats,
 } from "./policy-store.ts";
 export { GCRA_SCRIPT } from "./script.ts";
-export type { GcraStore } from "./store.ts";
+export { ALL_KEYS, type GcraStore } from "./store.ts";
 export {
   GCRA_SCRIPT_SHA,
   ValkeyStore,

@@ -3,7 +3,7 @@ import { FAILURE_KINDS, type FailureKind, type GcraStoreError, toStoreError } fr
 import { type DecisionSource, decision, type GcraDecision, monotonicMicros } from "./gcra.ts";
 import { GcraLimit, requireCost, requireKey } from "./limit.ts";
 import { MemoryStore } from "./memory-store.ts";
-import type { GcraStore } from "./store.ts";
+import { ALL_KEYS, type GcraStore } from "./store.ts";
 
 /**
  * What to answer while the store fails: `open` allows every request, `closed` denies every
@@ -35,39 +35,82 @@ export interface PolicyStoreOptions {
 
 /** Events of {@link PolicyStore}. */
 export interface PolicyStoreEvents {
-  /** A store call failed (the policy answered instead). */
-  failure: [error: GcraStoreError];
-  /** Who answers changed: `store` when healthy again, the policy's name when failing. */
+  /** A store call failed (the policy answered instead) for a key of `partition`. */
+  failure: [error: GcraStoreError, partition: string];
+  /**
+   * The overall mode changed: the policy's name when a first partition starts failing, `store`
+   * when the last one is healthy again.
+   */
   mode: [mode: PolicyMode, previous: PolicyMode];
-  /** A probe of the failing store finished. */
-  probe: [ok: boolean, error: GcraStoreError | undefined];
+  /** Who answers for the keys of `partition` changed. */
+  partition: [partition: string, mode: PolicyMode, previous: PolicyMode];
+  /** A probe of a failing partition finished. */
+  probe: [ok: boolean, error: GcraStoreError | undefined, partition: string];
+}
+
+/** A partition the policy answers for, in {@link PolicyStoreStats.failing}. */
+export interface FailingPartition {
+  /** The partition (for a Valkey cluster: the `host:port` of the primary serving its slots). */
+  readonly partition: string;
+  /** How long it has been failing, µs. */
+  readonly failingForUs: number;
+  /** Probes sent to it since it started failing. */
+  readonly probes: number;
 }
 
 /** Counters of {@link PolicyStore}, cumulative since construction. */
 export interface PolicyStoreStats {
-  /** Who answers now. */
+  /** `store` while no partition is failing; the policy's name while any is. */
   readonly mode: PolicyMode;
-  /** Whether the store answers (mode `store`). */
+  /** Whether the store answers for every key (no partition failing). */
   readonly healthy: boolean;
+  /**
+   * Whether the limiter serves useful answers — for a readiness probe. Always true for `open`
+   * and `fallback` (they answer every request); for `closed`, false only while every known
+   * partition is failing, i.e. while every request is denied.
+   */
+  readonly ready: boolean;
+  /** The partitions the policy answers for now. */
+  readonly failing: readonly FailingPartition[];
+  /** How many partitions the store has now (1 for a store without partitions). */
+  readonly partitions: number;
   /** Decisions by who answered (`deny-cache` is counted by {@link DenyCacheStore}). */
   readonly decisions: Readonly<Record<Exclude<DecisionSource, "deny-cache">, number>>;
   /** Store failures by kind (each failed call, and each failed probe). */
   readonly failures: Readonly<Record<FailureKind, number>>;
   /** Probes sent while failing. */
   readonly probes: number;
-  /** Switches from the store to the policy. */
+  /** Switches of a partition from the store to the policy. */
   readonly trips: number;
+}
+
+/** The breaker of one partition; kept only while it counts failures or is failing. */
+interface Circuit {
+  /** Consecutive failures. */
+  consecutive: number;
+  /** Whether the policy answers for this partition (the circuit is open). */
+  failing: boolean;
+  /** Since when (µs, own clock) it has been failing. */
+  since: number;
+  /** The key that failed last: probes check it. */
+  probeKey: string;
+  probeAttempt: number;
+  probes: number;
+  probeTimer: NodeJS.Timeout | undefined;
 }
 
 /** The probe's limit: generous, so a probe (cost 0) never disturbs a key. */
 const PROBE_LIMIT = new GcraLimit({ emissionIntervalUs: 1, burstToleranceUs: 2 ** 46 });
 
 /**
- * Wraps a store with a failure policy — a circuit breaker. While the store answers, its decisions
- * pass through. After `failureThreshold` consecutive failures (errors or missed deadlines) the
- * policy answers every call without touching the store, and a probe — a cost-0 check of the key
- * that failed last, which changes no state — is sent with exponential backoff; the first probe
- * that succeeds switches back to the store. Failures and switches are counted and emitted.
+ * Wraps a store with a failure policy — a circuit breaker per partition of the store (see
+ * {@link GcraStore.partitionOf}: a Valkey cluster's shards; one partition otherwise). While a
+ * partition answers, its decisions pass through. After `failureThreshold` consecutive failures
+ * (errors or missed deadlines) on a partition, the policy answers every call for its keys without
+ * touching the store, and a probe — a cost-0 check of the key that failed last, which changes no
+ * state — is sent with exponential backoff; the first probe that succeeds switches the partition
+ * back to the store. Keys of other partitions keep the store's exact decisions meanwhile.
+ * Failures and switches are counted and emitted.
  *
  * Invalid input (empty key, bad cost) is rejected with a `RangeError` and never counts as a failure.
  */
@@ -79,11 +122,10 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
   readonly #maxProbeDelayMs: number;
   readonly #closedRetryAfterUs: number;
   readonly #fallback: MemoryStore | undefined;
-  #mode: PolicyMode = "store";
-  #consecutive = 0;
-  #probeKey = "probe";
-  #probeTimer: NodeJS.Timeout | undefined;
-  #probeAttempt = 0;
+  readonly #clock: () => number;
+  /** Circuits of partitions that failed lately; a healthy partition has none. */
+  readonly #circuits = new Map<string, Circuit>();
+  #failing = 0;
   #closed = false;
   #probes = 0;
   #trips = 0;
@@ -123,6 +165,7 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
     this.#probeDelayMs = probeDelayMs;
     this.#maxProbeDelayMs = Math.max(maxProbeDelayMs, probeDelayMs);
     this.#closedRetryAfterUs = closedRetryAfterUs;
+    this.#clock = options.clock ?? monotonicMicros;
     this.#fallback =
       options.policy === "fallback"
         ? (options.fallback ?? new MemoryStore({ maxKeys: 100_000, clock: options.clock ?? monotonicMicros }))
@@ -134,21 +177,37 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
     return this.#policy;
   }
 
-  /** Who answers now: `store`, or the policy while the store is failing. */
+  /** `store` while no partition is failing; the policy's name while any is. */
   get mode(): PolicyMode {
-    return this.#mode;
+    return this.#failing > 0 ? this.#policy : "store";
   }
 
-  /** Whether the store answers (for a readiness probe, combine with the policy: `open` and `fallback` always answer). */
+  /** Whether the store answers for every key (no partition failing). */
   get healthy(): boolean {
-    return this.#mode === "store";
+    return this.#failing === 0;
+  }
+
+  /** See {@link PolicyStoreStats.ready}: false only under `closed` while every partition is failing. */
+  get ready(): boolean {
+    if (this.#failing === 0 || this.#policy !== "closed") return true;
+    const known = this.#store.partitions?.() ?? [ALL_KEYS];
+    return known.some((partition) => !this.#circuits.get(partition)?.failing);
   }
 
   /** Counters since construction. */
   stats(): PolicyStoreStats {
+    const now = this.#clock();
+    const failing: FailingPartition[] = [];
+    for (const [partition, circuit] of this.#circuits) {
+      if (circuit.failing)
+        failing.push({ partition, failingForUs: now - circuit.since, probes: circuit.probes });
+    }
     return {
-      mode: this.#mode,
+      mode: this.mode,
       healthy: this.healthy,
+      ready: this.ready,
+      failing,
+      partitions: this.#store.partitions?.().length ?? 1,
       decisions: { ...this.#decisions },
       failures: { ...this.#failures },
       probes: this.#probes,
@@ -160,15 +219,21 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
   async check(key: string, limit: GcraLimit, cost = 1): Promise<GcraDecision> {
     requireKey(key);
     requireCost(cost, limit);
-    if (this.#mode !== "store") return this.#answer(key, limit, cost);
+    // The partition as it is when the call is made: a failure counts against it.
+    const partition = this.#partitionOf(key);
+    if (this.#circuits.get(partition)?.failing) return this.#answer(key, limit, cost);
     try {
       const result = await this.#store.check(key, limit, cost);
-      this.#consecutive = 0;
+      if (this.#circuits.size > 0) {
+        const circuit = this.#circuits.get(partition);
+        // Consecutive failures end; a failing partition waits for its probe.
+        if (circuit !== undefined && !circuit.failing) this.#circuits.delete(partition);
+      }
       this.#decisions.store++;
       return result;
     } catch (error) {
       if (error instanceof RangeError) throw error;
-      this.#failed(toStoreError(error), key);
+      this.#failed(partition, toStoreError(error), key);
       return this.#answer(key, limit, cost);
     }
   }
@@ -176,9 +241,13 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
   /** Stops probing and closes the wrapped store (and the fallback store). */
   async close(): Promise<void> {
     this.#closed = true;
-    clearTimeout(this.#probeTimer);
+    for (const circuit of this.#circuits.values()) clearTimeout(circuit.probeTimer);
     await this.#store.close();
     await this.#fallback?.close();
+  }
+
+  #partitionOf(key: string): string {
+    return this.#store.partitionOf?.(key) ?? ALL_KEYS;
   }
 
   #answer(key: string, limit: GcraLimit, cost: number): GcraDecision {
@@ -195,47 +264,63 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
     }
   }
 
-  #failed(error: GcraStoreError, key: string): void {
+  #failed(partition: string, error: GcraStoreError, key: string): void {
     this.#failures[error.kind]++;
-    this.#probeKey = key;
-    this.emit("failure", error);
-    if (this.#mode !== "store" || ++this.#consecutive < this.#threshold) return;
+    let circuit = this.#circuits.get(partition);
+    if (circuit === undefined) {
+      circuit = {
+        consecutive: 0,
+        failing: false,
+        since: 0,
+        probeKey: key,
+        probeAttempt: 0,
+        probes: 0,
+        probeTimer: undefined,
+      };
+      this.#circuits.set(partition, circuit);
+    }
+    circuit.probeKey = key;
+    this.emit("failure", error, partition);
+    if (circuit.failing || ++circuit.consecutive < this.#threshold) return;
     this.#trips++;
-    this.#switch(this.#policy);
-    this.#probeAttempt = 0;
-    this.#scheduleProbe();
+    circuit.failing = true;
+    circuit.since = this.#clock();
+    this.#failing++;
+    this.emit("partition", partition, this.#policy, "store");
+    if (this.#failing === 1) this.emit("mode", this.#policy, "store");
+    this.#scheduleProbe(partition, circuit);
   }
 
-  #switch(mode: PolicyMode): void {
-    const previous = this.#mode;
-    if (previous === mode) return;
-    this.#mode = mode;
-    this.emit("mode", mode, previous);
+  #recovered(partition: string): void {
+    this.#circuits.delete(partition);
+    this.#failing--;
+    this.emit("partition", partition, "store", this.#policy);
+    if (this.#failing === 0) this.emit("mode", "store", this.#policy);
   }
 
-  #scheduleProbe(): void {
+  #scheduleProbe(partition: string, circuit: Circuit): void {
     if (this.#closed) return;
-    const base = Math.min(this.#probeDelayMs * 2 ** this.#probeAttempt, this.#maxProbeDelayMs);
+    const base = Math.min(this.#probeDelayMs * 2 ** circuit.probeAttempt, this.#maxProbeDelayMs);
     const delay = base * (0.8 + Math.random() * 0.4);
-    this.#probeAttempt++;
-    this.#probeTimer = setTimeout(() => void this.#probe(), delay);
-    this.#probeTimer.unref();
+    circuit.probeAttempt++;
+    circuit.probeTimer = setTimeout(() => void this.#probe(partition, circuit), delay);
+    circuit.probeTimer.unref();
   }
 
-  async #probe(): Promise<void> {
+  async #probe(partition: string, circuit: Circuit): Promise<void> {
     if (this.#closed) return;
     this.#probes++;
+    circuit.probes++;
     try {
-      await this.#store.check(this.#probeKey, PROBE_LIMIT, 0);
+      await this.#store.check(circuit.probeKey, PROBE_LIMIT, 0);
     } catch (error) {
       const failure = toStoreError(error);
       this.#failures[failure.kind]++;
-      this.emit("probe", false, failure);
-      this.#scheduleProbe();
+      this.emit("probe", false, failure, partition);
+      this.#scheduleProbe(partition, circuit);
       return;
     }
-    this.emit("probe", true, undefined);
-    this.#consecutive = 0;
-    this.#switch("store");
+    this.emit("probe", true, undefined, partition);
+    if (this.#circuits.get(partition) === circuit) this.#recovered(partition);
   }
 }

@@ -1,10 +1,12 @@
 import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { Writable } from "node:stream";
+import clusterKeySlot from "cluster-key-slot";
 import type { Cluster, Redis } from "iovalkey";
 import {
   createClient,
   detectMode,
+  loadCaFile,
   type ValkeyConnectionOptions,
   type ValkeyMode,
   validateConnection,
@@ -14,13 +16,14 @@ import { FAILURE_KINDS, type FailureKind, GcraStoreError, toStoreError } from ".
 import { decision, type GcraDecision, monotonicMicros } from "./gcra.ts";
 import { type GcraLimit, invalidInput } from "./limit.ts";
 import { GCRA_SCRIPT } from "./script.ts";
-import type { GcraStore } from "./store.ts";
+import { ALL_KEYS, type GcraStore } from "./store.ts";
 
 /** Options of {@link ValkeyStore}: where Valkey is (or a ready-made client) and how to use it. */
 export interface ValkeyStoreOptions extends Partial<ValkeyConnectionOptions> {
   /**
    * An iovalkey `Redis` or `Cluster` to use instead of `nodes`. The store leaves its options
    * alone (its own queueing and retries then apply); `close()` does not quit a client passed in.
+   * A `Cluster` must not have `enableAutoPipelining` (see the README).
    */
   readonly client?: Redis | Cluster;
   /** Prepended to every key. Default `"gcra:"`. */
@@ -41,9 +44,9 @@ export interface ValkeyStoreOptions extends Partial<ValkeyConnectionOptions> {
   readonly retentionMs?: number;
   /**
    * Auto-pipelining: decisions issued in the same tick of the event loop are written to the
-   * connection together, in batches of at most `maxBatch` (default 16), so they share round trips
-   * and system calls while Valkey already works on the first batch. `false` writes each command
-   * on its own. (Cluster mode always uses iovalkey's per-node auto-pipelining.)
+   * connection (in cluster mode: to each node's connection) together, in batches of at most
+   * `maxBatch` (default 16), so they share round trips and system calls while Valkey already
+   * works on the first batch. `false` writes each command on its own.
    */
   readonly pipelining?: false | { readonly maxBatch?: number };
   /** Monotonic clock in integer µs, for deadlines and latency. Default `performance.now()` in µs. */
@@ -103,19 +106,24 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
   readonly #keyPrefix: string;
   readonly #hashTag: boolean;
   readonly #timeoutMs: number;
-  readonly #retentionMs: number;
+  /** `retentionMs` as the script's argument. */
+  readonly #retentionArg: string;
   readonly #clock: () => number;
   readonly #ownsClient: boolean;
   readonly #maxBatch: number;
   readonly #deadlines: DeadlineQueue;
   #client: Redis | Cluster | undefined;
-  /** The connection's stream while commands are being coalesced (standalone and sentinel). */
-  #corked: Writable | undefined;
-  #batched = 0;
+  /** Connections whose writes are being coalesced in this tick, and commands in each batch. */
+  readonly #corked: Writable[] = [];
+  readonly #batched: number[] = [];
+  /** Cluster mode: the connection to each node, by `host:port` as the slot map names them. */
+  readonly #nodes = new Map<string, Redis>();
   #mode: ValkeyMode | undefined;
   #connecting: Promise<void> | undefined;
   #readyWait: Promise<void> | undefined;
   #detectTimer: NodeJS.Timeout | undefined;
+  /** Why the last attempt to connect (or to detect the mode) failed; cleared once ready. */
+  #connectionError: Error | undefined;
   #lastRefresh = Number.NEGATIVE_INFINITY;
   #closed = false;
   #calls = 0;
@@ -147,7 +155,7 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
     this.#keyPrefix = options.keyPrefix ?? "gcra:";
     this.#hashTag = options.hashTag ?? false;
     this.#timeoutMs = timeoutMs;
-    this.#retentionMs = retentionMs;
+    this.#retentionArg = String(retentionMs);
     this.#clock = options.clock ?? monotonicMicros;
     this.#deadlines = new DeadlineQueue(this.#clock);
     const maxBatch = options.pipelining === false ? 0 : (options.pipelining?.maxBatch ?? 16);
@@ -158,10 +166,18 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
     this.#ownsClient = options.client === undefined;
     if (options.client) {
       if (options.nodes) throw new RangeError("give either client or nodes, not both");
+      if (options.client.isCluster && options.client.options.enableAutoPipelining) {
+        throw new RangeError(
+          "a Cluster client with enableAutoPipelining would pipeline decisions for keys on different nodes together, which iovalkey rejects: turn it off (the store coalesces writes itself)",
+        );
+      }
       this.#attach(options.client, options.client.isCluster ? "cluster" : "standalone");
       return;
     }
-    const connection = { ...options, nodes: options.nodes ?? [] } satisfies ValkeyConnectionOptions;
+    const connection = loadCaFile({
+      ...options,
+      nodes: options.nodes ?? [],
+    } satisfies ValkeyConnectionOptions);
     validateConnection(connection);
     const mode = connection.mode ?? "auto";
     if (mode === "auto") {
@@ -189,6 +205,28 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
   /** The Valkey key a rate-limit key is stored under. */
   storageKey(key: string): string {
     return this.#hashTag ? `${this.#keyPrefix}{${key}}` : this.#keyPrefix + key;
+  }
+
+  /**
+   * The partition holding `key`: in cluster mode the `host:port` of the primary that serves the
+   * key's slot (per the client's slot map, which follows failovers); otherwise, and while the
+   * slot map is unknown, {@link ALL_KEYS}. A {@link PolicyStore} keeps one circuit per partition,
+   * so a failing shard hands only its own keys to the failure policy.
+   */
+  partitionOf(key: string): string {
+    if (this.#mode !== "cluster") return ALL_KEYS;
+    return this.#primaryFor(this.storageKey(key)) ?? ALL_KEYS;
+  }
+
+  /** Every partition known now: the primaries serving slots in cluster mode, else {@link ALL_KEYS}. */
+  partitions(): readonly string[] {
+    if (this.#mode !== "cluster") return [ALL_KEYS];
+    const primaries = new Set<string>();
+    for (const owners of (this.#client as Cluster).slots) {
+      const primary = owners?.[0];
+      if (primary !== undefined) primaries.add(primary);
+    }
+    return primaries.size > 0 ? [...primaries] : [ALL_KEYS];
   }
 
   /** Counters since construction. */
@@ -262,11 +300,13 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
       const interval = String(limit.emissionIntervalUs);
       const tolerance = String(limit.burstToleranceUs);
       const units = String(cost);
-      const retention = String(this.#retentionMs);
+      const retention = this.#retentionArg;
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
       const call: Expiring = {
         deadline,
-        settled: false,
         expire: () => {
+          settled = true;
           reject(
             this.#failed(
               new GcraStoreError("timeout", `no answer from Valkey within ${this.#timeoutMs} ms`),
@@ -275,23 +315,19 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
           );
         },
       };
-      let timer: NodeJS.Timeout | undefined;
-      if (queued) {
-        this.#deadlines.add(call);
-      } else {
-        timer = setTimeout(
-          () => {
-            if (call.settled) return;
-            call.settled = true;
-            call.expire();
-          },
-          (deadline - started) / 1000,
-        );
-      }
+      let ticket = -1;
+      if (queued) ticket = this.#deadlines.add(call);
+      else timer = setTimeout(call.expire, (deadline - started) / 1000);
+      /** Marks the call answered; false when it already was (or expired). */
+      const settle = (): boolean => {
+        if (settled) return false;
+        settled = true;
+        if (queued) this.#deadlines.delete(ticket);
+        else clearTimeout(timer);
+        return true;
+      };
       const answered = (reply: unknown) => {
-        if (call.settled) return;
-        call.settled = true;
-        clearTimeout(timer);
+        if (!settle()) return;
         if (!isScriptReply(reply)) {
           reject(
             this.#failed(
@@ -308,16 +344,13 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
         resolve(decision(limit, allowed, reply[1], reply[2], "store"));
       };
       const failed = (error: unknown) => {
-        if (call.settled) return;
-        call.settled = true;
-        clearTimeout(timer);
-        reject(this.#failed(toStoreError(error), started));
+        if (settle()) reject(this.#failed(toStoreError(error), started));
       };
-      this.#coalesce(client);
+      this.#coalesce(this.#streamFor(client, storageKey));
       client
         .evalsha(GCRA_SCRIPT_SHA, 1, storageKey, interval, tolerance, units, retention)
         .then(answered, (error) => {
-          if (call.settled) return;
+          if (settled) return;
           if (!String(error).includes("NOSCRIPT")) {
             failed(error);
             return;
@@ -330,34 +363,53 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
     });
   }
 
+  /** The primary serving `storageKey`'s slot, per the cluster client's slot map. */
+  #primaryFor(storageKey: string): string | undefined {
+    return (this.#client as Cluster).slots[clusterKeySlot(storageKey)]?.[0];
+  }
+
+  /** The connection a command for `storageKey` is written to, when it is ready for writes. */
+  #streamFor(client: Redis | Cluster, storageKey: string): Writable | undefined {
+    if (this.#maxBatch === 0) return undefined;
+    let connection: Redis | undefined;
+    if (this.#mode === "cluster") {
+      const primary = this.#primaryFor(storageKey);
+      connection = primary === undefined ? undefined : this.#nodes.get(primary);
+    } else {
+      connection = client as Redis;
+    }
+    return connection !== undefined && readyOrNot(connection) ? (connection.stream as Writable) : undefined;
+  }
+
   /**
-   * Auto-pipelining for a single connection: cork its stream at the first command of a tick and
-   * uncork it at the end of the tick, or every `maxBatch` commands — one write per batch.
+   * Auto-pipelining: cork a connection's stream at its first command of a tick and uncork it at
+   * the end of the tick, or every `maxBatch` commands — one write per batch and connection.
    */
-  #coalesce(client: Redis | Cluster): void {
-    if (this.#maxBatch === 0 || this.#mode === "cluster") return;
-    const stream = (client as Redis).stream as Writable | undefined;
+  #coalesce(stream: Writable | undefined): void {
     if (stream === undefined) return;
-    if (this.#corked === stream) {
-      if (++this.#batched >= this.#maxBatch) {
+    const at = this.#corked.indexOf(stream);
+    if (at >= 0) {
+      const batched = (this.#batched[at] as number) + 1;
+      if (batched >= this.#maxBatch) {
         stream.uncork();
         stream.cork();
-        this.#batched = 0;
+        this.#batched[at] = 0;
+      } else {
+        this.#batched[at] = batched;
       }
       return;
     }
-    this.#flush();
+    if (this.#corked.length === 0) process.nextTick(this.#flush);
     stream.cork();
-    this.#corked = stream;
-    this.#batched = 1;
-    process.nextTick(this.#flush);
+    this.#corked.push(stream);
+    this.#batched.push(1);
   }
 
   readonly #flush = (): void => {
-    const stream = this.#corked;
-    if (stream === undefined) return;
-    this.#corked = undefined;
-    stream.uncork();
+    const corked = this.#corked;
+    for (let i = 0; i < corked.length; i++) (corked[i] as Writable).uncork();
+    corked.length = 0;
+    this.#batched.length = 0;
   };
 
   /** The slow path: wait (within the deadline) for the mode to be known and the client to be ready. */
@@ -372,8 +424,13 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
     const ready = await this.#waitUntil(this.#whenReady(), deadline);
     const client = this.#client;
     if (!ready || client === undefined) {
-      const detail = this.#mode === undefined ? "no Valkey node answered yet" : "not connected to Valkey";
-      throw this.#failed(new GcraStoreError("timeout", `${detail} within ${this.#timeoutMs} ms`), started);
+      const detail = `${this.#mode === undefined ? "no Valkey node answered yet" : "not connected to Valkey"} within ${this.#timeoutMs} ms`;
+      const cause = this.#connectionError;
+      // Say why when the last attempt to connect failed: refused, a TLS handshake, a password.
+      const error = cause
+        ? new GcraStoreError(toStoreError(cause).kind, `${detail}: ${cause.message}`, { cause })
+        : new GcraStoreError("timeout", detail);
+      throw this.#failed(error, started);
     }
     return this.#call(client, storageKey, limit, cost, started, deadline, false);
   }
@@ -432,9 +489,26 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
   #attach(client: Redis | Cluster, mode: ValkeyMode): void {
     this.#mode = mode;
     this.#client = client;
-    // Connection errors surface through the calls that fail; without a listener iovalkey would
-    // print each one.
-    if (this.#ownsClient) client.on("error", () => {});
+    if (mode === "cluster") {
+      const cluster = client as Cluster;
+      const nodeKey = (node: Redis) => `${node.options.host}:${node.options.port}`;
+      for (const node of cluster.nodes()) this.#nodes.set(nodeKey(node), node);
+      cluster.on("+node", (node: Redis) => this.#nodes.set(nodeKey(node), node));
+      cluster.on("-node", (node: Redis) => {
+        if (this.#nodes.get(nodeKey(node)) === node) this.#nodes.delete(nodeKey(node));
+      });
+    }
+    // Connection errors surface through the calls that fail (without a listener iovalkey would
+    // print each one); the last one says why calls wait in vain.
+    if (this.#ownsClient) {
+      client.on("error", (error: Error) => {
+        // iovalkey also reports the commands it drops on a disconnect; the socket's error says why.
+        if (error.name !== "MaxRetriesPerRequestError") this.#connectionError = error;
+      });
+      client.on("ready", () => {
+        this.#connectionError = undefined;
+      });
+    }
     this.emit("mode", mode);
   }
 
@@ -453,8 +527,9 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
             this.#attach(createClient(connection, mode), mode);
             attached();
           },
-          () => {
+          (error: unknown) => {
             if (this.#closed) return;
+            this.#connectionError = error instanceof Error ? error : new Error(String(error));
             const delay = DETECT_DELAYS_MS[Math.min(count, DETECT_DELAYS_MS.length - 1)] as number;
             this.#detectTimer = setTimeout(() => attempt(count + 1), delay);
             this.#detectTimer.unref();

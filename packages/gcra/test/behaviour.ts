@@ -2,6 +2,7 @@ import type { RespReply } from "@spoekit/harness";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   createValkeyLimiter,
+  type GcraDecision,
   GcraLimit,
   GcraStoreError,
   type ValkeyMode,
@@ -19,6 +20,36 @@ export interface Topology {
   command(storageKey: string, ...args: string[]): Promise<RespReply>;
   /** Runs a command on every primary. */
   onPrimaries(...args: string[]): Promise<void>;
+}
+
+/**
+ * Creates the ACL user `limiter` (password `s3cret`) with only what the store needs: its keys
+ * (`gcra:*`), the script commands, the commands the script runs, and mode detection.
+ */
+export async function addLimiterUser(
+  server: { command(...args: string[]): Promise<RespReply> },
+  ...extra: string[]
+): Promise<void> {
+  const rules = ["~gcra:*", "+evalsha", "+eval", "+info", "+ping", "+time", "+get", "+set", ...extra];
+  expect(await server.command("ACL", "SETUSER", "limiter", "on", ">s3cret", ...rules)).toBe("OK");
+}
+
+/** Three requests of cost 1 pass at one instant, the fourth is denied (and retries after ~10 s). */
+export const BURST_OF_THREE = new GcraLimit({ emissionIntervalUs: 10_000_000, burstToleranceUs: 30_000_000 });
+/** What {@link fourInARow} gives when Valkey decides exactly. */
+export const EXACT_BURST = ["allowed by store", "allowed by store", "allowed by store", "denied by store"];
+
+/** Four checks of `key` against {@link BURST_OF_THREE}, one after the other, as "allowed by store" etc. */
+export async function fourInARow(
+  store: { check(key: string, limit: GcraLimit): Promise<GcraDecision> },
+  key: string,
+): Promise<string[]> {
+  const answers: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    const { allowed, source } = await store.check(key, BURST_OF_THREE);
+    answers.push(`${allowed ? "allowed" : "denied"} by ${source}`);
+  }
+  return answers;
 }
 
 let serial = 0;

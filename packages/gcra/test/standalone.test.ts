@@ -1,7 +1,7 @@
 import { freePort, type RedisServer, startRedis, waitFor } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createValkeyLimiter, GcraLimit, type PolicyMode, ValkeyStore } from "../src/index.ts";
-import { describeValkeyBehaviour, freshKey } from "./behaviour.ts";
+import { addLimiterUser, describeValkeyBehaviour, freshKey } from "./behaviour.ts";
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -24,23 +24,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("standalone only", () => {
   it("logs in as an ACL user, and reports a wrong password as kind auth", async () => {
-    expect(
-      await redis.command(
-        "ACL",
-        "SETUSER",
-        "limiter",
-        "on",
-        ">s3cret",
-        "~gcra:*",
-        "+evalsha",
-        "+eval",
-        "+info",
-        "+ping",
-        "+time",
-        "+get",
-        "+set",
-      ),
-    ).toBe("OK");
+    await addLimiterUser(redis);
     const limit = new GcraLimit({ rate: 10, burst: 5 });
     const url = `redis://limiter:s3cret@127.0.0.1:${redis.port}`;
     const store = new ValkeyStore({ nodes: [url], timeoutMs: 2000 });
@@ -191,6 +175,9 @@ describe("failure policies", () => {
       });
       expect(open.policy.mode).toBe("open");
       expect(closed.stats().healthy).toBe(false);
+      // One partition, failing: closed denies everything (not ready), open still serves.
+      expect(closed.stats()).toMatchObject({ ready: false, partitions: 1, failing: [{ partition: "*" }] });
+      expect(open.stats()).toMatchObject({ ready: true, healthy: false });
       await own.restart(); // an empty script cache: the first call meets NOSCRIPT
       await waitFor(() => open.policy.healthy && closed.policy.healthy, {
         timeoutMs: 10_000,
@@ -199,6 +186,7 @@ describe("failure policies", () => {
       expect(await open.check("b", limit)).toMatchObject({ allowed: true, source: "store" });
       expect(await closed.check("b", limit)).toMatchObject({ allowed: true, source: "store" });
       expect(open.valkey.stats().failures.script).toBe(0);
+      expect(closed.stats()).toMatchObject({ ready: true, healthy: true, failing: [] });
     } finally {
       await open.close();
       await closed.close();

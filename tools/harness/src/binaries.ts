@@ -4,6 +4,7 @@ const debianPackage: Record<string, string> = {
   haproxy: "haproxy",
   "redis-server": "redis-server",
   "redis-cli": "redis-tools",
+  openssl: "openssl",
   kubectl: "kubectl (https://kubernetes.io/docs/tasks/tools/)",
 };
 

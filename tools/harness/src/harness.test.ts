@@ -1,5 +1,16 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { checkHaproxyConfig, freePort, requireBinary, startHaproxy, startRedis } from "./index.ts";
+import {
+  checkHaproxyConfig,
+  createTlsMaterial,
+  freePort,
+  rawCommand,
+  requireBinary,
+  startHaproxy,
+  startRedis,
+} from "./index.ts";
 
 describe("requireBinary", () => {
   it("names the missing program and how to install it", () => {
@@ -32,6 +43,34 @@ describe("startRedis", () => {
     const redis = await startRedis({ args: ["--requirepass", "s3cret"] });
     servers.push(redis);
     expect(await redis.command("INCR", "n")).toBe(1);
+  });
+
+  it("serves TLS only, with certificates made at start, trusted through their CA alone", async () => {
+    const redis = await startRedis({ tls: { requireClientCert: true } });
+    servers.push(redis);
+    const tls = redis.tls;
+    if (!tls) throw new Error("no TLS material");
+    expect(redis.url).toBe(`rediss://127.0.0.1:${redis.port}`);
+    expect(tls.caFile.startsWith(redis.dir)).toBe(true);
+    expect(await redis.command("PING")).toBe("PONG");
+    const client = { cert: readFileSync(tls.clientCertFile), key: readFileSync(tls.clientKeyFile) };
+    expect(await rawCommand(redis.port, ["PING"], { tls: { ca: tls.ca, ...client } })).toBe("PONG");
+    // Plain RESP on the TLS port is cut off.
+    await expect(rawCommand(redis.port, ["PING"], { timeoutMs: 1000 })).rejects.toThrow(/ECONNRESET/);
+    // Another CA's certificates are refused by the client, and no client certificate by the server.
+    const elsewhere = mkdtempSync(join(tmpdir(), "spoekit-tls-"));
+    try {
+      const other = createTlsMaterial(elsewhere);
+      expect(other.ca).not.toBe(tls.ca);
+      await expect(rawCommand(redis.port, ["PING"], { tls: { ca: other.ca, ...client } })).rejects.toThrow(
+        /self-signed certificate in certificate chain/,
+      );
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
+    await expect(rawCommand(redis.port, ["PING"], { tls: { ca: tls.ca }, timeoutMs: 1000 })).rejects.toThrow(
+      /certificate required/,
+    );
   });
 });
 

@@ -20,5 +20,6 @@ export {
 export { freePort } from "./ports.ts";
 export { type ManagedProcess, type SpawnOptions, spawnManaged, waitFor } from "./process.ts";
 export { isRunning, type RedisOptions, type RedisServer, startRedis } from "./redis.ts";
-export { type RespReply, rawCommand, rawCommands } from "./resp.ts";
+export { type RawCommandOptions, type RespReply, rawCommand, rawCommands } from "./resp.ts";
 export { type SentinelOptions, type SentinelTopology, startSentinel } from "./sentinel.ts";
+export { createTlsMaterial, type TlsMaterial } from "./tls.ts";

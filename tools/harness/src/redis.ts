@@ -1,17 +1,20 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { requireBinary } from "./binaries.ts";
 import { freePort } from "./ports.ts";
 import { type ManagedProcess, spawnManaged, waitFor } from "./process.ts";
 import { type RespReply, rawCommands } from "./resp.ts";
+import { createTlsMaterial, type TlsMaterial } from "./tls.ts";
 
 /** A redis-server started on loopback for a test. */
 export interface RedisServer {
   readonly host: string;
   readonly port: number;
-  /** `redis://127.0.0.1:<port>` */
+  /** `redis://127.0.0.1:<port>`, or `rediss://127.0.0.1:<port>` when started with `tls`. */
   readonly url: string;
+  /** The CA and certificates the server was started with (`tls` option), in `dir`. */
+  readonly tls: TlsMaterial | undefined;
   /** Working directory (AOF, RDB, nodes.conf), removed by `stop()`. */
   readonly dir: string;
   /** Sends one command (authenticated when the server has a password) and returns its reply. */
@@ -41,6 +44,13 @@ export interface RedisOptions {
   config?: string;
   /** Run as a Sentinel (`redis-server redis.conf --sentinel`); needs `config` with `sentinel monitor …`. */
   sentinel?: boolean;
+  /**
+   * Serve TLS only (`--tls-port`, `--port 0`) with a CA and certificates made at start in the
+   * server's directory (see {@link createTlsMaterial}). `requireClientCert` makes the server
+   * demand a client certificate signed by that CA (`tls-auth-clients yes`); by default it asks
+   * for none. Not for cluster or sentinel nodes.
+   */
+  tls?: boolean | { requireClientCert?: boolean };
   /** How long to wait for PONG. */
   readyTimeoutMs?: number;
 }
@@ -52,11 +62,39 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
   const port = options.port ?? (await freePort({ alsoFree: options.cluster ? [10000] : [] }));
   const dir = mkdtempSync(join(tmpdir(), `spoekit-redis-${port}-`));
   if (options.config !== undefined) writeFileSync(join(dir, "redis.conf"), options.config);
+  let tls: TlsMaterial | undefined;
+  if (options.tls) {
+    if (options.cluster || options.sentinel) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new RangeError("startRedis: tls is for standalone servers");
+    }
+    try {
+      tls = createTlsMaterial(dir);
+    } catch (error) {
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+  const requireClientCert = typeof options.tls === "object" && options.tls.requireClientCert === true;
   const args = [
     ...(options.config !== undefined ? ["redis.conf"] : []),
     ...(options.sentinel ? ["--sentinel"] : []),
-    "--port",
-    String(port),
+    ...(tls
+      ? [
+          "--port",
+          "0",
+          "--tls-port",
+          String(port),
+          "--tls-cert-file",
+          tls.certFile,
+          "--tls-key-file",
+          tls.keyFile,
+          "--tls-ca-cert-file",
+          tls.caFile,
+          "--tls-auth-clients",
+          requireClientCert ? "yes" : "no",
+        ]
+      : ["--port", String(port)]),
     "--bind",
     host,
     "--dir",
@@ -75,8 +113,15 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
     ...(options.args ?? []),
   ];
   const password = passwordFrom(options.args ?? []);
+  const tlsOptions = tls && {
+    ca: tls.ca,
+    cert: readFileSync(tls.clientCertFile),
+    key: readFileSync(tls.clientKeyFile),
+  };
   const command = async (...commandArgs: string[]): Promise<RespReply> => {
-    const replies = await rawCommands(port, password ? [["AUTH", password], commandArgs] : [commandArgs]);
+    const replies = await rawCommands(port, password ? [["AUTH", password], commandArgs] : [commandArgs], {
+      ...(tlsOptions ? { tls: tlsOptions } : {}),
+    });
     return replies[replies.length - 1] ?? null;
   };
   let current: ManagedProcess | undefined;
@@ -102,8 +147,9 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
   return {
     host,
     port,
-    url: `redis://${host}:${port}`,
+    url: `${tls ? "rediss" : "redis"}://${host}:${port}`,
     dir,
+    tls,
     command,
     async kill() {
       await stopProcess("SIGKILL");

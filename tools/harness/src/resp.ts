@@ -1,4 +1,5 @@
 import { connect } from "node:net";
+import { type ConnectionOptions, connect as connectTls } from "node:tls";
 
 /** A parsed RESP2 reply: simple/bulk strings, integers, errors (as `Error`), null, arrays. */
 export type RespReply = string | number | null | Error | RespReply[];
@@ -45,6 +46,16 @@ function parseReply(buffer: Buffer, offset: number): { reply: RespReply; next: n
   }
 }
 
+/** Where and how {@link rawCommands} connects. */
+export interface RawCommandOptions {
+  /** Default `127.0.0.1`. */
+  host?: string;
+  /** Time for every reply to arrive. Default 2000 ms. */
+  timeoutMs?: number;
+  /** Speak TLS with these options (the CA to trust, a client certificate). Default: plain TCP. */
+  tls?: ConnectionOptions;
+}
+
 /**
  * Sends commands over one fresh connection (pipelined, in order) and returns their replies.
  * For readiness probes and administration in tests; the product itself uses iovalkey.
@@ -52,17 +63,17 @@ function parseReply(buffer: Buffer, offset: number): { reply: RespReply; next: n
 export function rawCommands(
   port: number,
   commands: readonly (readonly string[])[],
-  { host = "127.0.0.1", timeoutMs = 2000 } = {},
+  { host = "127.0.0.1", timeoutMs = 2000, tls }: RawCommandOptions = {},
 ): Promise<RespReply[]> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ port, host });
+    const socket = tls ? connectTls({ ...tls, port, host }) : connect({ port, host });
     let buffer = Buffer.alloc(0);
     const replies: RespReply[] = [];
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error(`no complete reply from ${host}:${port} within ${timeoutMs} ms`));
     }, timeoutMs);
-    socket.on("connect", () => socket.write(commands.map(encodeCommand).join("")));
+    socket.on(tls ? "secureConnect" : "connect", () => socket.write(commands.map(encodeCommand).join("")));
     socket.on("data", (chunk) => {
       buffer = Buffer.concat([buffer, chunk]);
       for (;;) {
@@ -88,7 +99,7 @@ export function rawCommands(
 export async function rawCommand(
   port: number,
   args: readonly string[],
-  options?: { host?: string; timeoutMs?: number },
+  options?: RawCommandOptions,
 ): Promise<RespReply> {
   const [reply] = await rawCommands(port, [args], options);
   return reply ?? null;

@@ -3,7 +3,7 @@
  * logs and diagnostics, and cleanup that runs also when a test fails (`afterEach(cleanup)`).
  */
 import { type Channel, channel } from "node:diagnostics_channel";
-import { type AgentOptions, createAgent, type SpoeAgent } from "../src/index.ts";
+import { type AgentOptions, createAgent, type MessageContext, type SpoeAgent } from "../src/index.ts";
 import { connectClient, type SpopClient, type SpopClientOptions } from "../src/testing/index.ts";
 
 const cleanups: (() => unknown)[] = [];
@@ -87,4 +87,13 @@ export async function until(condition: () => boolean, timeoutMs = 3000): Promise
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${condition}`);
     await sleep(5);
   }
+}
+
+/** The number an argument holds (INT32, INT64, …); throws when it holds none. */
+export function numberArg(message: MessageContext, name: string): number {
+  const value = message.arg(name);
+  if (value === undefined || !("value" in value) || typeof value.value !== "number") {
+    throw new Error(`argument ${name} holds no number`);
+  }
+  return value.value;
 }

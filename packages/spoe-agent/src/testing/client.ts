@@ -150,6 +150,10 @@ export class SpopClient {
   #disconnect: Disconnect | undefined = undefined;
   #error: Error | undefined = undefined;
   #isClosed = false;
+  #onClose: () => void = () => {};
+  readonly #onError = (error: Error): void => {
+    this.#error = error;
+  };
 
   /** Wraps a connected socket; {@link connectClient} does it for you. */
   constructor(socket: Socket, options: SpopClientOptions = {}) {
@@ -159,11 +163,9 @@ export class SpopClient {
     this.#ids = options.ids ?? "haproxy-3";
     this.#nextStreamId = this.#ids === "haproxy-3" ? 1 : 0;
     socket.on("data", this.#onData);
-    socket.on("error", (error) => {
-      this.#error = error;
-    });
+    socket.on("error", this.#onError);
     this.closed = new Promise((resolve) => {
-      socket.once("close", () => {
+      this.#onClose = () => {
         this.#isClosed = true;
         this.#failAll(
           new SpopClientError(
@@ -176,7 +178,8 @@ export class SpopClient {
           ),
         );
         resolve({ disconnect: this.#disconnect, error: this.#error, unclaimed: [...this.#unclaimed] });
-      });
+      };
+      socket.once("close", this.#onClose);
     });
   }
 
@@ -312,8 +315,8 @@ export class SpopClient {
       throw new SpopClientError("SPOP_CLIENT_STATE", "the connection still has frames in flight");
     }
     this.socket.off("data", this.#onData);
-    this.socket.removeAllListeners("error");
-    this.socket.removeAllListeners("close");
+    this.socket.off("error", this.#onError);
+    this.socket.off("close", this.#onClose);
     return this.socket;
   }
 

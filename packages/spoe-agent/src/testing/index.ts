@@ -6,6 +6,7 @@
  * @packageDocumentation
  */
 
+export { formatReport, parseArgSpec, parseCommandLine, runCli, UsageError } from "./cli.ts";
 export {
   type ClientClosed,
   connectClient,
@@ -16,4 +17,6 @@ export {
   type SpopClientOptions,
   type SpopTarget,
 } from "./client.ts";
+export { LatencyHistogram } from "./histogram.ts";
+export { type LatencySummary, type LoadErrors, type LoadOptions, type LoadReport, runLoad } from "./load.ts";
 export { type CheckRateArgs, checkRateMessage, spoeMessage } from "./messages.ts";

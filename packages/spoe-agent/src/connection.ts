@@ -127,6 +127,10 @@ export class Connection implements ConnectionInfo {
   #writeBlocked = false;
   /** In the runtime's flush queue. */
   #scheduled = false;
+  /** Inside a 'data' event: ACKs ready by its end are written at its end, not at setImmediate. */
+  #reading = false;
+  /** Recycled exchanges, at most maxInFlight. */
+  readonly #pool: Exchange[] = [];
   /** Settled exchanges whose ACK is not written yet. */
   #ready: Exchange[] = [];
   /** Exchanges whose handlers still run, oldest first (so the head has the nearest deadline). */
@@ -172,7 +176,14 @@ export class Connection implements ConnectionInfo {
   readonly #onData = (chunk: Buffer): void => {
     if (this.#state >= State.CLOSING || !this.#readFrames) return; // read and discarded
     this.#reader.push(chunk);
-    this.#pump();
+    this.#reading = true;
+    try {
+      this.#pump();
+    } finally {
+      this.#reading = false;
+    }
+    // The ACKs of synchronous handlers are ready now: one write for all of this read's.
+    if (this.#ready.length > 0) this.flush();
   };
 
   /** Takes frames while the bounds allow; pauses or resumes the socket accordingly. */
@@ -424,7 +435,9 @@ export class Connection implements ConnectionInfo {
 
   #onNotify(frame: NotifyFrame): void {
     const runtime = this.#runtime;
-    const exchange = new Exchange(this, frame, performance.now());
+    const exchange = this.#pool.pop() ?? new Exchange(this);
+    // The clock is read only when something needs it: async handlers' deadline, diagnostics.
+    exchange.begin(frame, dc.notify.hasSubscribers ? performance.now() : 0);
     this.inFlight++;
     const messages = frame.messages;
     for (let i = 0; i < messages.length; i++) {
@@ -455,13 +468,17 @@ export class Connection implements ConnectionInfo {
   }
 
   #watch(exchange: Exchange, result: PromiseLike<void>): void {
+    const { generation } = exchange;
     try {
       result.then(
         () => {
-          if (!exchange.settled && --exchange.pending === 0) this.#settle(exchange, "ok", undefined);
+          if (exchange.generation !== generation || exchange.settled) return;
+          if (--exchange.pending === 0) this.#settle(exchange, "ok", undefined);
         },
         (error: unknown) => {
-          if (!exchange.settled) this.#settle(exchange, "error", asError(error));
+          if (exchange.generation === generation && !exchange.settled) {
+            this.#settle(exchange, "error", asError(error));
+          }
         },
       );
     } catch (error) {
@@ -477,6 +494,7 @@ export class Connection implements ConnectionInfo {
     else tail.next = exchange;
     this.#tail = exchange;
     const timeout = this.#runtime.options.handlerTimeout;
+    if (exchange.start === 0) exchange.start = performance.now();
     if (timeout > 0) {
       exchange.deadline = exchange.start + timeout;
       if (this.#deadlineTimer === undefined) this.#deadlineTimer = setTimeout(this.#onDeadline, timeout);
@@ -523,7 +541,7 @@ export class Connection implements ConnectionInfo {
     if (error !== undefined) this.#failed(exchange, outcome, error);
     this.#publishNotify(exchange);
     this.#ready.push(exchange);
-    if (!this.#scheduled) {
+    if (!this.#scheduled && !this.#reading) {
       this.#scheduled = true;
       this.#runtime.schedule(this);
     }
@@ -550,7 +568,7 @@ export class Connection implements ConnectionInfo {
       return;
     }
     try {
-      exchange.ack = policy({ kind, error, notify: frame, actions: exchange.actions, connection: this });
+      exchange.ack = policy({ kind, error, notify: frame, actions: [...exchange.list], connection: this });
     } catch (policyError) {
       runtime.hookFailed("failureAck", policyError);
       exchange.ack = NO_ACTIONS;
@@ -560,13 +578,14 @@ export class Connection implements ConnectionInfo {
   #publishNotify(exchange: Exchange): void {
     if (!dc.notify.hasSubscribers) return;
     const { frame } = exchange;
+    // A subscriber that came after the NOTIFY was read finds no start time: duration 0.
     dc.notify.publish({
       agent: this.#runtime.agent,
       connection: this,
       streamId: frame.streamId,
       frameId: frame.frameId,
       messages: frame.messages.length,
-      duration: performance.now() - exchange.start,
+      duration: exchange.start === 0 ? 0 : performance.now() - exchange.start,
       outcome: exchange.outcome,
     });
   }
@@ -615,8 +634,15 @@ export class Connection implements ConnectionInfo {
   /** Encodes the ready ACKs into `writer`; returns how many. */
   #encodeReady(writer: FrameWriter): number {
     const ready = this.#ready;
+    const pool = this.#pool;
+    const poolSize = this.#runtime.options.maxInFlight;
     const count = ready.length;
-    for (let i = 0; i < count; i++) this.#encodeAck(writer, ready[i] as Exchange);
+    for (let i = 0; i < count; i++) {
+      const exchange = ready[i] as Exchange;
+      this.#encodeAck(writer, exchange);
+      exchange.recycle();
+      if (pool.length < poolSize) pool.push(exchange);
+    }
     ready.length = 0;
     this.inFlight -= count;
     return count;

@@ -38,18 +38,27 @@ export interface HandlerFailure {
 /** The empty action list, shared. */
 export const NO_ACTIONS: readonly Action[] = Object.freeze([]);
 
+/** What a recycled exchange holds until its next NOTIFY, so that it keeps no frame alive. */
+const NO_NOTIFY: NotifyFrame = Object.freeze({ type: 3, flags: 1, streamId: 0, frameId: 0, messages: [] });
+
 /**
  * The state of one NOTIFY, internal: the actions gathered so far, how many async handlers are
- * still running, its deadline, its place in its connection's list of pending exchanges.
+ * still running, its deadline, its place in its connection's list of running exchanges.
+ *
+ * Exchanges (with their action list) are recycled by their connection once the ACK is encoded,
+ * so that answering a NOTIFY allocates little more than its context and actions. `generation`
+ * counts the uses: a context or a promise callback from an earlier use sees another generation
+ * and leaves the exchange alone. Contexts, which handlers may keep, are never reused.
  */
 export class Exchange {
-  readonly frame: NotifyFrame;
   readonly connection: ConnectionInfo;
-  /** `performance.now()` when the NOTIFY was read. */
-  readonly start: number;
+  frame: NotifyFrame = NO_NOTIFY;
+  generation = 0;
+  /** `performance.now()` when the NOTIFY was read; taken only when something needs it. */
+  start = 0;
   deadline = 0;
-  /** Actions set by the handlers, allocated on the first one. */
-  list: Action[] | undefined = undefined;
+  /** Actions set by the handlers (emptied when recycled). */
+  readonly list: Action[] = [];
   /** The actions to send instead of `list`, decided when the NOTIFY failed. */
   ack: readonly Action[] | undefined = undefined;
   /** Async handlers not settled yet. */
@@ -61,35 +70,48 @@ export class Exchange {
   /** Neighbours in the connection's list of exchanges still running, oldest first. */
   prev: Exchange | undefined = undefined;
   next: Exchange | undefined = undefined;
-
-  constructor(connection: ConnectionInfo, frame: NotifyFrame, start: number) {
+  constructor(connection: ConnectionInfo) {
     this.connection = connection;
+  }
+
+  /** Starts a use for `frame`. */
+  begin(frame: NotifyFrame, start: number): void {
     this.frame = frame;
     this.start = start;
   }
 
-  get actions(): readonly Action[] {
-    return this.list ?? NO_ACTIONS;
+  /** Ends a use: everything back to the start, a new generation. */
+  recycle(): void {
+    this.generation++;
+    this.frame = NO_NOTIFY;
+    this.list.length = 0;
+    this.ack = undefined;
+    this.pending = 0;
+    this.settled = false;
+    this.outcome = "ok";
+    this.controller = undefined;
+    this.abortReason = undefined;
+    this.deadline = 0;
   }
 
   /** The actions the ACK carries. */
   get ackActions(): readonly Action[] {
-    return this.ack ?? this.list ?? NO_ACTIONS;
+    return this.ack ?? this.list;
   }
 
-  add(action: Action): void {
-    if (this.settled) {
+  add(action: Action, generation: number): void {
+    if (this.settled || generation !== this.generation) {
       this.connection.log.debug(
-        { streamId: this.frame.streamId, frameId: this.frame.frameId, variable: action.name },
+        { variable: action.name },
         "variable set after the NOTIFY was answered: ignored",
       );
       return;
     }
-    if (this.list === undefined) this.list = [action];
-    else this.list.push(action);
+    this.list.push(action);
   }
 
-  get signal(): AbortSignal {
+  signal(generation: number): AbortSignal {
+    if (generation !== this.generation) return AbortSignal.abort(this.abortReason);
     if (this.controller === undefined) {
       this.controller = new AbortController();
       if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
@@ -128,20 +150,28 @@ function checkVariable(scope: Scope, name: string): void {
  * ```
  */
 export class MessageContext {
-  /** The message as decoded: `name` and `args` in wire order (names may repeat or be empty). */
-  readonly message: Message;
   readonly #exchange: Exchange;
+  readonly #generation: number;
+  readonly #message: Message;
+  readonly #notify: NotifyFrame;
   #args: Readonly<Record<string, TypedValue>> | undefined = undefined;
 
   /** @internal Created by the agent for each message of a NOTIFY. */
   constructor(exchange: Exchange, message: Message) {
     this.#exchange = exchange;
-    this.message = message;
+    this.#generation = exchange.generation;
+    this.#message = message;
+    this.#notify = exchange.frame;
+  }
+
+  /** The message as decoded: `name` and `args` in wire order (names may repeat or be empty). */
+  get message(): Message {
+    return this.#message;
   }
 
   /** The SPOE message name (`spoe-message <name>` in HAProxy's configuration). */
   get name(): string {
-    return this.message.name;
+    return this.#message.name;
   }
 
   /**
@@ -151,7 +181,7 @@ export class MessageContext {
   get args(): Readonly<Record<string, TypedValue>> {
     if (this.#args === undefined) {
       const args: Record<string, TypedValue> = Object.create(null);
-      for (const arg of this.message.args) if (!(arg.name in args)) args[arg.name] = arg.value;
+      for (const arg of this.#message.args) if (!(arg.name in args)) args[arg.name] = arg.value;
       this.#args = args;
     }
     return this.#args;
@@ -159,7 +189,7 @@ export class MessageContext {
 
   /** The value of the first argument called `name`, or `undefined`. */
   arg(name: string): TypedValue | undefined {
-    return getArg(this.message, name);
+    return getArg(this.#message, name);
   }
 
   /**
@@ -168,33 +198,33 @@ export class MessageContext {
    */
   setVar(scope: Scope, name: string, value: TypedValue): this {
     checkVariable(scope, name);
-    this.#exchange.add(setVar(scope, name, value));
+    this.#exchange.add(setVar(scope, name, value), this.#generation);
     return this;
   }
 
   /** Adds UNSET-VAR to the ACK: HAProxy unsets `<scope>.<var-prefix>.<name>` if it is set. */
   unsetVar(scope: Scope, name: string): this {
     checkVariable(scope, name);
-    this.#exchange.add(unsetVar(scope, name));
+    this.#exchange.add(unsetVar(scope, name), this.#generation);
     return this;
   }
 
   /** The actions of the NOTIFY's ACK so far (of every message's handler). */
   get actions(): readonly Action[] {
-    return this.#exchange.actions;
+    return this.#generation === this.#exchange.generation ? this.#exchange.list : NO_ACTIONS;
   }
 
   /** The whole NOTIFY: every message, its stream-id and frame-id. */
   get notify(): NotifyFrame {
-    return this.#exchange.frame;
+    return this.#notify;
   }
 
   get streamId(): number {
-    return this.#exchange.frame.streamId;
+    return this.#notify.streamId;
   }
 
   get frameId(): number {
-    return this.#exchange.frame.frameId;
+    return this.#notify.frameId;
   }
 
   /** The connection the NOTIFY came on: addresses, engine-id, negotiated parameters, socket. */
@@ -213,7 +243,7 @@ export class MessageContext {
    * failed (its error), or at the close deadline (AgentClosedError). Created on first use.
    */
   get signal(): AbortSignal {
-    return this.#exchange.signal;
+    return this.#exchange.signal(this.#generation);
   }
 
   /** The connection's logger (a pino child with `connection` and `remote`). */

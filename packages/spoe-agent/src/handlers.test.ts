@@ -19,10 +19,18 @@ const score = (n: number) => setVar(Scope.SESS, "ip_score", TypedValue.int32(n))
 
 describe("handlers", () => {
   it("get the message's arguments by name and in wire order, and set and unset variables", async () => {
-    let seen: MessageContext | undefined;
+    let seen: unknown[] = [];
     const { ready } = await startAgent({}, (agent) =>
       agent.message("check-rate", (message) => {
-        seen = message;
+        seen = [
+          message.name,
+          message.arg("ip_xff"),
+          message.args.ip_fwd,
+          message.message.args.map((arg) => arg.name),
+          [message.streamId, message.frameId, message.notify.messages.length],
+          message.engineId,
+          message.connection.remoteAddress,
+        ];
         const source = message.args.ip_src;
         message.setVar(
           Scope.TXN,
@@ -42,13 +50,34 @@ describe("handlers", () => {
       setVar(Scope.TXN, "client", TypedValue.string("192.0.2.1")),
       unsetVar(Scope.SESS, "gone"),
     ]);
-    expect(seen?.name).toBe("check-rate");
-    expect(seen?.arg("ip_xff")).toEqual(xff);
-    expect(seen?.args.ip_fwd).toEqual(TypedValue.null);
-    expect(seen?.message.args.map((arg) => arg.name)).toEqual(["ip_fwd", "ip_xff", "ip_src"]);
-    expect([seen?.streamId, seen?.frameId, seen?.notify.messages.length]).toEqual([9, 3, 1]);
-    expect(seen?.engineId).toBe("spoekit-test-client");
-    expect(seen?.connection.remoteAddress).toBe("127.0.0.1");
+    expect(seen).toEqual([
+      "check-rate",
+      xff,
+      TypedValue.null,
+      ["ip_fwd", "ip_xff", "ip_src"],
+      [9, 3, 1],
+      "spoekit-test-client",
+      "127.0.0.1",
+    ]);
+  });
+
+  it("cannot touch another NOTIFY through a context kept after its own was answered", async () => {
+    let kept: MessageContext | undefined;
+    const { ready } = await startAgent({}, (agent) =>
+      agent.catchAll((message) => {
+        if (kept === undefined) {
+          kept = message;
+          return;
+        }
+        kept.setVar(Scope.TXN, "stale", TypedValue.int32(1));
+        message.setVar(Scope.TXN, "fresh", TypedValue.int32(2));
+      }),
+    );
+    const haproxy = await ready();
+    await haproxy.notify([checkRateMessage()]);
+    const second = await haproxy.notify([checkRateMessage()]);
+    expect(second.actions.map((action) => action.name)).toEqual(["fresh"]);
+    expect(kept?.actions).toEqual([]);
   });
 
   it("run per message name, the catch-all for the others, and answer a NOTIFY once for all its messages", async () => {

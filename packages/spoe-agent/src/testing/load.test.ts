@@ -82,7 +82,7 @@ describe("runLoad", () => {
   it("drives another SPOA: the bare-bones benchmark baseline, in its own process", async () => {
     const echo = spawnManaged(
       process.execPath,
-      ["--conditions=@spoekit/source", "bench/echo-server.ts", "0"],
+      ["--conditions=@spoekit/source", "bench/echo-server.mjs", "0"],
       { cwd: packageDir },
     );
     onCleanup(() => echo.stop());

@@ -2,7 +2,7 @@
  * The baseline: a bare-bones SPOA on the same codec — no handlers, deadlines, backpressure or
  * diagnostics; every NOTIFY of a socket read is answered with the same one-variable ACK in one
  * write. What it costs is the codec and the sockets; what the agent costs beyond it is the
- * library. Prints `listening <port>` once ready.
+ * library. Plain JavaScript, as `agent-server.mjs`. Prints `listening <port>` once ready.
  */
 import { createServer } from "node:net";
 import {

@@ -84,7 +84,9 @@ export class Exchange {
   recycle(): void {
     this.generation++;
     this.frame = NO_NOTIFY;
-    this.list.length = 0;
+    // Popping the one or two actions is an order of magnitude cheaper than `length = 0`.
+    const list = this.list;
+    while (list.length !== 0) list.pop();
     this.ack = undefined;
     this.pending = 0;
     this.settled = false;

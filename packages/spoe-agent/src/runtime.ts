@@ -13,6 +13,7 @@ import type { ResolvedOptions } from "./options.ts";
 
 type HookLists = { [K in keyof AgentHooks]: AgentHooks[K][] };
 
+/** Internal: what one agent's connections share. */
 export class Runtime {
   readonly agent: SpoeAgent;
   readonly options: ResolvedOptions;

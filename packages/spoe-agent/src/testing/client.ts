@@ -71,6 +71,7 @@ export interface ClientClosed {
  */
 export class SpopClientError extends SpoeAgentError {
   override readonly name = "SpopClientError";
+  /** The AGENT-DISCONNECT received, for `SPOP_CLIENT_DISCONNECTED`. */
   readonly disconnect: Disconnect | undefined;
   constructor(code: string, message: string, disconnect?: Disconnect, cause?: unknown) {
     super(code, message, { cause });
@@ -133,6 +134,7 @@ export async function connectClient(options: SpopClientOptions = {}): Promise<Sp
  * ```
  */
 export class SpopClient {
+  /** The connection to the agent. */
   readonly socket: Socket;
   /** The AGENT-HELLO, once received. */
   agentHello: AgentHello | undefined = undefined;

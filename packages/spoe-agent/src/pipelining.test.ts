@@ -1,14 +1,19 @@
 import type { Socket } from "node:net";
 import {
   type AckFrame,
+  decodeFrame,
+  encodeFrame,
   type Frame,
   FrameReader,
   FrameType,
+  fragmentFrame,
+  type NotifyFrame,
   notifyFrame,
   Scope,
   TypedValue,
 } from "@spoekit/spop-codec";
 import { afterEach, describe, expect, it } from "vitest";
+import { captured } from "../test/captured-frames.ts";
 import { cleanup, numberArg, sleep, startAgent, until } from "../test/helpers.ts";
 import { type ConnectionInfo, DataType } from "./index.ts";
 import { checkRateMessage, spoeMessage } from "./testing/index.ts";
@@ -122,6 +127,61 @@ describe("pipelining", () => {
       [1, 1],
       [2, 1],
     ]);
+  });
+
+  it.each([
+    ["2.6.12", captured.hello26, [captured.notify26, captured.notifyXff26]],
+    ["3.5-dev5", captured.hello35, [captured.notify35, captured.notifyXff35]],
+  ])("answers the NOTIFYs captured from HAProxy %s, echoing their ids", async (_version, hello, notifies) => {
+    const { client } = await startAgent({}, (agent) =>
+      agent.message("check-rate", (message) => {
+        const forwarded = message.args.ip_xff;
+        message.setVar(Scope.SESS, "ip_score", TypedValue.int32(forwarded?.type === DataType.IPV4 ? 100 : 0));
+      }),
+    );
+    const haproxy = await client();
+    haproxy.send(hello);
+    expect((await haproxy.nextFrame()).type).toBe(FrameType.AGENT_HELLO);
+    haproxy.send(Buffer.concat(notifies));
+    const acks = [(await haproxy.nextFrame()) as AckFrame, (await haproxy.nextFrame()) as AckFrame];
+    const sent = notifies.map((bytes) => decodeFrame(bytes) as NotifyFrame);
+    expect(
+      acks.map((ack) => [ack.streamId, ack.frameId, ack.actions[0]?.type === 1 && ack.actions[0].value]),
+    ).toEqual([
+      [sent[0]?.streamId, sent[0]?.frameId, TypedValue.int32(0)],
+      [sent[1]?.streamId, sent[1]?.frameId, TypedValue.int32(100)],
+    ]);
+  });
+
+  it("reassembles fragmented NOTIFYs when it offers fragmentation (HAProxy 2.x)", async () => {
+    const { client } = await startAgent({ capabilities: ["pipelining", "fragmentation"] }, (agent) =>
+      agent.catchAll((message) => {
+        const blob = message.arg("blob");
+        message.setVar(
+          Scope.TXN,
+          "size",
+          TypedValue.int32(blob?.type === DataType.BINARY ? blob.value.length : -1),
+        );
+      }),
+    );
+    const haproxy = await client();
+    const hello = await haproxy.hello({ maxFrameSize: 256, capabilities: ["pipelining", "fragmentation"] });
+    expect(hello.capabilities).toEqual(["pipelining", "fragmentation"]);
+    const notify = notifyFrame(3, 1, [
+      spoeMessage("upload", { blob: TypedValue.binary(new Uint8Array(1000)) }),
+    ]);
+    const pieces = fragmentFrame(notify, 256);
+    expect(pieces.length).toBeGreaterThan(3);
+    haproxy.socket.cork();
+    for (const piece of pieces) haproxy.send(encodeFrame(piece, { maxFrameSize: 256 }));
+    const ack = haproxy.notify([], { streamId: 99, frameId: 1 }); // a whole NOTIFY after the pieces
+    haproxy.socket.uncork();
+    const reassembled = (await haproxy.nextFrame()) as AckFrame;
+    expect([reassembled.streamId, reassembled.actions]).toEqual([
+      3,
+      [{ type: 1, scope: Scope.TXN, name: "size", value: TypedValue.int32(1000) }],
+    ]);
+    expect((await ack).streamId).toBe(99);
   });
 
   it("never mixes up connections that use the same stream and frame ids", async () => {

@@ -17,7 +17,7 @@
  * every 5 s: once with V8's default heap sizing, once with `--max-semi-space-size=8`, which caps
  * the young generation V8 otherwise grows to 64 MiB under this allocation rate.
  *
- * Others benchmark on this machine too: run it as `flock /tmp/spoekit-bench.lock pnpm bench`.
+ * On a machine where others benchmark too, serialise the runs (e.g. `flock <lock file> pnpm bench`).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";

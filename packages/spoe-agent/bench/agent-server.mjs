@@ -1,0 +1,16 @@
+/**
+ * The agent under benchmark: this package with a trivial handler that sets one variable, as a
+ * rate limiter's verdict. Plain JavaScript, so that the process runs as a deployed agent does
+ * (from `dist`, without type stripping, which alone adds tens of MiB of RSS). Prints
+ * `listening <port>` once ready; closes on SIGTERM.
+ */
+import { createAgent, Scope, TypedValue } from "@spoekit/spoe-agent";
+
+const verdict = TypedValue.int32(0);
+// As deployed: the default logger (pino, level info, JSON on stdout; nothing per NOTIFY).
+const agent = createAgent().message("check-rate", (message) => {
+  message.setVar(Scope.SESS, "ip_score", verdict);
+});
+const { port } = await agent.listen({ host: "127.0.0.1", port: Number(process.argv[2] ?? 0) });
+console.log(`listening ${port}`);
+process.once("SIGTERM", () => void agent.close());

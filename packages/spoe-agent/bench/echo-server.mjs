@@ -1,0 +1,49 @@
+/**
+ * The baseline: a bare-bones SPOA on the same codec — no handlers, deadlines, backpressure or
+ * diagnostics; every NOTIFY of a socket read is answered with the same one-variable ACK in one
+ * write. What it costs is the codec and the sockets; what the agent costs beyond it is the
+ * library. Plain JavaScript, as `agent-server.mjs`. Prints `listening <port>` once ready.
+ */
+import { createServer } from "node:net";
+import {
+  agentHelloFrame,
+  FrameReader,
+  FrameType,
+  FrameWriter,
+  negotiateHello,
+  parseHaproxyHello,
+  Scope,
+  setVar,
+  TypedValue,
+} from "@spoekit/spop-codec";
+
+const actions = [setVar(Scope.SESS, "ip_score", TypedValue.int32(0))];
+const writer = new FrameWriter();
+
+const server = createServer({ noDelay: true }, (socket) => {
+  const reader = new FrameReader();
+  socket.on("error", () => socket.destroy());
+  socket.on("data", (chunk) => {
+    reader.push(chunk);
+    for (let frame = reader.next(); frame !== undefined; frame = reader.next()) {
+      if (frame.type === FrameType.NOTIFY) {
+        writer.writeAck(frame.streamId, frame.frameId, actions);
+      } else if (frame.type === FrameType.HAPROXY_HELLO) {
+        writer.write(
+          agentHelloFrame(
+            negotiateHello(parseHaproxyHello(frame), { maxFrameSize: 16380, capabilities: ["pipelining"] }),
+          ),
+        );
+      }
+    }
+    if (writer.pendingBytes > 0) socket.write(writer.flush());
+  });
+});
+server.listen({ host: "127.0.0.1", port: Number(process.argv[2] ?? 0) }, () => {
+  const address = server.address();
+  console.log(`listening ${typeof address === "object" && address !== null ? address.port : 0}`);
+});
+process.once("SIGTERM", () => {
+  server.close();
+  process.exit(0);
+});

@@ -1,0 +1,240 @@
+import { connect } from "node:net";
+import { DisconnectStatus, FrameType, Scope, setVar, TypedValue } from "@spoekit/spop-codec";
+import { pino } from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import { captured } from "../test/captured-frames.ts";
+import { cleanup, logSink, numberArg, recordChannel, sleep, startAgent, until } from "../test/helpers.ts";
+import {
+  AgentClosedError,
+  type ConnectionCloseMessage,
+  channels,
+  createAgent,
+  type ErrorMessage,
+  type MessageContext,
+} from "./index.ts";
+import { spoeMessage } from "./testing/index.ts";
+
+afterEach(cleanup);
+
+/** Handlers that wait `ms` (an argument) and then set `done`, watching their signal. */
+function slowAgent(options: Parameters<typeof startAgent>[0] = {}) {
+  const signals: AbortSignal[] = [];
+  const started = startAgent(options, (agent) =>
+    agent.catchAll(async (message: MessageContext) => {
+      signals.push(message.signal);
+      message.setVar(Scope.TXN, "started", TypedValue.bool(true));
+      await sleep(numberArg(message, "ms"));
+      message.setVar(Scope.TXN, "done", TypedValue.bool(true));
+    }),
+  );
+  return { signals, started };
+}
+const slow = (ms: number) => spoeMessage("slow", { ms: TypedValue.int32(ms) });
+const both = [
+  setVar(Scope.TXN, "started", TypedValue.bool(true)),
+  setVar(Scope.TXN, "done", TypedValue.bool(true)),
+];
+
+describe("HAPROXY-DISCONNECT", () => {
+  it("is answered after the in-flight ACKs: AGENT-DISCONNECT status 0, then the agent closes", async () => {
+    const { started } = slowAgent();
+    const { ready } = await started;
+    const haproxy = await ready();
+    const events: string[] = [];
+    const acks = [40, 10].map((ms) =>
+      haproxy.notify([slow(ms)]).then((ack) => events.push(`ack ${ack.streamId}`)),
+    );
+    haproxy.send(captured.disconnect26);
+    const closed = await haproxy.closed;
+    events.push(`disconnect ${closed.disconnect?.status}`);
+    await Promise.all(acks);
+    expect(events).toEqual(["ack 3", "ack 1", "disconnect 0"]);
+    expect(closed.error).toBeUndefined();
+  });
+
+  it("with nothing in flight, is answered at once", async () => {
+    const { ready, agent } = await startAgent();
+    const haproxy = await ready();
+    expect(await haproxy.disconnect(0, "normal")).toEqual({ status: 0, message: "normal" });
+    await until(() => agent.connections.size === 0);
+  });
+});
+
+describe("HAProxy closing the connection", () => {
+  it.each([
+    ["with a TCP RST (as 3.x does)", "reset"],
+    ["with a FIN (EOF)", "end"],
+  ] as const)(
+    "%s is a normal close: handlers in flight are aborted, nothing is thrown",
+    async (_how, method) => {
+      const sink = logSink();
+      const errors = recordChannel<ErrorMessage>(channels.error);
+      const closes = recordChannel<ConnectionCloseMessage>(channels.connectionClose);
+      const { signals, started } = slowAgent({ logger: pino({ level: "debug" }, sink) });
+      const { ready } = await started;
+      const haproxy = await ready();
+      haproxy.notify([slow(300)]).catch(() => {});
+      await until(() => signals.length === 1);
+      await haproxy[method]();
+      await until(() => closes.length === 1);
+      expect(signals[0]?.aborted).toBe(true);
+      expect(signals[0]?.reason).toMatchObject({ code: "SPOE_AGENT_CONNECTION_CLOSED" });
+      expect(closes[0]?.cause).toBe(method === "reset" ? "reset" : "peer-closed");
+      expect(errors).toEqual([]);
+      expect(sink.lines.filter((line) => (line.level as number) >= 40)).toEqual([]);
+      await sleep(350); // the aborted handler finishes: its late ACK goes nowhere, quietly
+      expect(errors).toEqual([]);
+    },
+  );
+});
+
+describe("timeouts", () => {
+  it("closes a connection that says no HELLO within helloTimeout, with status 2", async () => {
+    const { client } = await startAgent({ helloTimeout: 80 });
+    const haproxy = await client();
+    const closed = await haproxy.closed;
+    expect(closed.disconnect?.status).toBe(DisconnectStatus.TIMEOUT);
+  });
+
+  it("closes a connection idle for idleTimeout, but not while a NOTIFY is in flight", async () => {
+    const { started } = slowAgent({ idleTimeout: 80 });
+    const { ready } = await started;
+    const haproxy = await ready();
+    expect((await haproxy.notify([slow(250)])).actions).toEqual(both);
+    const closed = await haproxy.closed;
+    expect(closed.disconnect).toEqual({ status: 0, message: "idle for 80 ms" });
+  });
+});
+
+describe("close()", () => {
+  it("stops accepting, lets in-flight NOTIFYs finish, sends AGENT-DISCONNECT 0, then resolves", async () => {
+    const { started } = slowAgent();
+    const { ready, agent, port } = await started;
+    const haproxy = await ready();
+    const idle = await ready();
+    const ack = haproxy.notify([slow(80)]);
+    await sleep(10);
+    const closing = agent.close();
+    expect((await ack).actions).toEqual(both);
+    expect((await haproxy.closed).disconnect).toEqual({ status: 0, message: "normal" });
+    expect((await idle.closed).disconnect?.status).toBe(0);
+    await closing;
+    expect(agent.connections.size).toBe(0);
+    const refused = await new Promise<string>((resolve) => {
+      const socket = connect({ host: "127.0.0.1", port });
+      socket.on("connect", () => resolve("connected"));
+      socket.on("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? "error"));
+    });
+    expect(refused).toBe("ECONNREFUSED");
+  });
+
+  it("answers the NOTIFYs already received but not yet taken (maxInFlight) before disconnecting", async () => {
+    const { started } = slowAgent({ maxInFlight: 2 });
+    const { ready, agent } = await started;
+    const haproxy = await ready();
+    haproxy.socket.cork();
+    const acks = [30, 30, 30, 30, 30].map((ms) => haproxy.notify([slow(ms)]));
+    haproxy.socket.uncork();
+    await sleep(10);
+    await agent.close();
+    expect((await Promise.all(acks)).map((ack) => ack.actions)).toEqual(Array(5).fill(both));
+  });
+
+  it("at closeTimeout answers what still runs with the actions so far, disconnects and resolves", async () => {
+    const { signals, started } = slowAgent({ closeTimeout: 60, handlerTimeout: 0 });
+    const { ready, agent } = await started;
+    const haproxy = await ready();
+    const ack = haproxy.notify([slow(10_000)]);
+    await until(() => signals.length === 1);
+    const began = performance.now();
+    await agent.close();
+    expect(performance.now() - began).toBeLessThan(2000);
+    expect((await ack).actions).toEqual([setVar(Scope.TXN, "started", TypedValue.bool(true))]);
+    expect((await haproxy.closed).disconnect?.status).toBe(0);
+    expect(signals[0]?.reason).toBeInstanceOf(AgentClosedError);
+  });
+
+  it("returns the same promise when called twice, and listen() then refuses", async () => {
+    const { agent } = await startAgent();
+    const first = agent.close();
+    expect(agent.close()).toBe(first);
+    await first;
+    expect(agent.closing).toBe(true);
+    await expect(agent.listen({ port: 0, host: "127.0.0.1" })).rejects.toMatchObject({
+      code: "SPOE_AGENT_CLOSED",
+    });
+  });
+
+  it("is started by the signal option", async () => {
+    const controller = new AbortController();
+    const { agent, ready } = await startAgent({ signal: controller.signal });
+    const haproxy = await ready();
+    controller.abort();
+    expect((await haproxy.closed).disconnect?.status).toBe(0);
+    expect(agent.closing).toBe(true);
+    const aborted = createAgent({ logger: false, signal: AbortSignal.abort() });
+    await expect(aborted.listen({ port: 0 })).rejects.toMatchObject({ code: "SPOE_AGENT_CLOSED" });
+  });
+
+  it("runs the lifecycle hooks in order, a failing hook only reported", async () => {
+    const events: string[] = [];
+    const errors = recordChannel<ErrorMessage>(channels.error);
+    const { agent, ready } = await startAgent({}, (a) =>
+      a
+        .addHook("onListen", (address) => {
+          events.push(`listen ${address.url.startsWith("tcp://127.0.0.1:")}`);
+        })
+        .addHook("onConnection", (connection) => {
+          events.push(`connection ${connection.id}`);
+        })
+        .addHook("onConnection", () => {
+          throw new Error("hook failed");
+        })
+        .addHook("onConnectionClose", (connection, cause) => {
+          events.push(`close ${connection.id} ${cause}`);
+        })
+        .addHook("preClose", async () => {
+          await sleep(5);
+          events.push(`preClose ${agent.connections.size}`);
+        })
+        .addHook("onClose", () => {
+          events.push("onClose");
+        }),
+    );
+    await ready();
+    await agent.close();
+    expect(events).toEqual([
+      "listen true",
+      "connection 1",
+      "preClose 1",
+      "close 1 agent-disconnect",
+      "onClose",
+    ]);
+    expect(errors.map((e) => [e.kind, e.error.message])).toEqual([["hook", "hook failed"]]);
+    expect(() => agent.addHook("nope" as never, (() => {}) as never)).toThrow(/unknown hook/);
+  });
+});
+
+describe("health checks and the close of the agent", () => {
+  it("a health check during close() is answered or refused, never left hanging", async () => {
+    const { client, agent } = await startAgent();
+    const haproxy = await client();
+    void agent.close();
+    haproxy.send(captured.healthcheck35);
+    const closed = await haproxy.closed;
+    expect(
+      closed.unclaimed
+        .map((frame) => frame.type)
+        .every((type) => type === FrameType.AGENT_HELLO || type === FrameType.AGENT_DISCONNECT),
+    ).toBe(true);
+  });
+
+  it("a connection that said HELLO while the agent was closing is drained at once", async () => {
+    const { client, agent } = await startAgent();
+    const haproxy = await client();
+    const closing = agent.close();
+    await haproxy.hello().catch(() => undefined);
+    await closing;
+    expect((await haproxy.closed).disconnect?.status).toBe(0);
+  });
+});

@@ -1,0 +1,114 @@
+/**
+ * The state an agent's connections share, internal: resolved options, handlers, hooks, the one
+ * frame writer, and the write scheduler that groups every ACK made ready in a tick into one
+ * socket write per connection.
+ */
+import { FrameWriter } from "@spoekit/spop-codec";
+import type { Logger } from "pino";
+import type { AgentHooks, SpoeAgent } from "./agent.ts";
+import type { Connection } from "./connection.ts";
+import { type CloseCause, dc, type ErrorKind } from "./diagnostics.ts";
+import type { MessageHandler } from "./exchange.ts";
+import type { ResolvedOptions } from "./options.ts";
+
+type HookLists = { [K in keyof AgentHooks]: AgentHooks[K][] };
+
+/** Internal: what one agent's connections share. */
+export class Runtime {
+  readonly agent: SpoeAgent;
+  readonly options: ResolvedOptions;
+  readonly log: Logger;
+  /**
+   * Shared by every connection: frames are encoded only when a connection flushes, and each
+   * flush hands out its bytes before the next connection writes, so one slab serves them all.
+   */
+  readonly writer: FrameWriter;
+  readonly handlers = new Map<string, MessageHandler>();
+  catchAll: MessageHandler | undefined = undefined;
+  readonly hooks: HookLists = {
+    onListen: [],
+    onConnection: [],
+    onConnectionClose: [],
+    preClose: [],
+    onClose: [],
+  };
+  readonly connections = new Set<Connection>();
+  closing = false;
+  #nextConnectionId = 1;
+  #dirty: Connection[] = [];
+  #spare: Connection[] = [];
+  #immediate: NodeJS.Immediate | undefined = undefined;
+  /** Called when the last connection closes while the agent is closing. */
+  onIdle: (() => void) | undefined = undefined;
+
+  constructor(agent: SpoeAgent, options: ResolvedOptions) {
+    this.agent = agent;
+    this.options = options;
+    this.log = options.logger;
+    this.writer = new FrameWriter({ maxFrameSize: options.maxFrameSize });
+  }
+
+  nextConnectionId(): number {
+    return this.#nextConnectionId++;
+  }
+
+  handlerFor(name: string): MessageHandler | undefined {
+    return this.handlers.get(name) ?? this.catchAll;
+  }
+
+  /** Queues `connection` for a flush once this tick's I/O is done (one setImmediate for all). */
+  schedule(connection: Connection): void {
+    this.#dirty.push(connection);
+    if (this.#immediate === undefined) this.#immediate = setImmediate(this.#flushAll);
+  }
+
+  readonly #flushAll = (): void => {
+    this.#immediate = undefined;
+    const dirty = this.#dirty;
+    this.#dirty = this.#spare;
+    this.#spare = dirty;
+    for (let i = 0; i < dirty.length; i++) (dirty[i] as Connection).flush();
+    dirty.length = 0;
+  };
+
+  reportError(kind: ErrorKind, error: Error, connection?: Connection, status?: number): void {
+    if (dc.error.hasSubscribers) {
+      dc.error.publish({ agent: this.agent, connection, kind, error, status });
+    }
+  }
+
+  /** Runs the synchronous hooks `name`; a hook that throws is logged and reported, not fatal. */
+  runHooks<K extends "onConnection" | "onConnectionClose">(
+    name: K,
+    ...args: Parameters<AgentHooks[K]>
+  ): void {
+    for (const hook of this.hooks[name]) {
+      try {
+        (hook as (...a: Parameters<AgentHooks[K]>) => void)(...args);
+      } catch (error) {
+        this.hookFailed(name, error);
+      }
+    }
+  }
+
+  hookFailed(name: string, error: unknown): void {
+    const failure = error instanceof Error ? error : new Error(String(error));
+    this.log.error({ err: failure, hook: name }, "hook failed");
+    this.reportError("hook", failure);
+  }
+
+  connectionOpened(connection: Connection): void {
+    this.connections.add(connection);
+    if (dc.connectionOpen.hasSubscribers) dc.connectionOpen.publish({ agent: this.agent, connection });
+    this.runHooks("onConnection", connection);
+  }
+
+  connectionClosed(connection: Connection, cause: CloseCause, error: Error | undefined): void {
+    this.connections.delete(connection);
+    if (dc.connectionClose.hasSubscribers) {
+      dc.connectionClose.publish({ agent: this.agent, connection, cause, error });
+    }
+    this.runHooks("onConnectionClose", connection, cause);
+    if (this.closing && this.connections.size === 0) this.onIdle?.();
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Shared by the package's tests: agents on loopback ports, clients connected to them, captured
+ * logs and diagnostics, and cleanup that runs also when a test fails (`afterEach(cleanup)`).
+ */
+import { type Channel, channel } from "node:diagnostics_channel";
+import { type AgentOptions, createAgent, type MessageContext, type SpoeAgent } from "../src/index.ts";
+import { connectClient, type SpopClient, type SpopClientOptions } from "../src/testing/index.ts";
+
+const cleanups: (() => unknown)[] = [];
+
+/** Registers something to undo after the current test. */
+export function onCleanup(undo: () => unknown): void {
+  cleanups.push(undo);
+}
+
+/** Undoes everything registered, newest first; use as `afterEach(cleanup)`. */
+export async function cleanup(): Promise<void> {
+  for (let undo = cleanups.pop(); undo !== undefined; undo = cleanups.pop()) await undo();
+}
+
+export interface TestAgent {
+  readonly agent: SpoeAgent;
+  readonly port: number;
+  /** A connected client (closed after the test). */
+  client(options?: SpopClientOptions): Promise<SpopClient>;
+  /** A connected client that has said HELLO. */
+  ready(options?: SpopClientOptions): Promise<SpopClient>;
+}
+
+/** A client to `port` on 127.0.0.1, destroyed after the test. */
+export async function clientTo(port: number, options: SpopClientOptions = {}): Promise<SpopClient> {
+  const client = await connectClient({ port, timeoutMs: 3000, ...options });
+  onCleanup(() => client.socket.destroy());
+  return client;
+}
+
+/** An agent on 127.0.0.1 (no logger unless given), set up by `setup`, closed after the test. */
+export async function startAgent(
+  options: AgentOptions = {},
+  setup: (agent: SpoeAgent) => void = () => {},
+): Promise<TestAgent> {
+  const agent = createAgent({ logger: false, ...options });
+  setup(agent);
+  onCleanup(() => agent.close());
+  const { port } = await agent.listen({ host: "127.0.0.1", port: 0 });
+  if (port === undefined) throw new Error("no port");
+  return {
+    agent,
+    port,
+    client: (clientOptions) => clientTo(port, clientOptions),
+    async ready(clientOptions) {
+      const client = await clientTo(port, clientOptions);
+      await client.hello();
+      return client;
+    },
+  };
+}
+
+/** Collects what is published on diagnostics channels during the test. */
+export function recordChannel<T>(name: string): T[] {
+  const messages: T[] = [];
+  const ch: Channel = channel(name);
+  const listener = (message: unknown) => messages.push(message as T);
+  ch.subscribe(listener);
+  onCleanup(() => ch.unsubscribe(listener));
+  return messages;
+}
+
+/** A pino-compatible destination that keeps every log line, parsed. */
+export function logSink(): { write(line: string): void; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  return {
+    lines,
+    write(line: string) {
+      lines.push(JSON.parse(line) as Record<string, unknown>);
+    },
+  };
+}
+
+/** Resolves after `ms` milliseconds. */
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `condition` every 5 ms until it holds; fails after `timeoutMs`. */
+export async function until(condition: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${condition}`);
+    await sleep(5);
+  }
+}
+
+/** The number an argument holds (INT32, INT64, …); throws when it holds none. */
+export function numberArg(message: MessageContext, name: string): number {
+  const value = message.arg(name);
+  if (value === undefined || !("value" in value) || typeof value.value !== "number") {
+    throw new Error(`argument ${name} holds no number`);
+  }
+  return value.value;
+}

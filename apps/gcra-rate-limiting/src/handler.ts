@@ -49,6 +49,15 @@ const ALLOWED = TypedValue.int32(0);
 const DENIED = TypedValue.int32(100);
 
 /**
+ * Integer values for the ACK, made once for 0 … `size - 1` (the values `remaining` and
+ * `retry_after` take in practice): an ACK on the request path then allocates no value.
+ */
+function integers(size: number): (n: number) => TypedValue {
+  const cache = Array.from({ length: size }, (_, n) => TypedValue.int64(n));
+  return (n) => cache[n] ?? TypedValue.int64(n);
+}
+
+/**
  * The `check-rate` handler: resolves the client, asks the limiter, and sets in scope `sess`
  * (`sess.rl.*` with `option var-prefix rl`): `ip_score` 0 (allowed) or 100 (denied) — the
  * contract HAProxy's `deny if { var(sess.rl.ip_score) -m int ge 80 }` reads — `retry_after`
@@ -61,13 +70,20 @@ export function checkRateHandler(options: {
   ipv6Prefix: number;
 }): MessageHandler {
   const { limiter, metrics, ipv6Prefix } = options;
+  const limit = TypedValue.int64(limiter.limit.burst);
+  const remaining = integers(Math.min(limiter.limit.burst + 1, 4096));
+  const seconds = integers(3600);
 
   const answer = (message: MessageContext, key: string, decision: GcraDecision): void => {
     metrics.decided(decision.source, decision.allowed);
     message.setVar(Scope.SESS, "ip_score", decision.allowed ? ALLOWED : DENIED);
-    message.setVar(Scope.SESS, "retry_after", TypedValue.int64(Math.ceil(decision.retryAfter / 1_000_000)));
-    message.setVar(Scope.SESS, "remaining", TypedValue.int64(decision.remaining));
-    message.setVar(Scope.SESS, "limit", TypedValue.int64(decision.limit));
+    message.setVar(Scope.SESS, "retry_after", seconds(Math.ceil(decision.retryAfter / 1_000_000)));
+    message.setVar(Scope.SESS, "remaining", remaining(decision.remaining));
+    message.setVar(
+      Scope.SESS,
+      "limit",
+      decision.limit === limiter.limit.burst ? limit : TypedValue.int64(decision.limit),
+    );
     if (message.log.isLevelEnabled("debug")) {
       message.log.debug(
         {
@@ -87,7 +103,7 @@ export function checkRateHandler(options: {
   return (message) => {
     const address = clientAddress(message);
     if (address === undefined) {
-      metrics.unresolved.inc();
+      metrics.unresolved();
       if (message.log.isLevelEnabled("debug")) {
         message.log.debug({ stream: message.streamId, frame: message.frameId }, "no client address");
       }

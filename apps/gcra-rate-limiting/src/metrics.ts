@@ -10,14 +10,8 @@ import {
   type NotifyMessage,
 } from "@spoekit/spoe-agent";
 import { FrameType, frameTypeNames } from "@spoekit/spop-codec";
-import {
-  type Counter,
-  Counter as CounterMetric,
-  collectDefaultMetrics,
-  Gauge,
-  Histogram,
-  Registry,
-} from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { HotCounter, HotHistogram } from "./hot-metrics.ts";
 
 /**
  * The Prometheus metrics of one process. Every process (each worker, and the cluster primary)
@@ -37,13 +31,13 @@ const frameLabel = Object.fromEntries(
   Object.entries(frameTypeNames).map(([code, name]) => [code, name.toLowerCase()]),
 ) as Record<number, string>;
 
-/** The metrics the request path updates directly, with label children resolved once. */
+/** The metrics the request path updates directly, with their series resolved once. */
 export interface AppMetrics {
   readonly registry: Registry;
-  /** `decided(source, allowed)`: count one decision. */
+  /** Counts one decision by who made it and its outcome. */
   decided(source: DecisionSource, allowed: boolean): void;
-  /** A `check-rate` message without a usable client address. */
-  readonly unresolved: Counter;
+  /** Counts a `check-rate` message without a usable client address. */
+  unresolved(): void;
   /** 1 while this process drains. */
   readonly draining: Gauge;
 }
@@ -53,26 +47,24 @@ export function createMetrics(store: "embedded" | "valkey"): AppMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
-  const decisions = new CounterMetric({
-    name: "gcra_decisions_total",
-    help: "Rate-limit decisions by outcome (allowed, denied) and by who decided (store, deny-cache, or the failure policy: fallback, open, closed)",
-    labelNames: ["outcome", "source"],
-    registers: [registry],
-  });
-  const children = new Map<string, { inc(): void }>();
-  for (const source of decisionSources) {
-    for (const outcome of ["allowed", "denied"]) {
-      const child = decisions.labels({ outcome, source });
-      children.set(`${source}:${outcome}`, child);
-      // Only the sources this store can produce are shown from the start (at 0).
-      if (store === "valkey" || source === "store") child.inc(0);
-    }
-  }
-  const unresolved = new CounterMetric({
-    name: "gcra_unresolved_messages_total",
-    help: "check-rate messages without a usable client address in ip_fwd, ip_xff or ip_src: answered without a decision",
-    registers: [registry],
-  });
+  const decisions = new HotCounter(
+    registry,
+    "gcra_decisions_total",
+    "Rate-limit decisions by outcome (allowed, denied) and by who decided (store, deny-cache, or the failure policy: fallback, open, closed)",
+  );
+  // Only the sources this store can produce: the embedded store decides everything itself.
+  const sources = store === "valkey" ? decisionSources : (["store"] as const);
+  const bySource = new Map<DecisionSource, [allowed: () => void, denied: () => void]>(
+    sources.map((source) => [
+      source,
+      [decisions.series({ outcome: "allowed", source }), decisions.series({ outcome: "denied", source })],
+    ]),
+  );
+  const unresolved = new HotCounter(
+    registry,
+    "gcra_unresolved_messages_total",
+    "check-rate messages without a usable client address in ip_fwd, ip_xff or ip_src: answered without a decision",
+  ).series();
   const draining = new Gauge({
     name: "gcra_rate_limiting_draining",
     help: "1 while the agent drains after SIGTERM/SIGINT (readyz answers 503)",
@@ -91,9 +83,9 @@ export function createMetrics(store: "embedded" | "valkey"): AppMetrics {
   return {
     registry,
     decided(source, allowed) {
-      children.get(`${source}:${allowed ? "allowed" : "denied"}`)?.inc();
+      bySource.get(source)?.[allowed ? 0 : 1]();
     },
-    unresolved,
+    unresolved: () => unresolved(),
     draining,
   };
 }
@@ -103,7 +95,7 @@ export function createMetrics(store: "embedded" | "valkey"): AppMetrics {
  * handler latency, errors and disconnects. Returns a function that unsubscribes.
  */
 export function observeAgent(registry: Registry): () => void {
-  const opened = new CounterMetric({
+  const opened = new Counter({
     name: "spoa_connections_opened_total",
     help: "SPOP connections accepted",
     registers: [registry],
@@ -113,62 +105,63 @@ export function observeAgent(registry: Registry): () => void {
     help: "SPOP connections open now",
     registers: [registry],
   });
-  const closed = new CounterMetric({
+  const closed = new Counter({
     name: "spoa_connections_closed_total",
     help: "SPOP connections closed, by cause (haproxy-disconnect, agent-disconnect, healthcheck, peer-closed, reset, destroyed)",
     labelNames: ["cause"],
     registers: [registry],
   });
-  const framesIn = new CounterMetric({
-    name: "spoa_frames_received_total",
-    help: "SPOP frames received, by type",
-    labelNames: ["type"],
-    registers: [registry],
-  });
-  const framesOut = new CounterMetric({
-    name: "spoa_frames_sent_total",
-    help: "SPOP frames sent, by type",
-    labelNames: ["type"],
-    registers: [registry],
-  });
-  const disconnects = new CounterMetric({
+  const framesIn = new HotCounter(registry, "spoa_frames_received_total", "SPOP frames received, by type");
+  const framesOut = new HotCounter(registry, "spoa_frames_sent_total", "SPOP frames sent, by type");
+  const disconnects = new Counter({
     name: "spoa_disconnects_total",
     help: "DISCONNECT frames, by direction (sent: AGENT-DISCONNECT, received: HAPROXY-DISCONNECT) and SPOP status code",
     labelNames: ["direction", "status"],
     registers: [registry],
   });
-  const errors = new CounterMetric({
+  const errors = new Counter({
     name: "spoa_errors_total",
     help: "Agent errors, by kind (handler, timeout, protocol, encoding, socket, hook)",
     labelNames: ["kind"],
     registers: [registry],
   });
-  const handlerSeconds = new Histogram({
-    name: "spoa_notify_duration_seconds",
-    help: "Time from receiving a NOTIFY to its answer (handler latency), by outcome (ok, error, timeout, cancelled)",
-    labelNames: ["outcome"],
-    buckets: latencyBuckets,
-    registers: [registry],
-  });
+  const handlerSeconds = new HotHistogram(
+    registry,
+    "spoa_notify_duration_seconds",
+    "Time from receiving a NOTIFY to its answer (handler latency), by outcome (ok, error, timeout, cancelled)",
+    latencyBuckets,
+  );
+  const byOutcome = new Map(
+    (["ok", "error", "timeout", "cancelled"] as const).map((outcome) => [
+      outcome,
+      handlerSeconds.series({ outcome }),
+    ]),
+  );
 
-  const framesInByType = new Map<number, { inc(n?: number): void }>();
-  const framesOutByType = new Map<number, { inc(n?: number): void }>();
-  for (const code of [FrameType.HAPROXY_HELLO, FrameType.NOTIFY, FrameType.HAPROXY_DISCONNECT]) {
-    framesInByType.set(code, framesIn.labels({ type: frameLabel[code] ?? String(code) }));
-  }
-  for (const code of [FrameType.AGENT_HELLO, FrameType.ACK, FrameType.AGENT_DISCONNECT]) {
-    framesOutByType.set(code, framesOut.labels({ type: frameLabel[code] ?? String(code) }));
-  }
-  for (const child of [...framesInByType.values(), ...framesOutByType.values()]) child.inc(0);
-  const frameCounter = (byType: typeof framesInByType, metric: typeof framesIn, type: number) => {
-    let child = byType.get(type);
-    if (child === undefined) {
-      child = metric.labels({ type: frameLabel[type] ?? String(type) });
-      byType.set(type, child);
-    }
-    return child;
+  /** Frame counters by type code: HAProxy's and the agent's types up front, any other on first sight. */
+  const frameCounter = (counter: HotCounter, types: readonly number[]) => {
+    const byType = new Map(
+      types.map((code) => [code, counter.series({ type: frameLabel[code] ?? String(code) })]),
+    );
+    return (type: number, count: number) => {
+      let inc = byType.get(type);
+      if (inc === undefined) {
+        inc = counter.series({ type: frameLabel[type] ?? String(type) });
+        byType.set(type, inc);
+      }
+      inc(count);
+    };
   };
-  const notifyOk = handlerSeconds.labels({ outcome: "ok" });
+  const frameIn = frameCounter(framesIn, [
+    FrameType.HAPROXY_HELLO,
+    FrameType.NOTIFY,
+    FrameType.HAPROXY_DISCONNECT,
+  ]);
+  const frameOut = frameCounter(framesOut, [
+    FrameType.AGENT_HELLO,
+    FrameType.ACK,
+    FrameType.AGENT_DISCONNECT,
+  ]);
 
   const handlers: [string, (message: unknown) => void][] = [
     [
@@ -189,22 +182,21 @@ export function observeAgent(registry: Registry): () => void {
       channels.frameIn,
       (message) => {
         const { type, count } = message as FrameMessage;
-        frameCounter(framesInByType, framesIn, type).inc(count);
+        frameIn(type, count);
       },
     ],
     [
       channels.frameOut,
       (message) => {
         const { type, count } = message as FrameMessage;
-        frameCounter(framesOutByType, framesOut, type).inc(count);
+        frameOut(type, count);
       },
     ],
     [
       channels.notify,
       (message) => {
         const { duration, outcome } = message as NotifyMessage;
-        if (outcome === "ok") notifyOk.observe(duration / 1000);
-        else handlerSeconds.observe({ outcome }, duration / 1000);
+        byOutcome.get(outcome)?.(duration / 1000);
       },
     ],
     [
@@ -224,23 +216,22 @@ export function observeAgent(registry: Registry): () => void {
 
 /** Exports the Valkey limiter's latency, failures by kind, and who answers (store or policy). */
 export function observeValkey(registry: Registry, limiter: ValkeyLimiter): void {
-  const storeSeconds = new Histogram({
-    name: "gcra_store_duration_seconds",
-    help: "Valkey calls (decisions and probes) from issue to answer or failure, by result (ok, error)",
-    labelNames: ["result"],
-    buckets: latencyBuckets,
-    registers: [registry],
-  });
-  const ok = storeSeconds.labels({ result: "ok" });
-  const failed = storeSeconds.labels({ result: "error" });
-  const errors = new CounterMetric({
+  const storeSeconds = new HotHistogram(
+    registry,
+    "gcra_store_duration_seconds",
+    "Valkey calls (decisions and probes) from issue to answer or failure, by result (ok, error)",
+    latencyBuckets,
+  );
+  const ok = storeSeconds.series({ result: "ok" });
+  const failed = storeSeconds.series({ result: "error" });
+  const errors = new Counter({
     name: "gcra_store_errors_total",
     help: "Failed Valkey calls, by kind (timeout, connection, cluster, readonly, auth, script, reply, other)",
     labelNames: ["kind"],
     registers: [registry],
   });
   for (const kind of FAILURE_KINDS) errors.labels({ kind }).inc(0);
-  limiter.valkey.on("latency", (durationUs, success) => (success ? ok : failed).observe(durationUs / 1e6));
+  limiter.valkey.on("latency", (durationUs, success) => (success ? ok : failed)(durationUs / 1e6));
   limiter.valkey.on("failure", (error) => errors.inc({ kind: error.kind satisfies FailureKind }));
 
   new Gauge({

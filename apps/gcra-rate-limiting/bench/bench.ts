@@ -40,14 +40,13 @@ import {
   startRedis,
   waitFor,
 } from "@spoekit/harness";
+import { appDir, canonical, loopbackEnvironment } from "../test/stack.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = 64;
 const PACING_DELAY_MS = 1;
 
-const appDir = join(import.meta.dirname, "..");
-const repoRoot = join(appDir, "..", "..");
 const wrkScript = join(import.meta.dirname, "wrk.lua");
 
 /**
@@ -297,26 +296,16 @@ async function run(scenario: Scenario): Promise<ScenarioResult> {
       freePort(),
     ]);
     haproxy = await startHaproxy({
-      config: benchConfig(readFileSync(join(repoRoot, "deploy/base/haproxy/haproxy.cfg"), "utf8")),
-      files: {
-        "spoe-rate-limit.conf": readFileSync(
-          join(repoRoot, "deploy/base/haproxy/spoe-rate-limit.conf"),
-          "utf8",
-        ),
-      },
+      config: benchConfig(canonical.haproxyCfg),
+      files: { "spoe-rate-limit.conf": canonical.spoeConf },
       waitForPorts: [filterPort, baselinePort, statsPort],
       env: {
-        HTTP_BIND: `127.0.0.1:${filterPort}`,
+        ...loopbackEnvironment(
+          { http: filterPort, stats: statsPort, agent: started.spopPort, backend: closedPort },
+          1,
+          4000,
+        ),
         BASELINE_BIND: `127.0.0.1:${baselinePort}`,
-        STATS_BIND: `127.0.0.1:${statsPort}`,
-        AGENT_HOST: "127.0.0.1",
-        AGENT_PORT: String(started.spopPort),
-        AGENT_SLOTS: "1",
-        BACKEND_HOST: "127.0.0.1",
-        BACKEND_PORT: String(closedPort),
-        SPOE_CONFIG: "spoe-rate-limit.conf",
-        MAXCONN: "4000",
-        NBTHREAD: "1",
       },
     });
     pin(haproxy.process.pid, PLACEMENT.haproxy);

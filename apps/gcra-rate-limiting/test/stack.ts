@@ -4,17 +4,21 @@
  * backend, and helpers to read the app's admin API and metrics. Everything on 127.0.0.1.
  */
 import { readFileSync } from "node:fs";
-import { createServer, request } from "node:http";
+import { createServer } from "node:http";
 import { join } from "node:path";
 import {
   freePort,
   type HaproxyProcess,
+  type HttpReply,
+  httpGet,
   type ManagedProcess,
   spawnManaged,
   startHaproxy,
   waitFor,
 } from "@spoekit/harness";
 import { settings } from "../src/config.ts";
+
+export type { HttpReply };
 
 export const appDir = join(import.meta.dirname, "..");
 const repoRoot = join(appDir, "..", "..");
@@ -32,52 +36,6 @@ export function spawnApp(env: Record<string, string>, outputLimit?: number): Man
     cwd: appDir,
     env: appEnvironment(env),
     ...(outputLimit !== undefined ? { outputLimit } : {}),
-  });
-}
-
-export interface HttpReply {
-  readonly status: number;
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: string;
-  /** When the request was sent and its answer complete, `performance.now()` ms. */
-  readonly sentAt: number;
-  readonly doneAt: number;
-}
-
-/** One GET on a connection of its own; rejects on a socket error or after `timeoutMs`. */
-export function httpGet(
-  port: number,
-  path = "/",
-  headers: Record<string, string> = {},
-  timeoutMs = 5000,
-): Promise<HttpReply> {
-  return new Promise((resolve, reject) => {
-    const sentAt = performance.now();
-    const req = request(
-      { host: "127.0.0.1", port, path, headers, agent: false, timeout: timeoutMs },
-      (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (chunk: string) => {
-          body += chunk;
-        });
-        res.on("end", () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body,
-            sentAt,
-            doneAt: performance.now(),
-          }),
-        );
-        res.on("error", reject);
-      },
-    );
-    req.on("timeout", () =>
-      req.destroy(new Error(`no answer from 127.0.0.1:${port}${path} in ${timeoutMs} ms`)),
-    );
-    req.on("error", reject);
-    req.end();
   });
 }
 
@@ -136,7 +94,7 @@ export async function startApp(
     { SPOE_ADDR: `127.0.0.1:${spopPort}`, ADMIN_ADDR: `127.0.0.1:${adminPort}`, ...env },
     options.outputLimit,
   );
-  const admin = (path: string) => httpGet(adminPort, path);
+  const admin = (path: string) => httpGet(adminPort, { path });
   try {
     await waitFor(
       async () => (await admin("/startz")).status === 200,
@@ -193,6 +151,30 @@ export function withAgentServers(haproxyCfg: string, ports: readonly number[]): 
   );
 }
 
+/**
+ * The variables the canonical haproxy.cfg reads, for HAProxy on loopback: its ports, one agent
+ * port (an IP address, so no DNS query), the backend, `threads` threads, the SPOE file beside
+ * haproxy.cfg.
+ */
+export function loopbackEnvironment(
+  ports: { http: number; stats: number; agent: number; backend: number },
+  threads = 1,
+  maxconn = 1000,
+): Record<string, string> {
+  return {
+    HTTP_BIND: `127.0.0.1:${ports.http}`,
+    STATS_BIND: `127.0.0.1:${ports.stats}`,
+    AGENT_HOST: "127.0.0.1",
+    AGENT_PORT: String(ports.agent),
+    AGENT_SLOTS: "1",
+    BACKEND_HOST: "127.0.0.1",
+    BACKEND_PORT: String(ports.backend),
+    SPOE_CONFIG: "spoe-rate-limit.conf",
+    MAXCONN: String(maxconn),
+    NBTHREAD: String(threads),
+  };
+}
+
 export interface Front {
   readonly haproxy: HaproxyProcess;
   readonly httpPort: number;
@@ -221,25 +203,19 @@ export async function startProxy(
       agentPorts.length === 1 ? canonical.haproxyCfg : withAgentServers(canonical.haproxyCfg, agentPorts),
     files: { "spoe-rate-limit.conf": canonical.spoeConf },
     waitForPorts: [httpPort, statsPort],
-    env: {
-      HTTP_BIND: `127.0.0.1:${httpPort}`,
-      STATS_BIND: `127.0.0.1:${statsPort}`,
-      AGENT_HOST: "127.0.0.1",
-      AGENT_PORT: String(agentPort),
-      AGENT_SLOTS: "1",
-      BACKEND_HOST: "127.0.0.1",
-      BACKEND_PORT: String(backendPort),
-      SPOE_CONFIG: "spoe-rate-limit.conf",
-      MAXCONN: "1000",
-      NBTHREAD: String(threads),
-    },
+    env: loopbackEnvironment(
+      { http: httpPort, stats: statsPort, agent: agentPort ?? 0, backend: backendPort },
+      threads,
+    ),
   });
   return {
     haproxy,
     httpPort,
-    get: (headers = {}, path = "/", timeoutMs = 5000) => httpGet(httpPort, path, headers, timeoutMs),
+    get: (headers = {}, path = "/", timeoutMs = 5000) => httpGet(httpPort, { path, headers, timeoutMs }),
     async agentStates() {
-      const [header = "", ...rows] = (await httpGet(statsPort, "/stats;csv")).body.trim().split("\n");
+      const [header = "", ...rows] = (await httpGet(statsPort, { path: "/stats;csv" })).body
+        .trim()
+        .split("\n");
       const columns = header.replace(/^# /, "").split(",");
       const status = columns.indexOf("status");
       return rows

@@ -91,6 +91,24 @@ export function createMetrics(store: "embedded" | "valkey"): AppMetrics {
 }
 
 /**
+ * The cluster primary's own registry: its process metrics and the number of workers listening
+ * (`listening()`, read at each scrape). The workers' registries are summed with it.
+ */
+export function createPrimaryMetrics(listening: () => number): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  new Gauge({
+    name: "gcra_rate_limiting_workers",
+    help: "Worker processes listening on the SPOP port",
+    registers: [registry],
+    collect() {
+      this.set(listening());
+    },
+  });
+  return registry;
+}
+
+/**
  * Exports what the SPOE agent publishes on `node:diagnostics_channel`: connections, frames,
  * handler latency, errors and disconnects. Returns a function that unsubscribes.
  */

@@ -1,5 +1,5 @@
 import cluster, { type Worker } from "node:cluster";
-import { AggregatorRegistry, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { AggregatorRegistry } from "prom-client";
 import { type AdminServer, startAdmin } from "./admin.ts";
 import { banner } from "./banner.ts";
 import type { Config } from "./config.ts";
@@ -13,6 +13,7 @@ import {
   startup,
   workerExecArgv,
 } from "./lifecycle.ts";
+import { createPrimaryMetrics } from "./metrics.ts";
 
 /** How long a scrape waits for a worker's metrics before leaving that worker out. */
 const METRICS_TIMEOUT_MS = 2000;
@@ -33,18 +34,8 @@ interface Tracked {
  */
 export async function runPrimary(config: Config): Promise<void> {
   const log = createLogger(config, { role: "primary" });
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
   const tracked = new Map<number, Tracked>();
-  const listeningCount = () => [...tracked.values()].filter((t) => t.state?.listening).length;
-  new Gauge({
-    name: "gcra_rate_limiting_workers",
-    help: "Worker processes listening on the SPOP port",
-    registers: [registry],
-    collect() {
-      this.set(listeningCount());
-    },
-  });
+  const registry = createPrimaryMetrics(() => [...tracked.values()].filter((t) => t.state?.listening).length);
 
   let started = false;
   let draining = false;

@@ -29,10 +29,13 @@ export function onStopSignals(log: Logger, drain: (signal: StopSignal) => void):
 }
 
 /**
- * Exits with code 1 if the drain has not finished `ms` after it began: the agent answers what it
- * received within its share of DRAIN_TIMEOUT, so this only fires when something hangs.
+ * Exits with code 1 if the drain has not finished `drainTimeoutMs` after it began (at least half
+ * a second: with DRAIN_TIMEOUT=0 the agent still needs a moment to disconnect and close). The
+ * agent answers what it received within its share of DRAIN_TIMEOUT, so this only fires when
+ * something hangs.
  */
-export function drainDeadline(log: Logger, ms: number): NodeJS.Timeout {
+export function drainDeadline(log: Logger, drainTimeoutMs: number): NodeJS.Timeout {
+  const ms = Math.max(drainTimeoutMs, 500);
   return setTimeout(() => {
     log.error({ drainTimeoutMs: ms }, "DRAIN_TIMEOUT passed before the drain finished; exiting");
     process.exit(1);

@@ -72,6 +72,15 @@ export class BufferReader {
     this.origin = origin;
   }
 
+  /**
+   * Lets go of the buffer. A reader lives as long as its connection: holding the last chunk
+   * decoded would keep each connection's newest chunk alive through every young-generation
+   * GC, which V8 counts as survival and answers by growing the young generation.
+   */
+  release(): void {
+    this.buf = EMPTY;
+  }
+
   /** Offset of buffer index `at` from the frame's length prefix. */
   offset(at: number = this.pos): number {
     return at - this.origin;

@@ -183,10 +183,7 @@ export class FrameDecoder {
   #kvList(): KVItem[] {
     const r = this.#r;
     const items: KVItem[] = [];
-    while (r.pos < r.end) {
-      const name = r.name("KV name");
-      items.push({ name, value: r.typedValue("KV value") });
-    }
+    while (r.pos < r.end) items.push(r.item("KV name", "KV value"));
     return items;
   }
 
@@ -215,8 +212,7 @@ export class FrameDecoder {
           `message "${name}" announces ${count} arguments but the frame ends after ${i}`,
         );
       }
-      const argName = r.name("argument name");
-      args[i] = { name: argName, value: r.typedValue("argument value") };
+      args[i] = r.item("argument name", "argument value");
     }
     return { name, args };
   }

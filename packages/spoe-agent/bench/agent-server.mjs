@@ -6,6 +6,9 @@
  */
 import { createAgent, Scope, TypedValue } from "@spoekit/spoe-agent";
 
+// The benchmark marks the start and the end of a measured run in this process's output.
+process.on("SIGUSR2", () => console.log("mark"));
+
 const verdict = TypedValue.int32(0);
 // As deployed: the default logger (pino, level info, JSON on stdout; nothing per NOTIFY).
 const agent = createAgent().message("check-rate", (message) => {

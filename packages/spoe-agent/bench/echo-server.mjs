@@ -17,6 +17,9 @@ import {
   TypedValue,
 } from "@spoekit/spop-codec";
 
+// The benchmark marks the start and the end of a measured run in this process's output.
+process.on("SIGUSR2", () => console.log("mark"));
+
 const actions = [setVar(Scope.SESS, "ip_score", TypedValue.int32(0))];
 const writer = new FrameWriter();
 

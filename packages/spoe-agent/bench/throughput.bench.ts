@@ -8,14 +8,14 @@
  *    agent's rate as a fraction of the echo server's (the cost of the library).
  * 2. Latency in open loop at 75 000 NOTIFY/s (half the 150 000 the agent is asked to reach), for
  *    both servers.
- * 3. The CPU each server used per NOTIFY at full load (from /proc), and its RSS, sampled every
- *    500 ms.
+ * 3. The CPU each server used per NOTIFY at full load (from /proc), the bytes it allocated per
+ *    NOTIFY (from V8's GC trace: these runs start the servers with `--trace-gc --trace-gc-nvp`,
+ *    which print a line per GC and change nothing else), and its RSS, sampled every 500 ms.
  *
  * The servers and the generator run the built JavaScript (`dist`), as deployed agents do: the
  * package script builds first.
- * `--long` instead runs the agent alone at full load for 60 s (or `--duration`), printing its RSS
- * every 5 s: once with V8's default heap sizing, once with `--max-semi-space-size=8`, which caps
- * the young generation V8 otherwise grows to 64 MiB under this allocation rate.
+ * `--long` instead runs the agent alone at full load for 60 s (or `--duration`), with Node's
+ * default flags, printing its RSS every 5 s.
  *
  * On a machine where others benchmark too, serialise the runs (e.g. `flock <lock file> pnpm bench`).
  */
@@ -50,8 +50,16 @@ const onCore = (core: number, command: string[]) =>
 interface Server {
   pid: number;
   port: number;
+  /** Started with V8's GC trace: `allocated()` is known. */
+  traced: boolean;
+  /** Starts counting the bytes the server allocates (a traced server only). */
+  countAllocation(): void;
+  /** Stops counting: the bytes allocated since `countAllocation()`, as the GC trace reports them. */
+  allocated(): Promise<number>;
   stop(): Promise<void>;
 }
+
+const GC_TRACE = ["--trace-gc", "--trace-gc-nvp"];
 
 function startServer(script: string, nodeFlags: string[] = []): Promise<Server> {
   const [command, ...args] = onCore(0, [node, ...nodeFlags, join("bench", script), "0"]) as [
@@ -63,19 +71,46 @@ function startServer(script: string, nodeFlags: string[] = []): Promise<Server> 
   return new Promise((resolve, reject) => {
     let output = "";
     let listening = false;
+    // After "listening": the GC trace's lines, and a "mark" line for each SIGUSR2.
+    let counting = false;
+    let allocated = 0;
+    let onAllocated: ((bytes: number) => void) | undefined;
+    const traceLine = (line: string) => {
+      if (line === "mark") {
+        if (counting) onAllocated?.(allocated);
+        counting = !counting;
+        allocated = 0;
+      } else if (counting) {
+        allocated += Number(/ allocated=(\d+)/.exec(line)?.[1] ?? 0);
+      }
+    };
     child.once("exit", (code, signal) => {
       if (!listening) reject(new Error(`${script} exited with ${code ?? signal}: ${output}`));
       else if (signal !== "SIGTERM" && code !== 0) console.error(`${script} exited early: ${code ?? signal}`);
     });
     child.stdout.on("data", (chunk: Buffer) => {
-      if (listening) return;
       output += chunk.toString();
+      if (listening) {
+        const lines = output.split("\n");
+        output = lines.pop() ?? "";
+        for (const line of lines) traceLine(line);
+        return;
+      }
       const port = /listening (\d+)/.exec(output)?.[1];
       if (port === undefined) return;
       listening = true;
+      output = output.slice(output.indexOf("\n", output.indexOf("listening")) + 1);
+      const pid = child.pid as number;
       resolve({
-        pid: child.pid as number,
+        pid,
         port: Number(port),
+        traced: nodeFlags.includes("--trace-gc-nvp"),
+        countAllocation: () => process.kill(pid, "SIGUSR2"),
+        allocated: () =>
+          new Promise((done) => {
+            onAllocated = done;
+            process.kill(pid, "SIGUSR2");
+          }),
         async stop() {
           child.kill("SIGTERM");
           await exited;
@@ -104,7 +139,13 @@ async function load(
   seconds: number,
   extra: string[] = [],
   onSample?: (mib: number, at: number) => void,
-): Promise<{ report: LoadReport; peakRss: number; cpuPerNotify: number; busy: number }> {
+): Promise<{
+  report: LoadReport;
+  peakRss: number;
+  cpuPerNotify: number;
+  busy: number;
+  bytesPerNotify: number;
+}> {
   const argv = [
     node,
     generator,
@@ -127,14 +168,26 @@ async function load(
   // CPU used by the server while measured: from the end of the warm-up to the end of the run.
   let cpuFrom: [number, number] | undefined;
   let cpuTo: [number, number] = [started, cpuSeconds(server.pid)];
+  // Bytes a traced server allocated over the same window, with the time it ended.
+  let allocation: Promise<[number, number]> | undefined;
   const sampler = setInterval(() => {
     const mib = rss(server.pid);
     peakRss = Math.max(peakRss, mib);
-    const at = (performance.now() - started) / 1000;
+    const now = performance.now();
+    const at = (now - started) / 1000;
     onSample?.(mib, at);
-    if (at < 2.2 || at > seconds + 1.8) return;
-    cpuTo = [performance.now(), cpuSeconds(server.pid)];
-    cpuFrom ??= cpuTo;
+    if (at < 2.2) return;
+    if (at > seconds + 1.8) {
+      if (server.traced && cpuFrom !== undefined && allocation === undefined) {
+        allocation = server.allocated().then((bytes) => [bytes, now]);
+      }
+      return;
+    }
+    cpuTo = [now, cpuSeconds(server.pid)];
+    if (cpuFrom === undefined) {
+      cpuFrom = cpuTo;
+      if (server.traced) server.countAllocation();
+    }
   }, 500);
   const child = spawn(command, args, { cwd: packageDir, stdio: ["ignore", "pipe", "inherit"] });
   let output = "";
@@ -146,7 +199,12 @@ async function load(
   const report = JSON.parse(output) as LoadReport;
   const [from, to] = [cpuFrom ?? cpuTo, cpuTo];
   const busy = to[0] > from[0] ? (to[1] - from[1]) / ((to[0] - from[0]) / 1000) : Number.NaN;
-  return { report, peakRss, busy, cpuPerNotify: (busy / report.rate) * 1e6 };
+  let bytesPerNotify = Number.NaN;
+  if (allocation !== undefined && cpuFrom !== undefined) {
+    const [bytes, until] = await allocation;
+    bytesPerNotify = bytes / ((report.rate * (until - cpuFrom[0])) / 1000);
+  }
+  return { report, peakRss, busy, cpuPerNotify: (busy / report.rate) * 1e6, bytesPerNotify };
 }
 
 const fmt = (n: number, digits = 0) =>
@@ -159,7 +217,7 @@ const errors = (r: LoadReport) =>
 
 /** Full load, then open loop at the judged rate. */
 async function measure(script: string, seconds: number) {
-  const server = await startServer(script);
+  const server = await startServer(script, GC_TRACE);
   try {
     const full = await load(server, seconds);
     const judged = await load(server, seconds, ["--rate", String(JUDGED_RATE)]);
@@ -169,6 +227,7 @@ async function measure(script: string, seconds: number) {
       peakRss: Math.max(full.peakRss, judged.peakRss),
       cpu: `core ${fmt(full.busy * 100)} % busy, ${fmt(full.cpuPerNotify, 2)} µs CPU per NOTIFY`,
       cpuPerNotify: full.cpuPerNotify,
+      bytesPerNotify: full.bytesPerNotify,
     };
   } finally {
     await server.stop();
@@ -180,24 +239,21 @@ console.log(`Node ${process.version}, ${pinned ? "server on core 0, load generat
 
 if (values.long) {
   const seconds = Number(values.duration ?? 60);
-  for (const flags of [[], ["--max-semi-space-size=8"]]) {
-    const server = await startServer("agent-server.mjs", flags);
-    try {
-      const how = flags.length === 0 ? "V8's default heap sizing" : flags.join(" ");
-      console.log(`\nthe agent (${how}), ${shape}, ${seconds} s — RSS every 5 s:`);
-      const samples: number[] = [];
-      const { report, peakRss } = await load(server, seconds, [], (mib, at) => {
-        samples.push(mib);
-        if (samples.length % 10 === 0) console.log(`  ${fmt(at, 0).padStart(3)} s  ${fmt(mib, 1)} MiB`);
-      });
-      const settled = samples.slice(Math.floor(samples.length / 4));
-      console.log(`  ${fmt(report.rate)} NOTIFY/s, ${latency(report)}, ${errors(report)}`);
-      console.log(
-        `  RSS peak ${fmt(peakRss, 1)} MiB; after the first quarter between ${fmt(Math.min(...settled), 1)} and ${fmt(Math.max(...settled), 1)} MiB`,
-      );
-    } finally {
-      await server.stop();
-    }
+  const server = await startServer("agent-server.mjs");
+  try {
+    console.log(`\nthe agent (Node's default flags), ${shape}, ${seconds} s — RSS every 5 s:`);
+    const samples: number[] = [];
+    const { report, peakRss } = await load(server, seconds, [], (mib, at) => {
+      samples.push(mib);
+      if (samples.length % 10 === 0) console.log(`  ${fmt(at, 0).padStart(3)} s  ${fmt(mib, 1)} MiB`);
+    });
+    const settled = samples.slice(Math.floor(samples.length / 4));
+    console.log(`  ${fmt(report.rate)} NOTIFY/s, ${latency(report)}, ${errors(report)}`);
+    console.log(
+      `  RSS peak ${fmt(peakRss, 1)} MiB; after the first quarter between ${fmt(Math.min(...settled), 1)} and ${fmt(Math.max(...settled), 1)} MiB`,
+    );
+  } finally {
+    await server.stop();
   }
 } else {
   const seconds = Number(values.duration ?? 10);
@@ -216,6 +272,8 @@ if (values.long) {
   console.log(
     `  agent / echo            ${fmt(agent.cpuPerNotify / echo.cpuPerNotify, 2)} × the CPU per NOTIFY`,
   );
+  console.log(`\n  echo server             ${fmt(echo.bytesPerNotify)} bytes allocated per NOTIFY`);
+  console.log(`  spoe-agent              ${fmt(agent.bytesPerNotify)} bytes allocated per NOTIFY`);
   console.log(`\nat ${fmt(JUDGED_RATE)} NOTIFY/s (half the 150,000 target), open loop\n`);
   console.log(
     `  echo server             ${latency(echo.judged)}  ${errors(echo.judged)}${missed(echo.judged)}`,

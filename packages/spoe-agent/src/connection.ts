@@ -131,8 +131,13 @@ export class Connection implements ConnectionInfo {
   #reading = false;
   /** Recycled exchanges, at most maxInFlight. */
   readonly #pool: Exchange[] = [];
-  /** Settled exchanges whose ACK is not written yet. */
-  #ready: Exchange[] = [];
+  /**
+   * Settled exchanges whose ACK is not written yet: the first `#readyCount`. The array keeps its
+   * store between flushes (`length = 0` would free it), so that queueing the ACKs of a read does
+   * not allocate a new one each time.
+   */
+  readonly #ready: Exchange[] = [];
+  #readyCount = 0;
   /** Exchanges whose handlers still run, oldest first (so the head has the nearest deadline). */
   #head: Exchange | undefined = undefined;
   #tail: Exchange | undefined = undefined;
@@ -183,7 +188,7 @@ export class Connection implements ConnectionInfo {
       this.#reading = false;
     }
     // The ACKs of synchronous handlers are ready now: one write for all of this read's.
-    if (this.#ready.length > 0) this.flush();
+    if (this.#readyCount > 0) this.flush();
   };
 
   /** Takes frames while the bounds allow; pauses or resumes the socket accordingly. */
@@ -540,7 +545,9 @@ export class Connection implements ConnectionInfo {
     this.#untrack(exchange);
     if (error !== undefined) this.#failed(exchange, outcome, error);
     this.#publishNotify(exchange);
-    this.#ready.push(exchange);
+    // From here on only the ids are needed: let the decoded NOTIFY go now, not at the flush.
+    exchange.releaseFrame();
+    this.#ready[this.#readyCount++] = exchange;
     if (!this.#scheduled && !this.#reading) {
       this.#scheduled = true;
       this.#runtime.schedule(this);
@@ -619,7 +626,7 @@ export class Connection implements ConnectionInfo {
   /** Writes every ready ACK in one socket write; called by the runtime once per tick. */
   flush(): void {
     this.#scheduled = false;
-    if (this.#state >= State.CLOSING || this.#ready.length === 0) return;
+    if (this.#state >= State.CLOSING || this.#readyCount === 0) return;
     if (this.socket.writableNeedDrain) {
       this.#writeBlocked = true;
       this.#pauseReading();
@@ -636,20 +643,20 @@ export class Connection implements ConnectionInfo {
     const ready = this.#ready;
     const pool = this.#pool;
     const poolSize = this.#runtime.options.maxInFlight;
-    const count = ready.length;
+    const count = this.#readyCount;
     for (let i = 0; i < count; i++) {
       const exchange = ready[i] as Exchange;
       this.#encodeAck(writer, exchange);
       exchange.recycle();
       if (pool.length < poolSize) pool.push(exchange);
     }
-    ready.length = 0;
+    this.#readyCount = 0;
     this.inFlight -= count;
     return count;
   }
 
   #encodeAck(writer: FrameWriter, exchange: Exchange): void {
-    const { streamId, frameId } = exchange.frame;
+    const { streamId, frameId } = exchange;
     const filler = this.#runtime.options.noEmptyAck;
     let actions: readonly Action[] = exchange.ackActions;
     if (actions.length === 0 && filler !== undefined) actions = filler;
@@ -677,7 +684,7 @@ export class Connection implements ConnectionInfo {
   readonly #onDrain = (): void => {
     if (!this.#writeBlocked) return;
     this.#writeBlocked = false;
-    if (this.#ready.length > 0) this.flush();
+    if (this.#readyCount > 0) this.flush();
     else this.#pump();
   };
 
@@ -704,6 +711,7 @@ export class Connection implements ConnectionInfo {
     clearTimeout(this.#endTimer);
     this.#cancelRunning(new ConnectionClosedError("the connection closed", { cause: this.#socketError }));
     this.#ready.length = 0;
+    this.#readyCount = 0;
     const cause: CloseCause =
       this.#closeCause ??
       (this.#socketError !== undefined ? "reset" : this.#sawEnd ? "peer-closed" : "destroyed");

@@ -52,7 +52,11 @@ const NO_NOTIFY: NotifyFrame = Object.freeze({ type: 3, flags: 1, streamId: 0, f
  */
 export class Exchange {
   readonly connection: ConnectionInfo;
+  /** The NOTIFY, until the exchange settles (see {@link Exchange.releaseFrame}). */
   frame: NotifyFrame = NO_NOTIFY;
+  /** The NOTIFY's ids, which its ACK echoes. */
+  streamId = 0;
+  frameId = 0;
   generation = 0;
   /** `performance.now()` when the NOTIFY was read; taken only when something needs it. */
   start = 0;
@@ -77,7 +81,18 @@ export class Exchange {
   /** Starts a use for `frame`. */
   begin(frame: NotifyFrame, start: number): void {
     this.frame = frame;
+    this.streamId = frame.streamId;
+    this.frameId = frame.frameId;
     this.start = start;
+  }
+
+  /**
+   * Drops the reference to the NOTIFY once settled: its ACK needs only the ids, and a decoded
+   * frame that stays reachable until the flush may be caught alive by a young-generation GC,
+   * which V8 counts as survival and answers by growing the young generation.
+   */
+  releaseFrame(): void {
+    this.frame = NO_NOTIFY;
   }
 
   /** Ends a use: everything back to the start, a new generation. */

@@ -80,6 +80,31 @@ describe("handlers", () => {
     expect(kept?.actions).toEqual([]);
   });
 
+  it("still show their own NOTIFY through a context kept after it was answered", async () => {
+    const kept: MessageContext[] = [];
+    const { ready } = await startAgent({}, (agent) =>
+      agent.catchAll((message) => {
+        kept.push(message);
+      }),
+    );
+    const haproxy = await ready();
+    await haproxy.notify([checkRateMessage("192.0.2.1")], { streamId: 11, frameId: 1 });
+    await haproxy.notify([spoeMessage("other", { n: TypedValue.int32(7) })], { streamId: 13, frameId: 2 });
+    expect(
+      kept.map((message) => [
+        message.streamId,
+        message.frameId,
+        message.notify.streamId,
+        message.notify.messages.map((m) => m.name),
+        message.message.args.map((arg) => arg.name),
+      ]),
+    ).toEqual([
+      [11, 1, 11, ["check-rate"], ["ip_fwd", "ip_xff", "ip_src"]],
+      [13, 2, 13, ["other"], ["n"]],
+    ]);
+    expect(kept[0]?.arg("ip_src")).toEqual(TypedValue.ipv4("192.0.2.1"));
+  });
+
   it("run per message name, the catch-all for the others, and answer a NOTIFY once for all its messages", async () => {
     const calls: string[] = [];
     const { ready } = await startAgent({}, (agent) =>

@@ -7,7 +7,7 @@ import { isUtf8 } from "node:buffer";
 import { BOOL_TRUE_FLAG, DataType } from "./constants.ts";
 import { invalidFrame, type SpopError } from "./errors.ts";
 import { canonicalInteger, INT32_MAX, INT32_MIN, UINT32_MAX, UINT64_MAX } from "./limits.ts";
-import { boolValue, nullValue, type StringValue, type TypedValue } from "./types.ts";
+import { boolValue, type KVItem, nullValue, type StringValue, type TypedValue } from "./types.ts";
 
 /** Buffer's string fast paths (defined on Buffer.prototype by Node, not in its typings). */
 export interface FastBuffer extends Buffer {
@@ -19,6 +19,8 @@ export interface FastBuffer extends Buffer {
 /** Names longer than this are decoded each time instead of being remembered. */
 const MAX_CACHED_NAME = 64;
 const NAME_SLOTS = 256;
+/** The values that decode to shared objects: NULL, FALSE and TRUE. */
+const SHARED_VALUES = 3;
 /** Up to this length an ASCII scan in JavaScript beats a call into the native UTF-8 validator. */
 const SHORT_TEXT = 128;
 const EMPTY = Buffer.alloc(0) as FastBuffer;
@@ -32,10 +34,16 @@ function isAscii(buf: Buffer, start: number, end: number): boolean {
  * Remembers recently decoded names by their bytes, so that the message and argument names every
  * NOTIFY repeats cost a byte comparison instead of a new string. Direct-mapped: bounded memory,
  * a collision only costs a decode.
+ *
+ * A slot also keeps, made on first use, the KV items that pair its name with the shared NULL,
+ * TRUE and FALSE values: such an item holds nothing of its own, so one frozen instance serves
+ * every frame (HAProxy sends NULL for each sample it could not fetch, e.g. a missing header).
  */
 class NameCache {
   readonly #keys: Uint8Array[] = new Array<Uint8Array>(NAME_SLOTS).fill(EMPTY);
   readonly #names: string[] = new Array<string>(NAME_SLOTS).fill("");
+  /** Per slot: the NULL, FALSE and TRUE items of its name (`SHARED_VALUES` per slot). */
+  readonly #items: (KVItem | undefined)[] = new Array<KVItem | undefined>(NAME_SLOTS * SHARED_VALUES);
 
   static slot(buf: Buffer, start: number, end: number): number {
     return ((end - start) * 31 + (buf[start] as number) * 7 + (buf[end - 1] as number)) & (NAME_SLOTS - 1);
@@ -54,6 +62,22 @@ class NameCache {
     for (let i = 0; i < key.length; i++) key[i] = buf[start + i] as number;
     this.#keys[slot] = key;
     this.#names[slot] = name;
+    const items = this.#items;
+    const at = slot * SHARED_VALUES;
+    for (let i = 0; i < SHARED_VALUES; i++) items[at + i] = undefined;
+  }
+
+  /** The shared item of the slot's name with the NULL or BOOL value whose typed-data byte is `head`. */
+  item(slot: number, head: number): KVItem {
+    const which = head === DataType.NULL ? 0 : head === DataType.BOOL ? 1 : 2;
+    const at = slot * SHARED_VALUES + which;
+    let item = this.#items[at];
+    if (item === undefined) {
+      const value = which === 0 ? nullValue : boolValue(which === 2);
+      item = Object.freeze({ name: this.#names[slot] as string, value });
+      this.#items[at] = item;
+    }
+    return item;
   }
 }
 
@@ -64,12 +88,23 @@ export class BufferReader {
   end = 0;
   origin = 0;
   readonly #names = new NameCache();
+  /** The name cache's slot of the last name read, -1 when it was not cached. */
+  #nameSlot = -1;
 
   reset(buf: Buffer, pos: number, end: number, origin: number): void {
     this.buf = buf as FastBuffer;
     this.pos = pos;
     this.end = end;
     this.origin = origin;
+  }
+
+  /**
+   * Lets go of the buffer. A reader lives as long as its connection: holding the last chunk
+   * decoded would keep each connection's newest chunk alive through every young-generation
+   * GC, which V8 counts as survival and answers by growing the young generation.
+   */
+  release(): void {
+    this.buf = EMPTY;
   }
 
   /** Offset of buffer index `at` from the frame's length prefix. */
@@ -191,9 +226,10 @@ export class BufferReader {
     const start = this.pos;
     const end = start + length;
     this.pos = end;
-    if (length === 0) return "";
     const buf = this.buf;
-    const slot = length <= MAX_CACHED_NAME ? NameCache.slot(buf, start, end) : -1;
+    const slot = length !== 0 && length <= MAX_CACHED_NAME ? NameCache.slot(buf, start, end) : -1;
+    this.#nameSlot = slot;
+    if (length === 0) return "";
     if (slot >= 0) {
       const cached = this.#names.get(slot, buf, start, end);
       if (cached !== undefined) return cached;
@@ -204,6 +240,22 @@ export class BufferReader {
     else throw this.fail(field, start, "not valid UTF-8");
     if (slot >= 0) this.#names.set(slot, buf, start, end, name);
     return name;
+  }
+
+  /** A KV-LIST item or a message argument: a name, then a typed value. */
+  item(nameField: string, valueField: string): KVItem {
+    const name = this.name(nameField);
+    const slot = this.#nameSlot;
+    const at = this.pos;
+    if (slot >= 0 && at < this.end) {
+      // NULL, BOOL false and BOOL true: a type byte alone, and a shared item.
+      const head = this.buf[at] as number;
+      if (head === DataType.NULL || head === DataType.BOOL || head === (DataType.BOOL | BOOL_TRUE_FLAG)) {
+        this.pos = at + 1;
+        return this.#names.item(slot, head);
+      }
+    }
+    return { name, value: this.typedValue(valueField) };
   }
 
   #string(length: number): StringValue {

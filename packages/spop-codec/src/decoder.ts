@@ -84,6 +84,15 @@ export class FrameDecoder {
   decode(buf: Buffer, start: number, length: number, fragmentation: boolean): Frame {
     const r = this.#r;
     r.reset(buf, start + FRAME_LENGTH_BYTES, start + FRAME_LENGTH_BYTES + length, start);
+    try {
+      return this.#frame(fragmentation);
+    } finally {
+      r.release();
+    }
+  }
+
+  #frame(fragmentation: boolean): Frame {
+    const r = this.#r;
     const typeAt = r.pos;
     const type = r.byte("frame type");
     if (!isFrameType(type)) throw r.fail("frame type", typeAt, `unknown frame type ${type}`);
@@ -135,10 +144,15 @@ export class FrameDecoder {
     frameId: number,
     payload: Buffer,
   ): Frame {
-    this.#r.reset(payload, 0, payload.length, 0);
-    return type === FrameType.NOTIFY
-      ? { type, flags, streamId, frameId, messages: this.#messages() }
-      : { type, flags, streamId, frameId, actions: this.#actions() };
+    const r = this.#r;
+    r.reset(payload, 0, payload.length, 0);
+    try {
+      return type === FrameType.NOTIFY
+        ? { type, flags, streamId, frameId, messages: this.#messages() }
+        : { type, flags, streamId, frameId, actions: this.#actions() };
+    } finally {
+      r.release();
+    }
   }
 
   #fragment(
@@ -169,10 +183,7 @@ export class FrameDecoder {
   #kvList(): KVItem[] {
     const r = this.#r;
     const items: KVItem[] = [];
-    while (r.pos < r.end) {
-      const name = r.name("KV name");
-      items.push({ name, value: r.typedValue("KV value") });
-    }
+    while (r.pos < r.end) items.push(r.item("KV name", "KV value"));
     return items;
   }
 
@@ -201,8 +212,7 @@ export class FrameDecoder {
           `message "${name}" announces ${count} arguments but the frame ends after ${i}`,
         );
       }
-      const argName = r.name("argument name");
-      args[i] = { name: argName, value: r.typedValue("argument value") };
+      args[i] = r.item("argument name", "argument value");
     }
     return { name, args };
   }

@@ -4,7 +4,8 @@
  * (a {@link DataType} code).
  *
  * Everything here is read-only: decoded frames may share objects (the NULL and BOOL values are
- * single frozen instances) and may hold views into the bytes they were decoded from.
+ * single frozen instances, and so are the KV items that pair a recent name with one of them) and
+ * may hold views into the bytes they were decoded from.
  */
 import { type ActionType, DataType, type FrameType, type Scope } from "./constants.ts";
 import { parseIp } from "./ip.ts";
@@ -139,7 +140,10 @@ export const TypedValue = {
   binary: (value: Uint8Array): BinaryValue => ({ type: DataType.BINARY, value }),
 } as const;
 
-/** One KV-LIST item: a name and a typed value (a message argument or a HELLO/DISCONNECT item). */
+/**
+ * One KV-LIST item: a name and a typed value (a message argument or a HELLO/DISCONNECT item).
+ * A decoded item whose value is NULL or BOOL may be a frozen instance shared between frames.
+ */
 export interface KVItem {
   readonly name: string;
   readonly value: TypedValue;

@@ -8,7 +8,7 @@
  * deploy/base/haproxy/haproxy.cfg: `http-in`, with the SPOE filter and every rule of the
  * canonical frontend, and `baseline`, the same frontend without the filter line. Both answer
  * locally (`http-request return`) instead of forwarding, so no backend takes part. The agent runs
- * from `dist` as deployed (`node --max-semi-space-size=8 dist/main.js`); wrk drives each frontend
+ * from `dist` as deployed (`node --max-semi-space-size=4 dist/main.js`); wrk drives each frontend
  * in turn with bench/wrk.lua (a random client address per request out of about a million).
  *
  * Per store (embedded; Valkey on a local redis-server):
@@ -23,7 +23,7 @@
  * Knobs (environment): BENCH_ROUNDS (3), BENCH_SECONDS (10), BENCH_ONLY (a scenario name's
  * start), BENCH_PLACEMENT (CPU pinning, below), BENCH_VALKEY_WORKERS (SPOA_WORKERS with Valkey,
  * 1: on two CPUs shared with HAProxy, redis-server and wrk a second worker only adds overhead),
- * BENCH_V8_FLAGS (the agent's V8 flags, `--max-semi-space-size=8`), BENCH_NODE_ARGS (more node
+ * BENCH_V8_FLAGS (the agent's V8 flags, `--max-semi-space-size=4`), BENCH_NODE_ARGS (more node
  * flags for the agent, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
  */
 import { spawn, spawnSync } from "node:child_process";
@@ -252,7 +252,7 @@ async function startAgent(
   const agent = spawnManaged(
     process.execPath,
     [
-      ...(process.env.BENCH_V8_FLAGS ?? "--max-semi-space-size=8").split(" ").filter(Boolean),
+      ...(process.env.BENCH_V8_FLAGS ?? "--max-semi-space-size=4").split(" ").filter(Boolean),
       ...extra,
       "dist/main.js",
     ],

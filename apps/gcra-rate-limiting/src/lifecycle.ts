@@ -67,13 +67,20 @@ export function fatal(message: string, code: number): never {
 }
 
 /**
- * V8's young generation: without a cap, V8 grows the semi-spaces under this allocation rate
- * and RSS passes 100 MiB; 8 MiB keeps it below at the same throughput. Added to the worker
- * processes' flags unless the operator set the flag (on the command line or in NODE_OPTIONS).
+ * The V8 flag every way of running the app passes (the Containerfile's ENTRYPOINT, the systemd
+ * unit, `pnpm start`): semi-spaces of 4 MiB, where V8 would grow them to 16 MiB under this
+ * allocation rate. Almost every object of a request dies young, so more frequent scavenges cost
+ * no throughput, and RSS under load stays below 100 MiB per process (BENCHMARKS.md).
+ */
+export const V8_FLAG = "--max-semi-space-size=4";
+
+/**
+ * The worker processes' flags: the primary's, plus {@link V8_FLAG} unless the operator set the
+ * semi-space size (on the command line or in NODE_OPTIONS).
  */
 export function workerExecArgv(execArgv: readonly string[], nodeOptions = ""): string[] {
   const given = [...execArgv, ...nodeOptions.split(/\s+/)].some((arg) =>
     arg.startsWith("--max-semi-space-size"),
   );
-  return given ? [...execArgv] : [...execArgv, "--max-semi-space-size=8"];
+  return given ? [...execArgv] : [...execArgv, V8_FLAG];
 }

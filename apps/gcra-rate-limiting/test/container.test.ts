@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
 import { defaultPorts } from "../src/config.ts";
+import { V8_FLAG, workerExecArgv } from "../src/lifecycle.ts";
 import { appDir } from "./stack.ts";
 
 const repoRoot = join(appDir, "..", "..");
@@ -115,6 +116,7 @@ describe("apps/gcra-rate-limiting/Containerfile", () => {
     const inPackage = relative(workdir, script);
     expect(`./${inPackage}`).toBe(manifest.bin["gcra-rate-limiting"]);
     expect(manifest.scripts.start).toContain(inPackage);
+    expect(entrypoint.slice(1, -1)).toEqual([V8_FLAG]);
 
     // The build (tsc -p tsconfig.build.json) into a scratch directory: the file is there.
     const outDir = mkdtempSync(join(tmpdir(), "gcra-build-"));
@@ -133,4 +135,19 @@ describe("apps/gcra-rate-limiting/Containerfile", () => {
       rmSync(outDir, { recursive: true, force: true });
     }
   }, 60_000);
+});
+
+describe("the V8 flag the app runs with", () => {
+  it("is the same in pnpm start, the Containerfile and the systemd unit", () => {
+    const unit = readFileSync(join(repoRoot, "deploy", "systemd", "gcra-rate-limiting.service"), "utf8");
+    const execStart = /^ExecStart=(.*)$/m.exec(unit)?.[1] ?? "";
+    expect(execStart.split(/\s+/).slice(1, -1)).toEqual([V8_FLAG]);
+    expect((manifest.scripts.start ?? "").split(/\s+/).slice(1, -1)).toEqual([V8_FLAG]);
+  });
+
+  it("reaches the worker processes unless the operator sized the semi-spaces", () => {
+    expect(workerExecArgv(["--enable-source-maps"])).toEqual(["--enable-source-maps", V8_FLAG]);
+    expect(workerExecArgv(["--max-semi-space-size=16"])).toEqual(["--max-semi-space-size=16"]);
+    expect(workerExecArgv([], "--trace-gc --max-semi-space-size=2")).toEqual([]);
+  });
 });

@@ -135,9 +135,10 @@ function isV4Mapped(bytes: AddressBytes): boolean {
  * canonical compressed form (RFC 5952), so every address of one /64 shares one key.
  */
 export function clientKey(bytes: AddressBytes, ipv6Prefix: number): string {
-  if (bytes.length === 4) return bytes.join(".");
+  // Once per request: a template is several times faster than a typed array's join().
+  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
   if (bytes.length !== 16) throw new RangeError(`an IP address has 4 or 16 bytes, got ${bytes.length}`);
-  if (isV4Mapped(bytes)) return Array.from(bytes.subarray(12)).join(".");
+  if (isV4Mapped(bytes)) return `${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
   const masked = new Uint8Array(16);
   for (let i = 0; i < 16; i++) {
     const bits = Math.max(0, Math.min(8, ipv6Prefix - i * 8));

@@ -50,6 +50,10 @@ describe("loadConfig", () => {
     ["SPOA_RATE_INTERVAL", "10ms"],
     ["SPOA_RATE_INTERVAL", "-5"],
     ["SPOA_RATE_BURST", "1.5"],
+    ["SPOA_RATE_BURST", "9999"],
+    ["SPOA_RATE_INTERVAL", String(2 ** 46 + 1)],
+    ["SPOA_RATE_TTL", "31536001"],
+    ["VALKEY_CA_FILE", "relative/ca.pem"],
     ["SPOA_RATE_TTL", "forever"],
     ["SPOA_FAILURE_POLICY", "maybe"],
     ["SPOA_IPV6_PREFIX", "129"],
@@ -71,6 +75,51 @@ describe("loadConfig", () => {
     expect(configError.message).toContain(name);
     expect(configError.message).toContain(settings[name as keyof typeof settings].accepted);
     expect(configError.message).not.toContain("\n");
+  });
+});
+
+describe("loadConfig's cross-checks", () => {
+  const fails = (env: Record<string, string>, readFile?: (path: string) => string) => {
+    try {
+      loadConfig(env, () => 4, readFile);
+    } catch (error) {
+      return error as ConfigError;
+    }
+    throw new Error("loadConfig accepted it");
+  };
+
+  it("refuses several workers with the embedded store: each would keep limits of its own", () => {
+    const error = fails({ SPOA_WORKERS: "2" });
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toBe(
+      'SPOA_WORKERS="2" is invalid: expected 1 with the embedded store (set VALKEY_NODES to share limits across workers)',
+    );
+    expect(loadConfig({ SPOA_WORKERS: "1" }).workers).toBe(1);
+    expect(loadConfig({ SPOA_WORKERS: "2", VALKEY_NODES: "redis://v:6379" }).workers).toBe(2);
+  });
+
+  it("refuses a burst tolerance below the emission interval, which would deny every request", () => {
+    expect(fails({ SPOA_RATE_INTERVAL: "20000", SPOA_RATE_BURST: "19999" }).variable).toBe("SPOA_RATE_BURST");
+    expect(loadConfig({ SPOA_RATE_INTERVAL: "20000", SPOA_RATE_BURST: "20000" }).rateBurstUs).toBe(20_000);
+  });
+
+  it("reads VALKEY_CA_FILE at start and wants a certificate in it", () => {
+    const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    const files: Record<string, string> = { "/etc/valkey/ca.pem": pem, "/etc/valkey/key.pem": "secret" };
+    const readFile = (path: string) => {
+      const text = files[path];
+      if (text === undefined) throw new Error(`ENOENT: ${path}`);
+      return text;
+    };
+    const env = { VALKEY_NODES: "rediss://v:6380" };
+    expect(loadConfig({ ...env, VALKEY_CA_FILE: "/etc/valkey/ca.pem" }, () => 1, readFile).valkeyCaFile).toBe(
+      "/etc/valkey/ca.pem",
+    );
+    for (const path of ["/etc/valkey/missing.pem", "/etc/valkey/key.pem"]) {
+      const error = fails({ ...env, VALKEY_CA_FILE: path }, readFile);
+      expect(error.variable).toBe("VALKEY_CA_FILE");
+      expect(error.message).toContain(settings.VALKEY_CA_FILE.accepted);
+    }
   });
 });
 

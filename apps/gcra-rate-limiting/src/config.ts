@@ -1,5 +1,7 @@
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { isAbsolute } from "node:path";
+import { MAX_DURATION_US } from "@spoekit/gcra";
 
 /**
  * The agent's configuration, read from the environment. This module is the one source of truth
@@ -21,6 +23,8 @@ export interface Config {
   valkeyMode: ValkeyMode;
   valkeyUsername: string | undefined;
   valkeyPassword: string | undefined;
+  /** PEM file of the CA certificates to trust for `rediss://` instead of Node's bundled ones. */
+  valkeyCaFile: string | undefined;
   /** The primary's name the sentinels monitor (sentinel mode). */
   valkeySentinelName: string;
   /** Prefix of every rate-limit key (`gcra:` as the seed; put a `{hash tag}` in it to pin one slot). */
@@ -91,6 +95,12 @@ export const settings = {
   ),
   VALKEY_USERNAME: setting("VALKEY_USERNAME", undefined, "an ACL user name", "ACL user (from a Secret)"),
   VALKEY_PASSWORD: setting("VALKEY_PASSWORD", undefined, "a password", "ACL password (from a Secret)"),
+  VALKEY_CA_FILE: setting(
+    "VALKEY_CA_FILE",
+    undefined,
+    "an absolute path of a readable PEM file holding CA certificates",
+    "CA certificates to trust for TLS to Valkey instead of the public ones (turns TLS on)",
+  ),
   VALKEY_SENTINEL_NAME: setting(
     "VALKEY_SENTINEL_NAME",
     "mymaster",
@@ -112,19 +122,19 @@ export const settings = {
   SPOA_RATE_INTERVAL: setting(
     "SPOA_RATE_INTERVAL",
     "10000",
-    "a positive integer number of microseconds",
+    "a whole number of microseconds from 1 to 2^46",
     "emission interval T in µs (1e6 / requests per second)",
   ),
   SPOA_RATE_BURST: setting(
     "SPOA_RATE_BURST",
     "200000",
-    "a non-negative integer number of microseconds",
+    "a whole number of microseconds from SPOA_RATE_INTERVAL to 2^46",
     "burst tolerance τ in µs (burst size × interval)",
   ),
   SPOA_RATE_TTL: setting(
     "SPOA_RATE_TTL",
     undefined,
-    "a non-negative integer number of seconds",
+    "a whole number of seconds from 0 to 31536000 (a year)",
     "retention after the last request in s (unset: keys expire at their TAT)",
   ),
   SPOA_FAILURE_POLICY: setting(
@@ -142,7 +152,7 @@ export const settings = {
   SPOA_WORKERS: setting(
     "SPOA_WORKERS",
     undefined,
-    "a positive integer",
+    "a whole number from 1 to 1024 (1 with the embedded store)",
     "worker processes sharing the SPOP port (default: CPUs allowed, 1 with the embedded store)",
   ),
   ADMIN_ADDR: setting(
@@ -208,6 +218,19 @@ function parseAddress(name: SettingName, raw: string): ListenAddress {
   return { kind: "tcp", host: match[1] ?? match[2] ?? "", port };
 }
 
+const MAX_TTL_SECONDS = 365 * 24 * 3600;
+
+function checkCaFile(path: string, readFile: (path: string) => string): void {
+  if (!isAbsolute(path)) fail("VALKEY_CA_FILE", path);
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch {
+    fail("VALKEY_CA_FILE", path);
+  }
+  if (!text.includes("-----BEGIN CERTIFICATE-----")) fail("VALKEY_CA_FILE", path);
+}
+
 const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
 
 /** `30s`, `1500ms`, `1m`, `0.5s`; a bare number is seconds. */
@@ -263,11 +286,14 @@ export function allowedCpus(
 
 /**
  * Reads and validates the configuration. Throws {@link ConfigError} on the first bad value.
- * Empty variables count as unset.
+ * Empty variables count as unset. `readFile` reads VALKEY_CA_FILE (checked here, so that a
+ * missing certificate is a configuration error at start rather than a failure at the first
+ * decision).
  */
 export function loadConfig(
   env: Record<string, string | undefined>,
   cpus: () => number = allowedCpus,
+  readFile: (path: string) => string = (path) => readFileSync(path, "utf8"),
 ): Config {
   const read = (name: SettingName): string | undefined => {
     const value = env[name];
@@ -277,10 +303,32 @@ export function loadConfig(
 
   const valkeyNodes =
     read("VALKEY_NODES") === undefined ? [] : parseNodes("VALKEY_NODES", value("VALKEY_NODES"));
-  const rateIntervalUs = parseInteger("SPOA_RATE_INTERVAL", value("SPOA_RATE_INTERVAL"), 1);
-  const rateBurstUs = parseInteger("SPOA_RATE_BURST", value("SPOA_RATE_BURST"), 0);
+  const rateIntervalUs = parseInteger("SPOA_RATE_INTERVAL", value("SPOA_RATE_INTERVAL"), 1, MAX_DURATION_US);
+  // τ < T would deny every request: GCRA admits floor(τ / T) at once.
+  const rateBurstUs = parseInteger(
+    "SPOA_RATE_BURST",
+    value("SPOA_RATE_BURST"),
+    rateIntervalUs,
+    MAX_DURATION_US,
+  );
   const ttl = read("SPOA_RATE_TTL");
   const workersRaw = read("SPOA_WORKERS");
+  const workers =
+    workersRaw !== undefined
+      ? parseInteger("SPOA_WORKERS", workersRaw, 1, 1024)
+      : valkeyNodes.length === 0
+        ? 1
+        : cpus();
+  if (workers > 1 && valkeyNodes.length === 0) {
+    // Each process would hold limits of its own: a client would get `workers` times its limit.
+    throw new ConfigError(
+      "SPOA_WORKERS",
+      workersRaw ?? String(workers),
+      "1 with the embedded store (set VALKEY_NODES to share limits across workers)",
+    );
+  }
+  const caFile = read("VALKEY_CA_FILE")?.trim();
+  if (caFile !== undefined) checkCaFile(caFile, readFile);
   const keyPrefix = value("VALKEY_KEY_PREFIX");
   if (Buffer.byteLength(keyPrefix) > 64) fail("VALKEY_KEY_PREFIX", keyPrefix);
   const sentinelName = value("VALKEY_SENTINEL_NAME").trim();
@@ -295,24 +343,20 @@ export function loadConfig(
     ]),
     valkeyUsername: read("VALKEY_USERNAME"),
     valkeyPassword: read("VALKEY_PASSWORD"),
+    valkeyCaFile: caFile,
     valkeySentinelName: sentinelName,
     valkeyKeyPrefix: keyPrefix,
     valkeyTimeoutMs: parseDuration("VALKEY_TIMEOUT", value("VALKEY_TIMEOUT"), 1, 60_000),
     rateIntervalUs,
     rateBurstUs,
-    rateTtlSeconds: ttl === undefined ? undefined : parseInteger("SPOA_RATE_TTL", ttl, 0),
+    rateTtlSeconds: ttl === undefined ? undefined : parseInteger("SPOA_RATE_TTL", ttl, 0, MAX_TTL_SECONDS),
     failurePolicy: parseChoice("SPOA_FAILURE_POLICY", value("SPOA_FAILURE_POLICY"), [
       "open",
       "closed",
       "fallback",
     ]),
     ipv6Prefix: parseInteger("SPOA_IPV6_PREFIX", value("SPOA_IPV6_PREFIX"), 1, 128),
-    workers:
-      workersRaw !== undefined
-        ? parseInteger("SPOA_WORKERS", workersRaw, 1, 1024)
-        : valkeyNodes.length === 0
-          ? 1
-          : cpus(),
+    workers,
     workersFromCpus: workersRaw === undefined,
     adminAddress: parseAddress("ADMIN_ADDR", value("ADMIN_ADDR")),
     drainTimeoutMs: parseDuration("DRAIN_TIMEOUT", value("DRAIN_TIMEOUT"), 0, 3_600_000),

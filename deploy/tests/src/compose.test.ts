@@ -99,7 +99,14 @@ describe("deploy/compose/compose.yaml", () => {
   it("builds the agent from its Containerfile with the repository root as context", () => {
     expect(resolve(directory, agent.build?.context ?? "")).toBe(resolve(repoRoot));
     expect(agent.build?.dockerfile).toBe("apps/gcra-rate-limiting/Containerfile");
-    expect(existsSync(fromRoot("apps/gcra-rate-limiting/package.json"))).toBe(true);
+    const containerfile = readFileSync(
+      resolve(directory, agent.build?.context ?? "", agent.build?.dockerfile ?? ""),
+      "utf8",
+    );
+    // The app's image: built from the workspace, started as the app.
+    expect(containerfile).toMatch(/^FROM \S+ AS build$/m);
+    expect(containerfile).toMatch(/^ENTRYPOINT \[.*"\/app\/dist\/main\.js"\]$/m);
+    expect(existsSync(fromRoot(".containerignore"))).toBe(true);
   });
 
   it("runs the agent as a non-root user on a read-only filesystem with /tmp writable", () => {

@@ -1,5 +1,5 @@
-import { Agent, createServer, request, type Server } from "node:http";
-import { freePort, type HaproxyProcess, startHaproxy } from "@spoekit/harness";
+import { Agent, createServer, type Server } from "node:http";
+import { freePort, type HaproxyProcess, httpGet, startHaproxy } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { canonical, haproxyEnvironment } from "./haproxy-config.ts";
 import { type ScriptedAgent, startScriptedAgent } from "./scripted-agent.ts";
@@ -10,37 +10,8 @@ const unjudgedClient = "198.51.100.8";
 const denied = { ip_score: 100, retry_after: 3, remaining: 0, limit: 20 };
 const allowed = { ip_score: 0, remaining: 19, limit: 20 };
 
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-  reusedSocket: boolean;
-}
-
-function get(port: number, headers: Record<string, string | string[]>, agent?: Agent): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host: "127.0.0.1", port, path: "/", headers, ...(agent ? { agent } : {}) },
-      (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (chunk: string) => {
-          body += chunk;
-        });
-        res.on("end", () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body,
-            reusedSocket: req.reusedSocket,
-          }),
-        );
-      },
-    );
-    req.on("error", reject);
-    req.end();
-  });
-}
+const get = (port: number, headers: Record<string, string | string[]>, agent?: Agent) =>
+  httpGet(port, { headers, ...(agent ? { agent } : {}) });
 
 describe("the canonical HAProxy configuration on loopback (HAProxy 2.6, scripted agent)", () => {
   let backend: Server;

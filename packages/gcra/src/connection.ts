@@ -1,6 +1,17 @@
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import type { ConnectionOptions as TlsOptions } from "node:tls";
-import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "iovalkey";
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from "iovalkey";
+
+/**
+ * iovalkey, loaded on the first client made rather than with this package: a process that only
+ * uses the in-memory store does not pay for it (about 9 MiB of resident memory).
+ */
+let iovalkey: typeof import("iovalkey") | undefined;
+function client(): typeof import("iovalkey") {
+  iovalkey ??= createRequire(import.meta.url)("iovalkey") as typeof import("iovalkey");
+  return iovalkey;
+}
 
 /** How the Valkey deployment is organised. */
 export type ValkeyMode = "standalone" | "cluster" | "sentinel";
@@ -187,6 +198,7 @@ export function validateConnection(options: ValkeyConnectionOptions): void {
 export function createClient(options: ValkeyConnectionOptions, mode: ValkeyMode): Redis | Cluster {
   const resolved = resolve(options, mode);
   const first = resolved.nodes[0] as ValkeyNode;
+  const { Cluster, Redis } = client();
   switch (mode) {
     case "standalone":
       return new Redis({ ...directOptions(options, resolved), host: first.host, port: first.port });
@@ -243,7 +255,7 @@ export async function detectMode(options: ValkeyConnectionOptions): Promise<Valk
   for (const node of resolved.nodes) {
     for (const withCredentials of [false, true]) {
       if (withCredentials && resolved.username === undefined && resolved.password === undefined) break;
-      const probe = new Redis({
+      const probe = new (client().Redis)({
         host: node.host,
         port: node.port,
         ...(resolved.tls !== undefined ? { tls: resolved.tls } : {}),

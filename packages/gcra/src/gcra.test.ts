@@ -40,14 +40,18 @@ const limits = fc
       }),
   );
 
-/** A request sequence: non-decreasing times (gaps from 0), costs within the burst. */
+/**
+ * A request sequence: non-decreasing times (gaps from 0), costs within the burst. `size: "max"`
+ * draws lengths over the whole range (fast-check's default size stops near 10 requests, too few
+ * to exhaust a burst and recover from it).
+ */
 const requests = (limit: GcraLimit) =>
   fc.array(
     fc.record({
       gap: fc.oneof(fc.constant(0), fc.nat(limit.emissionIntervalUs * 3)),
       cost: fc.integer({ min: 0, max: limit.burst }),
     }),
-    { minLength: 1, maxLength: 120 },
+    { minLength: 1, maxLength: 120, size: "max" },
   );
 
 function run(limit: GcraLimit, sequence: { gap: number; cost: number }[]) {

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { GcraLimit, gcra, MemoryStore } from "./index.ts";
 
@@ -72,6 +73,64 @@ describe("MemoryStore", () => {
     for (let i = 0; i < 50; i++) expect(store.decide(`long${i}`, long).allowed).toBe(false);
     for (let i = 0; i < 1000; i++) store.decide(`more${i}`, long);
     expect(store.size).toBeLessThanOrEqual(100);
+  });
+
+  it("answers as a map of key to TAT would, through any mix of decisions, deletions and sweeps", () => {
+    // 24 keys in a table of 64 slots: probe sequences collide, wrap around the table's end and
+    // are shifted back on deletion; no key is ever evicted, so a plain Map is the exact model.
+    const keys = Array.from({ length: 24 }, (_, i) => `10.0.${i % 3}.${i}`);
+    const op = fc.oneof(
+      fc.record({
+        kind: fc.constant("decide" as const),
+        key: fc.constantFrom(...keys),
+        cost: fc.integer({ min: 0, max: 3 }),
+        dt: fc.integer({ min: 0, max: 1000 }),
+      }),
+      fc.record({ kind: fc.constant("delete" as const), key: fc.constantFrom(...keys) }),
+      fc.record({ kind: fc.constant("sweep" as const), dt: fc.integer({ min: 0, max: 20_000 }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 100, maxLength: 400, size: "max" }), (ops) => {
+        const clock = manualClock();
+        const store = new MemoryStore({ clock: clock.read, maxKeys: keys.length });
+        const model = new Map<string, number>();
+        const live = () => [...model.values()].filter((tat) => tat > clock.now).length;
+        for (const o of ops) {
+          if (o.kind === "decide") {
+            clock.now += o.dt;
+            const expected = gcra(model.get(o.key), clock.now, limit, o.cost);
+            if (expected.allowed && expected.tat !== undefined) model.set(o.key, expected.tat);
+            const { tat: _, ...want } = expected;
+            expect(store.decide(o.key, limit, o.cost)).toEqual(want);
+          } else if (o.kind === "delete") {
+            const held = (model.get(o.key) ?? 0) > clock.now;
+            model.delete(o.key);
+            // An expired key may or may not have been dropped yet: only a live one must be held.
+            if (held) expect(store.delete(o.key)).toBe(true);
+            else store.delete(o.key);
+          } else {
+            clock.now += o.dt;
+            store.sweep();
+            expect(store.size).toBe(live());
+          }
+          expect(store.size).toBeGreaterThanOrEqual(live());
+          expect(store.size).toBeLessThanOrEqual(keys.length);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("holds a million keys, each found again, and forgets them all on clear()", () => {
+    const clock = manualClock();
+    const store = new MemoryStore({ clock: clock.read, maxKeys: 1_000_000 });
+    const long = new GcraLimit({ emissionIntervalUs: 1_000_000_000, burstToleranceUs: 1_000_000_000 });
+    for (let i = 0; i < 1_000_000; i++) store.decide(`k${i}`, long);
+    expect(store.size).toBe(1_000_000);
+    for (let i = 0; i < 1_000_000; i += 997) expect(store.decide(`k${i}`, long).allowed).toBe(false);
+    store.clear();
+    expect(store.size).toBe(0);
+    expect(store.decide("k0", long).allowed).toBe(true);
   });
 
   it("uses a monotonic clock by default", () => {

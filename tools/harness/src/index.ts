@@ -17,6 +17,7 @@ export {
   type HaproxyProcess,
   startHaproxy,
 } from "./haproxy.ts";
+export { type HttpGetOptions, type HttpReply, httpGet } from "./http.ts";
 export { freePort } from "./ports.ts";
 export { type ManagedProcess, type SpawnOptions, spawnManaged, waitFor } from "./process.ts";
 export { isRunning, type RedisOptions, type RedisServer, startRedis } from "./redis.ts";

@@ -1,0 +1,36 @@
+-- wrk script of the gcra-rate-limiting benchmark.
+--
+-- Each request names a client in X-Forwarded-For, drawn at random from 10.0.0.0/12 less the
+-- .0 and .255 hosts (about a million addresses), so that the agent runs its real decision path
+-- for ever new keys — parse the address, look the key up, decide, store the new TAT — and, at the
+-- limit the benchmark configures, nearly every request is allowed and reaches the end of the
+-- rule set.
+--
+-- WRK_DELAY_MS (environment) paces the run: each connection waits that many milliseconds after
+-- each answer before its next request (wrk's delay()). Unset: as fast as answered.
+--
+-- done() prints one JSON line with the counts and latency percentiles (µs).
+
+local delay_ms = tonumber(os.getenv("WRK_DELAY_MS") or "")
+
+math.randomseed(os.time())
+
+request = function()
+  local address = string.format("10.%d.%d.%d", math.random(0, 15), math.random(0, 255), math.random(1, 254))
+  return wrk.format("GET", "/", { ["X-Forwarded-For"] = address })
+end
+
+if delay_ms then
+  delay = function()
+    return delay_ms
+  end
+end
+
+done = function(summary, latency, requests)
+  local errors = summary.errors
+  io.write(string.format(
+    '{"requests":%d,"durationUs":%d,"connectErrors":%d,"readErrors":%d,"writeErrors":%d,"timeouts":%d,"statusErrors":%d,"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d}\n',
+    summary.requests, summary.duration, errors.connect, errors.read, errors.write, errors.timeout, errors.status,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max
+  ))
+end

@@ -1,0 +1,89 @@
+import { readFileSync } from "node:fs";
+import { type Config, type ListenAddress, type SettingName, settings } from "./config.ts";
+
+/** The app's version, from its package.json (beside `src/` and `dist/` alike). */
+export const version: string = (() => {
+  try {
+    const manifest = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+    return typeof manifest.version === "string" ? manifest.version : "unknown";
+  } catch {
+    return "unknown";
+  }
+})();
+
+export function formatAddress(address: ListenAddress): string {
+  if (address.kind === "unix") return `unix:${address.path}`;
+  return address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}
+
+function formatDuration(ms: number): string {
+  if (ms !== 0 && ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
+/** A number with at most three decimals, without trailing zeros. */
+function decimal(value: number): string {
+  return String(Math.round(value * 1000) / 1000);
+}
+
+/** Why the worker count is what it is. */
+export function workersReason(config: Config): string {
+  if (!config.workersFromCpus) return "SPOA_WORKERS";
+  return config.valkeyNodes.length === 0 ? "embedded store" : "CPUs allowed";
+}
+
+/** A node URL with its password hidden. */
+function redacted(url: URL): string {
+  if (!url.password) return url.href;
+  const copy = new URL(url.href);
+  copy.password = "***";
+  return copy.href;
+}
+
+/**
+ * The start-up banner: where the agent listens and every effective setting, one per line, with
+ * the rate in requests per second and the burst in requests (as the seed's agent prints them).
+ * Secrets are shown as set or unset only.
+ */
+export function banner(config: Config): string {
+  const embedded = config.valkeyNodes.length === 0;
+  const intervalUs = config.rateIntervalUs;
+  const values: Partial<Record<SettingName, string>> = {
+    SPOE_ADDR: formatAddress(config.spoeAddress),
+    VALKEY_NODES: embedded ? "(unset: embedded in-memory store)" : config.valkeyNodes.map(redacted).join(","),
+    SPOA_RATE_INTERVAL: `${intervalUs}µs (= ${decimal(1_000_000 / intervalUs)} req/s)`,
+    SPOA_RATE_BURST: `${config.rateBurstUs}µs (= ${Math.floor(config.rateBurstUs / intervalUs)} req burst)`,
+    SPOA_RATE_TTL:
+      config.rateTtlSeconds === undefined ? "(unset: keys expire at their TAT)" : `${config.rateTtlSeconds}s`,
+    SPOA_FAILURE_POLICY: embedded ? `${config.failurePolicy} (unused: embedded store)` : config.failurePolicy,
+    SPOA_IPV6_PREFIX: `/${config.ipv6Prefix}`,
+    SPOA_WORKERS: `${config.workers} (${workersReason(config)})`,
+    ADMIN_ADDR: formatAddress(config.adminAddress),
+    DRAIN_TIMEOUT: formatDuration(config.drainTimeoutMs),
+    LOG_LEVEL: config.logLevel,
+  };
+  if (!embedded) {
+    Object.assign(values, {
+      VALKEY_MODE: config.valkeyMode,
+      VALKEY_USERNAME: config.valkeyUsername ?? "(unset)",
+      VALKEY_PASSWORD: config.valkeyPassword === undefined ? "(unset)" : "(set)",
+      VALKEY_CA_FILE: config.valkeyCaFile ?? "(unset: Node's CAs)",
+      ...(config.valkeyMode === "sentinel" || config.valkeyMode === "auto"
+        ? { VALKEY_SENTINEL_NAME: config.valkeySentinelName }
+        : {}),
+      VALKEY_KEY_PREFIX: config.valkeyKeyPrefix,
+      VALKEY_TIMEOUT: formatDuration(config.valkeyTimeoutMs),
+    } satisfies Partial<Record<SettingName, string>>);
+  }
+  const names = (Object.keys(settings) as SettingName[]).filter((name) => values[name] !== undefined);
+  const width = Math.max(...names.map((name) => name.length));
+  const store = embedded
+    ? "embedded in-memory (limits are per process)"
+    : `Valkey (${config.valkeyMode}), failure policy ${config.failurePolicy}`;
+  return [
+    `gcra-rate-limiting ${version} listening on ${formatAddress(config.spoeAddress)} (SPOP), admin on ${formatAddress(config.adminAddress)}`,
+    ...names.map((name) => `  ${name.padEnd(width)} : ${values[name]}`),
+    `  ${"store".padEnd(width)} : ${store}`,
+  ].join("\n");
+}

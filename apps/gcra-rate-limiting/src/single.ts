@@ -1,0 +1,52 @@
+import { type AdminServer, startAdmin } from "./admin.ts";
+import { banner } from "./banner.ts";
+import type { Config } from "./config.ts";
+import { createLogger, drainDeadline, fatal, onStopSignals, readiness, startup } from "./lifecycle.ts";
+import { createService } from "./service.ts";
+
+/**
+ * One process does everything: the SPOE agent, the store and the admin server. The mode of the
+ * embedded store (whose limits live in this process) and of SPOA_WORKERS=1.
+ */
+export async function runSingle(config: Config): Promise<void> {
+  const log = createLogger(config);
+  const service = createService(config, log);
+  const { registry } = service.metrics;
+  let started = false;
+  let draining = false;
+  let admin: AdminServer | undefined;
+
+  onStopSignals(log, (signal) => {
+    draining = true;
+    log.info({ signal }, "draining");
+    const deadline = drainDeadline(log, config.drainTimeoutMs);
+    void service
+      .close()
+      .then(() => admin?.close())
+      .then(() => {
+        clearTimeout(deadline);
+        log.info("stopped");
+        process.exit(0);
+      });
+  });
+
+  admin = await startAdmin(
+    config.adminAddress,
+    {
+      started: () => startup(started),
+      ready: () => readiness({ draining, listening: service.listening, storeReady: service.storeReady() }),
+      metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+    },
+    log,
+  ).catch((error: unknown) => fatal(`cannot listen on ADMIN_ADDR: ${String(error)}`, 1));
+  if (draining) return;
+  try {
+    await service.listen({ reusePort: false });
+  } catch (error) {
+    if (draining) return;
+    fatal(`cannot listen on SPOE_ADDR: ${String(error)}`, 1);
+  }
+  started = true;
+  process.stdout.write(`${banner(config)}\n`);
+  log.info({ spop: service.agent.addresses.map((a) => a.url), admin: admin.address }, "started");
+}

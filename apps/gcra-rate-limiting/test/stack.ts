@@ -1,0 +1,228 @@
+/**
+ * Real parts for the end-to-end tests: the app as a process of its own (from source, Node 24
+ * strips the types), the canonical HAProxy configuration of deploy/base/haproxy, a tiny HTTP
+ * backend, and helpers to read the app's admin API and metrics. Everything on 127.0.0.1.
+ */
+import { readFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { join } from "node:path";
+import {
+  freePort,
+  type HaproxyProcess,
+  type HttpReply,
+  httpGet,
+  type ManagedProcess,
+  spawnManaged,
+  startHaproxy,
+  waitFor,
+} from "@spoekit/harness";
+import { settings } from "../src/config.ts";
+
+export type { HttpReply };
+
+export const appDir = join(import.meta.dirname, "..");
+const repoRoot = join(appDir, "..", "..");
+
+/** The environment the app gets: the test process's, without any variable the app reads, plus `env`. */
+export function appEnvironment(env: Record<string, string>): NodeJS.ProcessEnv {
+  const base = { ...process.env };
+  for (const name of Object.keys(settings)) delete base[name];
+  return { ...base, ...env };
+}
+
+/** Runs `src/main.ts` with `env` (see {@link appEnvironment}). */
+export function spawnApp(env: Record<string, string>, outputLimit?: number): ManagedProcess {
+  return spawnManaged(process.execPath, ["--conditions=@spoekit/source", "src/main.ts"], {
+    cwd: appDir,
+    env: appEnvironment(env),
+    ...(outputLimit !== undefined ? { outputLimit } : {}),
+  });
+}
+
+/** One sample of the Prometheus text format. */
+export interface Sample {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+export function parseMetrics(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split("\n")) {
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match?.[1]) continue;
+    const labels: Record<string, string> = {};
+    for (const pair of (match[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
+      if (pair[1]) labels[pair[1]] = pair[2] ?? "";
+    }
+    samples.push({ name: match[1], labels, value: Number(match[3]) });
+  }
+  return samples;
+}
+
+/** The sum of the samples called `name` whose labels include `labels`. */
+export function total(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): number {
+  return samples
+    .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+    .reduce((sum, s) => sum + s.value, 0);
+}
+
+/** An app process started for a test, with its admin API. */
+export interface AppProcess {
+  readonly spopPort: number;
+  readonly adminPort: number;
+  readonly process: ManagedProcess;
+  /** GET on the admin server. */
+  admin(path: string): Promise<HttpReply>;
+  metrics(): Promise<Sample[]>;
+  output(): string;
+  /** Sends `signal` (default SIGTERM) and resolves with the exit code; SIGKILL after `graceMs`. */
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<number | string>;
+}
+
+/**
+ * Starts the app on free loopback ports (`spopPort` to share one with another instance) and
+ * waits for its `/startz`.
+ */
+export async function startApp(
+  env: Record<string, string> = {},
+  options: { spopPort?: number; outputLimit?: number } = {},
+): Promise<AppProcess> {
+  const spopPort = options.spopPort ?? (await freePort());
+  const adminPort = await freePort();
+  const proc = spawnApp(
+    { SPOE_ADDR: `127.0.0.1:${spopPort}`, ADMIN_ADDR: `127.0.0.1:${adminPort}`, ...env },
+    options.outputLimit,
+  );
+  const admin = (path: string) => httpGet(adminPort, { path });
+  try {
+    await waitFor(
+      async () => (await admin("/startz")).status === 200,
+      { what: "the agent's /startz", timeoutMs: 20_000 },
+      () => proc.output(),
+    );
+  } catch (error) {
+    await proc.stop("SIGKILL");
+    throw error;
+  }
+  return {
+    spopPort,
+    adminPort,
+    process: proc,
+    admin,
+    metrics: async () => parseMetrics((await admin("/metrics")).body),
+    output: () => proc.output(),
+    stop: (signal = "SIGTERM", graceMs = 15_000) => proc.stop(signal, graceMs),
+  };
+}
+
+/** A tiny HTTP backend answering `backend` to everything. */
+export async function startBackend(): Promise<{ port: number; close(): Promise<void> }> {
+  const server = createServer((_req, res) => res.end("backend"));
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port }, resolve));
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** deploy/base/haproxy: the HAProxy configuration every deployment runs. */
+export const canonical = {
+  haproxyCfg: readFileSync(join(repoRoot, "deploy/base/haproxy/haproxy.cfg"), "utf8"),
+  spoeConf: readFileSync(join(repoRoot, "deploy/base/haproxy/spoe-rate-limit.conf"), "utf8"),
+};
+
+/**
+ * The canonical haproxy.cfg with its agent `server-template` (one DNS name, one port) replaced by
+ * one `server` per port, with the template's options: for tests that run two agents on loopback.
+ */
+export function withAgentServers(haproxyCfg: string, ports: readonly number[]): string {
+  const template = /^(\s*)server-template agent \S+ \S+( check .*)$/m.exec(haproxyCfg);
+  if (!template) throw new Error("haproxy.cfg has no `server-template agent … check …` line any more");
+  const [line, indent, options] = template;
+  return haproxyCfg.replace(
+    line,
+    ports.map((port, i) => `${indent}server agent${i + 1} 127.0.0.1:${port}${options}`).join("\n"),
+  );
+}
+
+/**
+ * The variables the canonical haproxy.cfg reads, for HAProxy on loopback: its ports, one agent
+ * port (an IP address, so no DNS query), the backend, `threads` threads, the SPOE file beside
+ * haproxy.cfg.
+ */
+export function loopbackEnvironment(
+  ports: { http: number; stats: number; agent: number; backend: number },
+  threads = 1,
+  maxconn = 1000,
+): Record<string, string> {
+  return {
+    HTTP_BIND: `127.0.0.1:${ports.http}`,
+    STATS_BIND: `127.0.0.1:${ports.stats}`,
+    AGENT_HOST: "127.0.0.1",
+    AGENT_PORT: String(ports.agent),
+    AGENT_SLOTS: "1",
+    BACKEND_HOST: "127.0.0.1",
+    BACKEND_PORT: String(ports.backend),
+    SPOE_CONFIG: "spoe-rate-limit.conf",
+    MAXCONN: String(maxconn),
+    NBTHREAD: String(threads),
+  };
+}
+
+export interface Front {
+  readonly haproxy: HaproxyProcess;
+  readonly httpPort: number;
+  /** GET through HAProxy on a connection of its own. */
+  get(headers?: Record<string, string>, path?: string, timeoutMs?: number): Promise<HttpReply>;
+  /** The status (`UP`, `DOWN`, `MAINT`, …) of each agent server, from HAProxy's stats CSV. */
+  agentStates(): Promise<string[]>;
+  stop(): Promise<void>;
+}
+
+/**
+ * HAProxy 2.6 with the canonical files, in front of agents on `agentPorts` (one: the canonical
+ * file as is; more: {@link withAgentServers}) and the backend on `backendPort`. Each HAProxy
+ * thread keeps SPOE connections of its own: `threads` > 1 spreads them over several agents.
+ */
+export async function startProxy(
+  agentPorts: readonly number[],
+  backendPort: number,
+  threads = 1,
+): Promise<Front> {
+  const httpPort = await freePort();
+  const statsPort = await freePort();
+  const [agentPort] = agentPorts;
+  const haproxy = await startHaproxy({
+    config:
+      agentPorts.length === 1 ? canonical.haproxyCfg : withAgentServers(canonical.haproxyCfg, agentPorts),
+    files: { "spoe-rate-limit.conf": canonical.spoeConf },
+    waitForPorts: [httpPort, statsPort],
+    env: loopbackEnvironment(
+      { http: httpPort, stats: statsPort, agent: agentPort ?? 0, backend: backendPort },
+      threads,
+    ),
+  });
+  return {
+    haproxy,
+    httpPort,
+    get: (headers = {}, path = "/", timeoutMs = 5000) => httpGet(httpPort, { path, headers, timeoutMs }),
+    async agentStates() {
+      const [header = "", ...rows] = (await httpGet(statsPort, { path: "/stats;csv" })).body
+        .trim()
+        .split("\n");
+      const columns = header.replace(/^# /, "").split(",");
+      const status = columns.indexOf("status");
+      return rows
+        .map((row) => row.split(","))
+        .filter((cells) => cells[0] === "spoe-agents" && cells[1]?.startsWith("agent"))
+        .map((cells) => cells[status] ?? "");
+    },
+    stop: () => haproxy.stop(),
+  };
+}

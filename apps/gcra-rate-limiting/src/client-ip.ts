@@ -1,4 +1,5 @@
 import { isIPv4, isIPv6 } from "node:net";
+import { formatIp, parseIp } from "@spoekit/spop-codec";
 
 /**
  * Client address resolution for the `check-rate` message: the SPOE args `ip_fwd` (RFC 7239
@@ -95,33 +96,11 @@ export function addressFromXForwardedFor(header: string): string | undefined {
   return addressFromNode(first);
 }
 
-/** Parses a textual IPv4 or IPv6 address into bytes; undefined when it is neither. */
+/** Parses a textual IPv4 or IPv6 address into bytes (an IPv6 zone is dropped); undefined when it is neither. */
 export function parseAddress(text: string): AddressBytes | undefined {
-  if (isIPv4(text)) return Uint8Array.from(text.split(".").map(Number));
+  if (isIPv4(text)) return parseIp(text, 4);
   if (!isIPv6(text)) return undefined;
-  const zoneless = text.split("%")[0] ?? "";
-  let groups = zoneless;
-  const bytes = new Uint8Array(16);
-  // An embedded IPv4 tail (::ffff:192.0.2.1) becomes two hex groups.
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(groups);
-  if (v4?.[1]) {
-    const [a = 0, b = 0, c = 0, d = 0] = v4[1].split(".").map(Number);
-    groups = `${groups.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head = "", tail] = groups.split("::");
-  const headParts = head === "" ? [] : head.split(":");
-  const tailParts = tail === undefined || tail === "" ? [] : tail.split(":");
-  const parts = [
-    ...headParts,
-    ...new Array<string>(8 - headParts.length - tailParts.length).fill("0"),
-    ...tailParts,
-  ];
-  parts.forEach((part, index) => {
-    const value = Number.parseInt(part, 16);
-    bytes[index * 2] = value >> 8;
-    bytes[index * 2 + 1] = value & 0xff;
-  });
-  return bytes;
+  return parseIp(text.split("%")[0] ?? "", 6);
 }
 
 function isV4Mapped(bytes: AddressBytes): boolean {
@@ -144,29 +123,5 @@ export function clientKey(bytes: AddressBytes, ipv6Prefix: number): string {
     const bits = Math.max(0, Math.min(8, ipv6Prefix - i * 8));
     masked[i] = (bytes[i] ?? 0) & ((0xff << (8 - bits)) & 0xff);
   }
-  return `${formatIPv6(masked)}/${ipv6Prefix}`;
-}
-
-/** RFC 5952 text form: lowercase hex, no leading zeros, the longest run (≥ 2) of zero groups as `::`. */
-function formatIPv6(bytes: AddressBytes): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0));
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((group) => group.toString(16));
-  if (bestStart < 0) return hex.join(":");
-  return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLength).join(":")}`;
+  return `${formatIp(masked)}/${ipv6Prefix}`;
 }

@@ -70,7 +70,8 @@ export function fatal(message: string, code: number): never {
  * The V8 flag every way of running the app passes (the Containerfile's ENTRYPOINT, the systemd
  * unit, `pnpm start`): semi-spaces of 4 MiB, where V8 would grow them to 16 MiB under this
  * allocation rate. Almost every object of a request dies young, so more frequent scavenges cost
- * no throughput, and RSS under load stays below 100 MiB per process (BENCHMARKS.md).
+ * no throughput, and RSS under load stays near 100 MiB per process (95 MiB on the embedded
+ * store, 99–105 MiB on Valkey: BENCHMARKS.md).
  */
 export const V8_FLAG = "--max-semi-space-size=4";
 

@@ -7,6 +7,8 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ensureHaproxy3 } from "./haproxy3.mjs";
+import { ensureValkey8 } from "./valkey8.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const mode = process.argv[2];
@@ -88,9 +90,21 @@ function ensureSystemTools() {
   }
 }
 
+/** The servers the suite runs on beside the distribution's: Valkey 8 and HAProxy 3.0 (see their scripts). */
+function ensureTestServers() {
+  try {
+    ensureValkey8();
+    ensureHaproxy3();
+  } catch (error) {
+    log(`${error instanceof Error ? error.message : String(error)}: fix it, then run again`);
+    process.exit(1);
+  }
+}
+
 /** Runs the whole suite once (every workspace as a vitest project) and prints the totals. */
 function testSuite() {
   ensureSystemTools();
+  ensureTestServers();
   ensureWorkspaceInstalled();
   // Packages are linted and published from dist, so the suite checks a fresh build.
   runOrExit(pnpmCommand().command, [

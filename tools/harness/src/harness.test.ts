@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -5,12 +6,16 @@ import { afterAll, describe, expect, it } from "vitest";
 import {
   checkHaproxyConfig,
   createTlsMaterial,
+  dataServers,
   freePort,
+  haproxy3Path,
+  haproxyBinaries,
   rawCommand,
   requireBinary,
   startHaproxy,
   startRedis,
 } from "./index.ts";
+import { onPath } from "./versions.ts";
 
 describe("requireBinary", () => {
   it("names the missing program and how to install it", () => {
@@ -74,16 +79,17 @@ describe("startRedis", () => {
   });
 });
 
-describe("haproxy", () => {
+describe.each(haproxyBinaries())("$name", (haproxy) => {
   it("rejects an invalid configuration with haproxy's own message", () => {
-    const result = checkHaproxyConfig("frontend x\n  no-such-directive\n");
+    const result = checkHaproxyConfig("frontend x\n  no-such-directive\n", {}, {}, haproxy);
     expect(result.valid).toBe(false);
     expect(result.output).toMatch(/no-such-directive/);
   });
 
   it("starts haproxy in the foreground and serves until stopped", async () => {
     const port = await freePort();
-    const haproxy = await startHaproxy({
+    const proxy = await startHaproxy({
+      haproxy,
       config: [
         "global",
         "  maxconn 100",
@@ -99,13 +105,48 @@ describe("haproxy", () => {
       ].join("\n"),
       waitForPorts: [port],
     });
+    expect(proxy.haproxy).toBe(haproxy);
     try {
       const response = await fetch(`http://127.0.0.1:${port}/`);
       expect(response.status).toBe(200);
       expect(await response.text()).toBe("hello");
     } finally {
-      await haproxy.stop();
+      await proxy.stop();
     }
     await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
+  });
+});
+
+describe("the server releases the suites run on", () => {
+  it("yields HAProxy 2.6 and 3.0, each binary reporting its own release", () => {
+    const binaries = haproxyBinaries();
+    expect(binaries.map((haproxy) => [haproxy.name, haproxy.version])).toEqual([
+      ["HAProxy 2.6", "2.6"],
+      ["HAProxy 3.0", "3.0"],
+    ]);
+    for (const haproxy of binaries) {
+      const line = spawnSync(haproxy.path(), ["-v"], { encoding: "utf8" }).stdout.split("\n")[0];
+      expect(line).toMatch(new RegExp(`^HAProxy version ${haproxy.version.replace(".", "\\.")}\\.`));
+    }
+    expect(binaries[1]?.path()).toBe(haproxy3Path);
+  });
+
+  it("runs valkey-server 8 by default and redis-server 7 on request", async () => {
+    const valkey = await startRedis();
+    const redis = await startRedis({ server: "redis" });
+    try {
+      expect(String(await valkey.command("INFO", "server"))).toMatch(/^valkey_version:8\./m);
+      expect(String(await redis.command("INFO", "server"))).toMatch(/^redis_version:7\./m);
+    } finally {
+      await Promise.all([valkey.stop(), redis.stop()]);
+    }
+  });
+
+  it("fails naming the release and the command that installs it when a binary is another release", () => {
+    const impostor = onPath("Valkey 8", "8", "redis-server", /^Valkey server v=8\./);
+    expect(() => impostor.path()).toThrow(
+      /^Valkey 8 is not available: \S*redis-server reports "Redis server v=7.*"\. Install Debian's redis-server/,
+    );
+    expect(dataServers.valkey.server.path()).toMatch(/\/valkey-server$/);
   });
 });

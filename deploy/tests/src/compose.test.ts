@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
 import { loadConfig, settings } from "@spoekit/gcra-rate-limiting";
+import { haproxyBinaries } from "@spoekit/harness";
 import { Ajv2019 } from "ajv/dist/2019.js";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -77,8 +78,8 @@ describe("deploy/compose/compose.yaml", () => {
     expect(haproxy.ports).toEqual([`${portOf(env.HTTP_BIND)}:8080`, `${portOf(env.STATS_BIND)}:8404`]);
   });
 
-  it("passes haproxy -c with the compose environment", async () => {
-    const result = checkWithEnvironment(canonical, {
+  it.each(haproxyBinaries())("passes $name's haproxy -c with the compose environment", (haproxy) => {
+    const result = checkWithEnvironment(haproxy, canonical, {
       ...(haproxy.environment ?? {}),
       SPOE_CONFIG: "spoe-rate-limit.conf",
     });

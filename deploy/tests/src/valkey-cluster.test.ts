@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import type { V1Job } from "@kubernetes/client-node";
-import { type RedisServer, requireBinary, startRedis, waitFor } from "@spoekit/harness";
+import { dataServers, type RedisServer, requireBinary, startRedis, waitFor } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kustomizeWithValkeyCluster } from "./kustomize.ts";
 import { fromRoot } from "./paths.ts";
@@ -59,7 +59,7 @@ describe("cluster-create.sh", () => {
     run(requireBinary("sh"), [fromRoot("deploy/valkey-cluster/cluster-create.sh")], {
       env: {
         PATH: process.env.PATH ?? "",
-        VALKEY_CLI: requireBinary("redis-cli"),
+        VALKEY_CLI: dataServers.valkey.cli.path(),
         CLUSTER_NODES: nodes.map((node) => `${node.host}:${node.port}`).join(" "),
         VALKEY_USER: "default",
         REDISCLI_AUTH: password,

@@ -25,9 +25,10 @@ export interface ValkeyConnectionOptions {
    */
   readonly nodes: readonly string[];
   /**
-   * `auto` (default) asks the first reachable node: a sentinel (`redis_mode:sentinel`) →
-   * `sentinel`, `cluster_enabled:1` → `cluster`, otherwise `standalone`. Detection happens in the
-   * background: the store is usable (and fails over to its policy) while Valkey is unreachable.
+   * `auto` (default) asks the first reachable node: a sentinel (`redis_mode:sentinel`, or
+   * Valkey's `server_mode:sentinel`) → `sentinel`, `cluster_enabled:1` → `cluster`, otherwise
+   * `standalone`. Detection happens in the background: the store is usable (and fails over to its
+   * policy) while Valkey is unreachable.
    */
   readonly mode?: ValkeyMode | "auto";
   /** ACL user of the data nodes (overrides one in a URL). */
@@ -275,7 +276,8 @@ export async function detectMode(options: ValkeyConnectionOptions): Promise<Valk
       try {
         await probe.connect();
         const info = await probe.info();
-        if (/redis_mode:sentinel/.test(info)) return "sentinel";
+        // Redis says redis_mode:sentinel, Valkey 8 server_mode:sentinel.
+        if (/^(?:redis|server)_mode:sentinel/m.test(info)) return "sentinel";
         return /cluster_enabled:1/.test(info) ? "cluster" : "standalone";
       } catch (error) {
         lastError = socketError ?? error;

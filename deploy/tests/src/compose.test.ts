@@ -78,8 +78,8 @@ describe("deploy/compose/compose.yaml", () => {
     expect(haproxy.ports).toEqual([`${portOf(env.HTTP_BIND)}:8080`, `${portOf(env.STATS_BIND)}:8404`]);
   });
 
-  it.each(haproxyBinaries())("passes $name's haproxy -c with the compose environment", (haproxy) => {
-    const result = checkWithEnvironment(haproxy, canonical, {
+  it.each(haproxyBinaries())("passes $name's haproxy -c with the compose environment", (binary) => {
+    const result = checkWithEnvironment(binary, canonical, {
       ...(haproxy.environment ?? {}),
       SPOE_CONFIG: "spoe-rate-limit.conf",
     });

@@ -97,6 +97,20 @@ describe("the canonical HAProxy configuration", () => {
     },
   );
 
+  it.each(haproxies)(
+    "warns on $name when no socket to the nameserver can be opened, so tests name one on loopback",
+    (haproxy) => {
+      // A broadcast address: the kernel refuses the socket as it does a nameserver without a route.
+      const unreachable = checkWithEnvironment(haproxy, canonical, {
+        ...local,
+        NAMESERVER: "255.255.255.255:53",
+      });
+      expect(unreachable.output).toMatch(/WARNING.*can't connect socket for nameserver/);
+      const loopback = checkWithEnvironment(haproxy, canonical, { ...local, NAMESERVER: "127.0.0.1:53" });
+      expect(loopback.output).not.toMatch(/WARNING|ALERT/);
+    },
+  );
+
   it("gives every variable but NBTHREAD and NAMESERVER a default, and guards those two with defined()", () => {
     const variables = configVariables(canonical.haproxyCfg);
     expect([...variables].filter(([, fallback]) => fallback === undefined).map(([name]) => name)).toEqual([

@@ -57,6 +57,10 @@ describe.each(haproxyBinaries())(
       await new Promise((resolve) => backend?.close(resolve));
     });
 
+    it("starts without a warning: the resolvers section needs no route to a DNS resolver", () => {
+      expect(proxy.output()).not.toMatch(/\[(WARNING|ALERT)\]/);
+    });
+
     it("forwards an allowed request with the RateLimit headers the agent's counts give", async () => {
       const answer = await get(httpPort, { "X-Forwarded-For": "203.0.113.5" });
       expect(answer.status, proxy.output()).toBe(200);

@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import { Resolver } from "node:dns/promises";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +13,7 @@ import {
   haproxyBinaries,
   rawCommand,
   requireBinary,
+  startDnsServer,
   startHaproxy,
   startRedis,
 } from "./index.ts";
@@ -148,5 +150,21 @@ describe("the server releases the suites run on", () => {
       /^Valkey 8 is not available: \S*redis-server reports "Redis server v=7.*"\. Install Debian's redis-server/,
     );
     expect(dataServers.valkey.server.path()).toMatch(/\/valkey-server$/);
+  });
+});
+
+describe("startDnsServer", () => {
+  it("answers A queries from its table, no record for other types, NXDOMAIN for other names", async () => {
+    const dns = await startDnsServer({ "agents.example.test": ["127.0.0.1", "127.0.0.2"] });
+    try {
+      const resolver = new Resolver({ timeout: 2000, tries: 1 });
+      resolver.setServers([dns.address]);
+      expect((await resolver.resolve4("Agents.Example.Test")).sort()).toEqual(["127.0.0.1", "127.0.0.2"]);
+      await expect(resolver.resolve6("agents.example.test")).rejects.toMatchObject({ code: "ENODATA" });
+      await expect(resolver.resolve4("other.example.test")).rejects.toMatchObject({ code: "ENOTFOUND" });
+      expect(dns.asked).toEqual(["agents.example.test", "agents.example.test", "other.example.test"]);
+    } finally {
+      await dns.close();
+    }
   });
 });

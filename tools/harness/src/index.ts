@@ -11,6 +11,7 @@ export {
   type RedisCluster,
   startCluster,
 } from "./cluster.ts";
+export { type DnsServer, startDnsServer } from "./dns.ts";
 export {
   checkHaproxyConfig,
   type HaproxyCheckResult,

@@ -1,6 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { Resolver } from "node:dns/promises";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -11,13 +12,34 @@ import {
   freePort,
   haproxy3Path,
   haproxyBinaries,
+  httpGet,
   rawCommand,
   requireBinary,
+  spawnManaged,
   startDnsServer,
   startHaproxy,
   startRedis,
+  waitFor,
 } from "./index.ts";
 import { onPath } from "./versions.ts";
+
+/** Sends one command to HAProxy's master CLI on `port`; resolves with everything it answered. */
+function masterCli(port: number, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: "127.0.0.1", port });
+    let answer = "";
+    socket.setTimeout(5000, () =>
+      socket.destroy(new Error(`no end of the master CLI's answer to ${command}`)),
+    );
+    socket.on("data", (chunk) => {
+      answer += chunk.toString("utf8");
+    });
+    socket.on("end", () => resolve(answer));
+    socket.on("error", reject);
+    // Half-closing tells the CLI there is no next command: it answers and closes.
+    socket.end(`${command}\n`);
+  });
+}
 
 describe("requireBinary", () => {
   it("names the missing program and how to install it", () => {
@@ -116,6 +138,45 @@ describe.each(haproxyBinaries())("$name", (haproxy) => {
       await proxy.stop();
     }
     await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
+  });
+
+  it("reloads in master-worker mode (the master CLI's reload) and keeps serving", async () => {
+    const [port, cliPort] = [await freePort(), await freePort()];
+    const dir = mkdtempSync(join(tmpdir(), "spoekit-haproxy-reload-"));
+    writeFileSync(
+      join(dir, "haproxy.cfg"),
+      `global\n  maxconn 100\ndefaults\n  mode http\n  timeout client 5s\n  timeout connect 5s\n  timeout server 5s\nfrontend fe\n  bind 127.0.0.1:${port}\n  http-request return status 200 content-type text/plain string "hello"\n`,
+    );
+    const master = spawnManaged(
+      haproxy.path(),
+      ["-W", "-db", "-S", `ipv4@127.0.0.1:${cliPort}`, "-f", "haproxy.cfg"],
+      { cwd: dir },
+    );
+    // A connection of its own per request: a kept-alive one would hold the former worker.
+    const serves = async () => (await httpGet(port)).status === 200;
+    try {
+      await waitFor(serves, { what: `${haproxy.name} serving` }, () => master.output());
+      // The master CLI listens once the master runs its loop (a SIGUSR2 sent before is lost).
+      await waitFor(async () => /worker/.test(await masterCli(cliPort, "show proc")), {
+        what: "the master CLI",
+      });
+      const answer = await masterCli(cliPort, "reload");
+      // The master re-executes itself (the patched loader and library path must hold for that),
+      // forks a new worker, and the former one leaves cleanly.
+      await waitFor(
+        () => /Former worker \(\d+\) exited with code 0/.test(master.output()),
+        { what: "the former worker gone after the reload" },
+        () => master.output(),
+      );
+      expect(master.output().match(/New worker \(\d+\) forked/g)).toHaveLength(2);
+      expect(await serves()).toBe(true);
+      expect(master.output()).not.toMatch(/ALERT/);
+      // 3.0 reports the reload's outcome on the CLI; 2.6 closes the connection without a word.
+      expect(answer).toMatch(haproxy.version === "2.6" ? /^$/ : /^Success=1\n/);
+    } finally {
+      await master.stop("SIGTERM");
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -194,6 +194,19 @@ describe("the server releases the suites run on", () => {
     expect(binaries[1]?.path()).toBe(haproxy3Path);
   });
 
+  it("names the servers scripts/haproxy3.mjs and scripts/valkey8.mjs put in place (run again: nothing to do)", () => {
+    const script = (name: string) =>
+      spawnSync(process.execPath, [join(import.meta.dirname, "..", "..", "..", "scripts", name)], {
+        encoding: "utf8",
+      });
+    const haproxy3 = script("haproxy3.mjs");
+    expect(haproxy3.status, haproxy3.stderr).toBe(0);
+    expect(haproxy3.stdout.trim()).toBe(haproxy3Path);
+    const valkey8 = script("valkey8.mjs");
+    expect(valkey8.status, valkey8.stderr).toBe(0);
+    expect(valkey8.stdout).toMatch(/^Valkey server v=8\./);
+  });
+
   it("runs valkey-server 8 by default and redis-server 7 on request", async () => {
     const valkey = await startRedis();
     const redis = await startRedis({ server: "redis" });

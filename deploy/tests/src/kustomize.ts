@@ -34,40 +34,37 @@ export function kustomize(name: string, directory: string): Rendering {
   return { name, yaml, documents: parseDocuments(yaml), objects: loadAllYaml(yaml) as KubernetesObject[] };
 }
 
-/** The components block the Kubernetes overlay carries commented out, and its enabled form. */
-export const valkeyClusterSwitch = {
-  commented: "# components:\n#   - ../../valkey-cluster\n",
-  enabled: "components:\n  - ../../valkey-cluster\n",
-} as const;
+/** The component line of the Kubernetes overlay that makes the Valkey Cluster the store. */
+export const valkeyClusterComponent = "  - ../../valkey-cluster\n";
 
 /**
- * Renders an overlay after the edit deploy/README.md tells operators to make for a Valkey
- * Cluster: uncommenting the component in the Kubernetes overlay, in a copy of deploy/.
+ * Renders an overlay after the edit deploy/README.md describes for the valkey Helm chart
+ * option: the valkey-cluster component left out of the Kubernetes overlay, in a copy of deploy/.
  */
-export function kustomizeWithValkeyCluster(name: string, overlay: "kubernetes" | "openshift"): Rendering {
+export function kustomizeWithValkeyChart(name: string, overlay: "kubernetes" | "openshift"): Rendering {
   const copy = mkdtempSync(join(tmpdir(), "spoekit-deploy-"));
   try {
-    for (const part of ["base", "overlays", "valkey-cluster"]) {
+    for (const part of ["base", "overlays", "valkey-cluster", "components"]) {
       cpSync(fromRoot(`deploy/${part}`), join(copy, part), { recursive: true });
     }
     const file = join(copy, "overlays/kubernetes/kustomization.yaml");
     const text = readFileSync(file, "utf8");
-    if (!text.includes(valkeyClusterSwitch.commented)) {
-      throw new Error("deploy/overlays/kubernetes no longer carries the commented valkey-cluster component");
+    if (!text.includes(valkeyClusterComponent)) {
+      throw new Error("deploy/overlays/kubernetes no longer includes the valkey-cluster component");
     }
-    writeFileSync(file, text.replace(valkeyClusterSwitch.commented, valkeyClusterSwitch.enabled));
+    writeFileSync(file, text.replace(valkeyClusterComponent, ""));
     return kustomize(name, join(copy, "overlays", overlay));
   } finally {
     rmSync(copy, { recursive: true, force: true });
   }
 }
 
-/** Every way the repository's manifests are meant to be rendered. */
+/** Every way the repository's manifests are meant to be rendered: the defaults first. */
 export function renderAll(): Rendering[] {
   return [
     kustomize("kubernetes", fromRoot("deploy/overlays/kubernetes")),
     kustomize("openshift", fromRoot("deploy/overlays/openshift")),
-    kustomizeWithValkeyCluster("kubernetes + valkey-cluster", "kubernetes"),
-    kustomizeWithValkeyCluster("openshift + valkey-cluster", "openshift"),
+    kustomizeWithValkeyChart("kubernetes + valkey chart", "kubernetes"),
+    kustomizeWithValkeyChart("openshift + valkey chart", "openshift"),
   ];
 }

@@ -38,10 +38,14 @@ export function kustomize(name: string, directory: string): Rendering {
 export const valkeyClusterComponent = "  - ../../valkey-cluster\n";
 
 /**
- * Renders an overlay after the edit deploy/README.md describes for the valkey Helm chart
- * option: the valkey-cluster component left out of the Kubernetes overlay, in a copy of deploy/.
+ * Renders an overlay of a copy of deploy/ after `edit` changed the Kubernetes overlay's
+ * kustomization.yaml (which the OpenShift overlay builds on); `edit` must change something.
  */
-export function kustomizeWithValkeyChart(name: string, overlay: "kubernetes" | "openshift"): Rendering {
+export function kustomizeEdited(
+  name: string,
+  overlay: "kubernetes" | "openshift",
+  edit: (kustomization: string) => string,
+): Rendering {
   const copy = mkdtempSync(join(tmpdir(), "spoekit-deploy-"));
   try {
     for (const part of ["base", "overlays", "valkey-cluster", "components"]) {
@@ -49,14 +53,21 @@ export function kustomizeWithValkeyChart(name: string, overlay: "kubernetes" | "
     }
     const file = join(copy, "overlays/kubernetes/kustomization.yaml");
     const text = readFileSync(file, "utf8");
-    if (!text.includes(valkeyClusterComponent)) {
-      throw new Error("deploy/overlays/kubernetes no longer includes the valkey-cluster component");
-    }
-    writeFileSync(file, text.replace(valkeyClusterComponent, ""));
+    const edited = edit(text);
+    if (edited === text) throw new Error(`${name}: the edit changed nothing in deploy/overlays/kubernetes`);
+    writeFileSync(file, edited);
     return kustomize(name, join(copy, "overlays", overlay));
   } finally {
     rmSync(copy, { recursive: true, force: true });
   }
+}
+
+/**
+ * Renders an overlay after the edit deploy/README.md describes for the valkey Helm chart
+ * option: the valkey-cluster component left out of the Kubernetes overlay.
+ */
+export function kustomizeWithValkeyChart(name: string, overlay: "kubernetes" | "openshift"): Rendering {
+  return kustomizeEdited(name, overlay, (text) => text.replace(valkeyClusterComponent, ""));
 }
 
 /** Every way the repository's manifests are meant to be rendered: the defaults first. */

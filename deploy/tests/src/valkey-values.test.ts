@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { settings } from "@spoekit/gcra-rate-limiting";
@@ -118,11 +118,17 @@ describe("the Valkey ACL", () => {
         PATH: process.env.PATH ?? "",
         SECRETS: dir,
         ACL_FILE: join(dir, "users.acl"),
+        REPLICATION_FILE: join(dir, "replication.conf"),
         GCRA_PERMISSIONS: typed.auth.aclUsers.gcra?.permissions ?? "",
       },
     });
     const acl = readFileSync(join(dir, "users.acl"), "utf8");
     expect(acl).not.toContain("password");
+    // Replicas authenticate to their primary as "default": that file needs the password itself.
+    expect(readFileSync(join(dir, "replication.conf"), "utf8")).toBe(
+      'masteruser default\nmasterauth "admin-password"\n',
+    );
+    expect(statSync(join(dir, "replication.conf")).mode & 0o077).toBe(0);
 
     const redis = await startRedis();
     cleanup.push(() => redis.stop());

@@ -159,8 +159,11 @@ describe.each(renderings)("$name", ({ name, documents, objects }) => {
   });
 
   it("orders the Argo CD sync: Valkey, its cluster-create Job, agents, then HAProxy", () => {
-    const wave = (o: KubernetesObject) => Number(o.metadata?.annotations?.["argocd.argoproj.io/sync-wave"] ?? 0);
-    const valkey = objects.filter((o) => o.metadata?.labels?.["app.kubernetes.io/instance"] === "valkey-cluster");
+    const wave = (o: KubernetesObject) =>
+      Number(o.metadata?.annotations?.["argocd.argoproj.io/sync-wave"] ?? 0);
+    const valkey = objects.filter(
+      (o) => o.metadata?.labels?.["app.kubernetes.io/instance"] === "valkey-cluster",
+    );
     const nodes = valkey.filter((o) => o.kind !== "Job");
     const job = valkey.find((o) => o.kind === "Job");
     // Monitoring objects (ServiceMonitors) carry the same labels but need no order.
@@ -179,7 +182,9 @@ describe.each(renderings)("$name", ({ name, documents, objects }) => {
       return;
     }
     // The nodes' ConfigMaps are unlabelled (generated): they go with the nodes.
-    const configMaps = objects.filter((o) => o.kind === "ConfigMap" && o.metadata?.name?.startsWith("valkey-"));
+    const configMaps = objects.filter(
+      (o) => o.kind === "ConfigMap" && o.metadata?.name?.startsWith("valkey-"),
+    );
     for (const o of [...nodes, ...configMaps]) expect(wave(o), `${o.kind} ${o.metadata?.name}`).toBe(-2);
     expect(job?.metadata?.annotations).toMatchObject({
       "argocd.argoproj.io/hook": "Sync",
@@ -285,7 +290,11 @@ describe.each(renderings)("$name", ({ name, documents, objects }) => {
       expect(hpa.spec?.scaleTargetRef).toMatchObject({ kind: "Deployment", name: haproxy.name });
       expect(hpa.spec?.minReplicas).toBeGreaterThanOrEqual(2);
       expect(hpa.spec?.maxReplicas).toBeGreaterThan(hpa.spec?.minReplicas ?? 0);
-      const deployment = named<{ spec?: { replicas?: number } } & KubernetesObject>(objects, "Deployment", "haproxy");
+      const deployment = named<{ spec?: { replicas?: number } } & KubernetesObject>(
+        objects,
+        "Deployment",
+        "haproxy",
+      );
       expect(deployment.spec?.replicas).toBeUndefined();
     });
 

@@ -217,7 +217,9 @@ describe("every query against what the agent and HAProxy export", () => {
     statsPort = await freePort();
     haproxy = await startHaproxy({
       config: haproxyCfg,
-      files: { "spoe-rate-limit.conf": spoeConf },
+      // What is counted matters here, not how fast: on a loaded machine a decision later than
+      // the 15 ms HAProxy waits would let a request pass unchecked and change the counts.
+      files: { "spoe-rate-limit.conf": spoeConf.replace(/timeout processing \S+/, "timeout processing 5s") },
       waitForPorts: [httpPort, statsPort],
       env: {
         HTTP_BIND: `127.0.0.1:${httpPort}`,
@@ -269,8 +271,18 @@ describe("every query against what the agent and HAProxy export", () => {
     const tooMany = statuses.filter((status) => status === 429).length;
     expect([2, 3]).toContain(tooMany);
     expect(statuses).toEqual([200, ...Array(3 - tooMany).fill(200), ...Array(tooMany).fill(429), 200]);
-    const agent = await scrape(app?.adminPort ?? 0);
     const front = await scrape(statsPort);
+    let agent = await scrape(app?.adminPort ?? 0);
+    const decided = () =>
+      sumOf(agent, "gcra_decisions_total") + sumOf(agent, "gcra_unresolved_messages_total");
+    // HAProxy answered every request, so each was decided; wait for the agent's counters.
+    await waitFor(
+      async () => {
+        agent = await scrape(app?.adminPort ?? 0);
+        return decided() >= statuses.length;
+      },
+      { what: "the agent's counters to include every request", timeoutMs: 5000 },
+    );
     const forwarded = sumOf(front, "haproxy_backend_http_requests_total", { proxy: "app" });
     const denied = sumOf(front, "haproxy_frontend_requests_denied_total", { proxy: "http-in" });
     expect([forwarded, denied]).toEqual([5 - tooMany, tooMany]);
@@ -280,9 +292,7 @@ describe("every query against what the agent and HAProxy export", () => {
     expect(sumOf(front, "haproxy_frontend_http_requests_total", { proxy: "http-in" })).toBeGreaterThanOrEqual(
       5,
     );
-    const decided =
-      sumOf(agent, "gcra_decisions_total", {}) + sumOf(agent, "gcra_unresolved_messages_total", {});
-    expect(forwarded + denied - decided).toBe(0);
+    expect(forwarded + denied - decided()).toBe(0);
   });
 
   it.each(queries)("%s selects only series the agent, HAProxy or kube-state-metrics export", (_, expr) => {

@@ -18,6 +18,11 @@ describe("selectors", () => {
     ]);
   });
 
+  it("refuses an expression Prometheus would not parse", () => {
+    expect(() => selectors(`sum(rate(x[5m])`)).toThrow(/does not parse/);
+    expect(() => selectors(`x{a="b"} >`)).toThrow(/does not parse/);
+  });
+
   it("reads a selector by __name__ and refuses one without a name", () => {
     expect(selectors(`{__name__="x", a!="b"}`)).toEqual([
       {
@@ -28,7 +33,7 @@ describe("selectors", () => {
         ],
       },
     ]);
-    expect(() => selectors(`sum({a="b"})`)).toThrow(/without a metric name/);
+    expect(() => selectors(`sum({a="b"})`)).toThrow(/without a metric name|does not parse/);
   });
 });
 

@@ -1,9 +1,10 @@
 /**
- * Just enough PromQL reading to check queries against the series a process exports: the
- * metric names an expression selects and the label matchers it puts on each. Not a parser:
- * it knows the shapes the alerts and the dashboard use (selectors, range selectors, function
- * calls, aggregations with by/without, vector matching with on/ignoring/group_*).
+ * PromQL read with Prometheus's own grammar (@prometheus-io/lezer-promql, the parser of
+ * Prometheus's web UI): whether an expression parses, and the metric names and label matchers
+ * of its vector selectors, to check queries against the series a process exports.
  */
+import type { SyntaxNode } from "@lezer/common";
+import { parser } from "@prometheus-io/lezer-promql";
 
 /** One label matcher of a selector, e.g. `outcome="denied"` or `source=~"open|closed"`. */
 export interface Matcher {
@@ -18,44 +19,45 @@ export interface Selector {
   readonly matchers: readonly Matcher[];
 }
 
-const keywords = new Set([
-  "by",
-  "without",
-  "on",
-  "ignoring",
-  "group_left",
-  "group_right",
-  "and",
-  "or",
-  "unless",
-]);
-const keywordsAlone = new Set([...keywords, "bool", "offset", "inf", "nan"]);
+/** Thrown for an expression Prometheus would not parse, naming where. */
+export class PromqlSyntaxError extends Error {
+  readonly code = "PROMQL_SYNTAX";
+  override readonly name = "PromqlSyntaxError";
+}
 
-/** The selectors of `expr`, in order of appearance. */
+function matcherOf(node: SyntaxNode, text: (n: SyntaxNode | null) => string): Matcher {
+  const op = text(node.getChild("MatchOp"));
+  const literal = text(node.getChild("StringLiteral"));
+  return {
+    label: text(node.getChild("LabelName")),
+    op: op as Matcher["op"],
+    value: JSON.parse(literal.startsWith("'") ? `"${literal.slice(1, -1)}"` : literal) as string,
+  };
+}
+
+/** The vector selectors of `expr`, in order; throws {@link PromqlSyntaxError} when it does not parse. */
 export function selectors(expr: string): Selector[] {
+  const tree = parser.parse(expr);
+  const text = (n: SyntaxNode | null) => (n ? expr.slice(n.from, n.to) : "");
   const found: Selector[] = [];
-  // Label lists of aggregations and vector matching are label names, not metrics.
-  let rest = expr.replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, " ");
-  // Range and subquery durations.
-  rest = rest.replace(/\[[^\]]*\]/g, " ");
-  rest = rest.replace(
-    /([a-zA-Z_:][\w:]*)?\s*\{([^}]*)\}/g,
-    (_all, metric: string | undefined, body: string) => {
-      const matchers = [...body.matchAll(/(\w+)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"/g)].map((m) => ({
-        label: m[1] ?? "",
-        op: m[2] as Matcher["op"],
-        value: m[3] ?? "",
-      }));
-      const named = metric ?? matchers.find((m) => m.label === "__name__" && m.op === "=")?.value;
-      if (!named || keywords.has(named)) throw new Error(`a selector without a metric name in: ${expr}`);
-      found.push({ metric: named, matchers });
-      return " ";
+  let error: number | undefined;
+  tree.iterate({
+    enter(ref) {
+      if (ref.type.isError) error ??= ref.from;
+      if (ref.name !== "VectorSelector") return;
+      const node = ref.node;
+      const matchers = (node.getChild("LabelMatchers")?.getChildren("UnquotedLabelMatcher") ?? []).map((m) =>
+        matcherOf(m, text),
+      );
+      const metric = text(node.getChild("Identifier")) || matchers.find((m) => m.label === "__name__")?.value;
+      if (!metric) throw new PromqlSyntaxError(`a selector without a metric name in: ${expr}`);
+      found.push({ metric, matchers });
     },
-  );
-  for (const match of rest.matchAll(/(?<![\w:.])([a-zA-Z_:][\w:]*)(\s*\()?/g)) {
-    const [, name = "", call] = match;
-    if (call || keywordsAlone.has(name.toLowerCase())) continue;
-    found.push({ metric: name, matchers: [] });
+  });
+  if (error !== undefined) {
+    throw new PromqlSyntaxError(
+      `PromQL does not parse at offset ${error}: ${expr.slice(error, error + 40)}…`,
+    );
   }
   return found;
 }

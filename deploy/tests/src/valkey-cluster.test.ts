@@ -1,5 +1,5 @@
-import { execFile, execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentProcess, scrape, startAgent, sumOf } from "./agent-process.ts";
 import { kustomize } from "./kustomize.ts";
 import { fromRoot } from "./paths.ts";
+import { writeAcl } from "./valkey-acl.ts";
 import { container, containerEnvironment, named, workload } from "./workloads.ts";
 
 const run = promisify(execFile);
@@ -81,17 +82,7 @@ describe("six nodes as the component configures them", () => {
     parseClusterNodes(await ask(live, "CLUSTER", "NODES"));
 
   beforeAll(async () => {
-    writeFileSync(join(secrets, "default"), admin);
-    writeFileSync(join(secrets, "gcra"), agentPassword);
-    execFileSync(requireBinary("sh"), [fromRoot("deploy/valkey-cluster/write-acl.sh")], {
-      env: {
-        PATH: process.env.PATH ?? "",
-        SECRETS: secrets,
-        ACL_FILE: join(secrets, "users.acl"),
-        REPLICATION_FILE: join(secrets, "replication.conf"),
-        GCRA_PERMISSIONS: aclRules,
-      },
-    });
+    writeAcl(secrets, { default: admin, gcra: agentPassword }, aclRules);
     // The pod's paths and listeners are the harness's here; everything else is the file as rendered.
     const config = valkeyConf
       .split("\n")

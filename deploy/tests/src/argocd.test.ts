@@ -91,6 +91,10 @@ describe("argocd/openshift/console-dashboard.yaml", () => {
     expect(rendered.map((d) => [d.kind, (d.metadata as { namespace?: string }).namespace])).toEqual([
       ["ConfigMap", "openshift-config-managed"],
     ]);
+    expect(rendered.flatMap(schemaErrors)).toEqual([]);
+    expect((rendered[0]?.metadata as { labels?: Record<string, string> } | undefined)?.labels).toMatchObject({
+      "console.openshift.io/dashboard": "true",
+    });
   });
 });
 

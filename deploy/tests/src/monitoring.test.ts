@@ -35,7 +35,11 @@ interface Panel {
 
 const [kubernetes, openshift] = renderAll();
 const dashboardFile = readFileSync(fromRoot("deploy/components/monitoring/dashboard/spoekit.json"), "utf8");
-const dashboard = JSON.parse(dashboardFile) as { panels: Panel[]; templating: { list: { query: string }[] } };
+const dashboard = JSON.parse(dashboardFile) as {
+  title: string;
+  panels: Panel[];
+  templating: { list: { query: string }[] };
+};
 const readme = readFileSync(fromRoot("deploy/README.md"), "utf8");
 const haproxyCfg = readFileSync(fromRoot("deploy/base/haproxy/haproxy.cfg"), "utf8");
 const spoeConf = readFileSync(fromRoot("deploy/base/haproxy/spoe-rate-limit.conf"), "utf8");
@@ -156,6 +160,10 @@ describe("the dashboard", () => {
     // The console draws graph, singlestat, table and row panels; Grafana migrates graph and
     // singlestat to timeseries and stat on load.
     for (const panel of dashboard.panels) expect(["graph", "singlestat"], panel.title).toContain(panel.type);
+  });
+
+  it("is the one deploy/README.md sends OpenShift users to", () => {
+    expect(readme).toContain(`Observe → Dashboards → ${dashboard.title}`);
   });
 
   it("shows decisions by outcome, latency, store health, SPOP connections, HAProxy requests and 429s", () => {

@@ -315,7 +315,7 @@ describe.each(renderings)("$name", ({ name, documents, objects }) => {
       ]);
       expect(http?._from?.[0]?.namespaceSelector?.matchLabels).toEqual(
         name.startsWith("openshift")
-          ? { "network.openshift.io/policy-group": "ingress" }
+          ? { "policy-group.network.openshift.io/ingress": "" }
           : { "kubernetes.io/metadata.name": "ingress-nginx" },
       );
       expect(stats?.ports?.map((p) => resolvePort(haproxyContainer, p.port))).toEqual([

@@ -313,10 +313,15 @@ describe.each(renderings)("$name", ({ name, documents, objects }) => {
       expect(http?.ports?.map((p) => resolvePort(haproxyContainer, p.port))).toEqual([
         resolvePort(haproxyContainer, "http"),
       ]);
-      expect(http?._from?.[0]?.namespaceSelector?.matchLabels).toEqual(
+      expect(http?._from).toEqual(
         name.startsWith("openshift")
-          ? { "policy-group.network.openshift.io/ingress": "" }
-          : { "kubernetes.io/metadata.name": "ingress-nginx" },
+          ? [
+              {
+                namespaceSelector: { matchLabels: { "policy-group.network.openshift.io/ingress": "" } },
+                podSelector: {},
+              },
+            ]
+          : [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ingress-nginx" } } }],
       );
       expect(stats?.ports?.map((p) => resolvePort(haproxyContainer, p.port))).toEqual([
         resolvePort(haproxyContainer, "stats"),

@@ -147,6 +147,9 @@ describe("six nodes as the component configures them", () => {
       VALKEY_USERNAME: "gcra",
       VALKEY_PASSWORD: agentPassword,
       SPOA_FAILURE_POLICY: "open",
+      // Who decides is the point here, not how fast: a loaded machine must not turn a slow
+      // answer into a policy decision.
+      VALKEY_TIMEOUT: "1s",
       SPOA_WORKERS: "1",
     });
     const haproxy = await connectClient({ port: agent.spopPort });

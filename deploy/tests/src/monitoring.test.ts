@@ -208,6 +208,8 @@ describe("every query against what the agent and HAProxy export", () => {
     app = await startAgent({
       VALKEY_NODES: redis.url,
       SPOA_WORKERS: "1",
+      // Valkey decides every request, however loaded the machine (not the failure policy).
+      VALKEY_TIMEOUT: "1s",
       // One request per 100 s and the smallest burst: a client is denied from its second or
       // third request on, for the rest of the test.
       SPOA_RATE_INTERVAL: "100000000",

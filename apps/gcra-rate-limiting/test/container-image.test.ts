@@ -107,14 +107,19 @@ describe.each(uids)("the image run as UID %i, group 0, read-only, no capabilitie
     const haproxy = await connectClient({ port: spopPort });
     const hello = await haproxy.hello();
     expect(hello.version).toBe("2.0");
-    const scores = [];
+    const scores: number[] = [];
     for (let i = 0; i < 3; i++) {
       const ack = await haproxy.notify([checkRateMessage("192.0.2.7")]);
-      const score = ack.actions.find(
-        (action) =>
-          action.type === ActionType.SET_VAR && action.scope === Scope.SESS && action.name === "ip_score",
+      scores.push(
+        ...ack.actions.flatMap((action) =>
+          action.type === ActionType.SET_VAR &&
+          action.scope === Scope.SESS &&
+          action.name === "ip_score" &&
+          "value" in action.value
+            ? [Number(action.value.value)]
+            : [],
+        ),
       );
-      scores.push(score && "value" in score ? Number(score.value.value) : undefined);
     }
     expect(scores).toEqual([0, 0, 100]);
 

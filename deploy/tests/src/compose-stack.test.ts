@@ -153,7 +153,7 @@ describe("deploy/compose/compose.yaml on podman-compose, with stand-in images", 
     );
     const version = await podman("exec", `${project}_haproxy_1`, "haproxy", "-v");
     expect(version).toMatch(/^HAProxy version 3\.0\./);
-  });
+  }, 30_000);
 
   it("forwards a client's requests with 200 and RateLimit headers, then answers 429 with Retry-After", async () => {
     const replies: HttpReply[] = [];
@@ -176,6 +176,7 @@ describe("deploy/compose/compose.yaml on podman-compose, with stand-in images", 
     expect(remaining.at(-1)).toBe(0);
   }, 60_000);
 
+  // Reads the agents' decisions on the previous test's requests (the tests run in order).
   it("shares the client's limit between the two agent replicas through Valkey", async () => {
     const replicas = [...(await agentAdminPorts()).keys()];
     expect(replicas).toHaveLength(2);
@@ -188,7 +189,7 @@ describe("deploy/compose/compose.yaml on podman-compose, with stand-in images", 
     const allowed = all.filter((entry) => entry.outcome === "allowed").map((entry) => entry.remaining);
     expect(allowed.sort((a, b) => b - a)).toEqual(Array.from({ length: burst }, (_, i) => burst - 1 - i));
     expect(all.some((entry) => entry.outcome === "denied")).toBe(true);
-  });
+  }, 30_000);
 
   it("serves each replica's probes on its own loopback port", async () => {
     const ports = await agentAdminPorts();
@@ -197,7 +198,7 @@ describe("deploy/compose/compose.yaml on podman-compose, with stand-in images", 
         expect((await httpGet(port, { path })).status, `${name} ${path}`).toBe(200);
       }
     }
-  });
+  }, 30_000);
 
   it("tears down every container, pod, volume and network of the project", async () => {
     expect((await leftovers()).length).toBeGreaterThan(0);

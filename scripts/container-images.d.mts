@@ -1,11 +1,5 @@
 // Types of what the TypeScript tests import from scripts/container-images.mjs.
 
-/** A failure of the image preparation, with a stable `code` (`ENOTOOLS`, `EPREPARE`, …). */
-export declare class ContainerImagesError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown });
-}
-
 /** The app's image, as `pnpm container:build` tags it. */
 export declare const appImage: string;
 
@@ -29,7 +23,7 @@ export declare function runPodman(
 ): Promise<{ status: number | null; stdout: string; stderr: string }>;
 
 /**
- * Fails with a `ContainerImagesError` naming each missing tool (podman, podman-compose, …),
+ * Fails with an error (code `ENOTOOLS`) naming each missing tool (podman, podman-compose, …),
  * then builds whichever base, stand-in and app images changed, in a child process.
  */
 export declare function prepareForTests(timeoutMs?: number): Promise<void>;

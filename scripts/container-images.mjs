@@ -47,18 +47,17 @@ const npmVersion = "11.21.2";
 const standInDir = join(repositoryRoot, "deploy", "tests", "standins");
 const inputsLabel = "org.spoekit.inputs";
 
-/** Stable `code` for every failure of this module, so callers can tell them apart. */
-export class ContainerImagesError extends Error {
-  /**
-   * @param {string} code
-   * @param {string} message
-   * @param {{ cause?: unknown }} [options]
-   */
-  constructor(code, message, options) {
-    super(message, options);
-    this.name = "ContainerImagesError";
-    this.code = code;
-  }
+/**
+ * A failure of this module: an Error named ContainerImagesError with a stable `code`
+ * (ENOTOOLS, EAPTGET, EPODMAN, EDEBOOTSTRAP, ETAR, ENONODE, ENPMPACK, EPREPARE).
+ *
+ * @param {string} code
+ * @param {string} message
+ * @param {{ cause?: unknown }} [options]
+ * @returns {Error & { code: string }}
+ */
+function failure(code, message, options) {
+  return Object.assign(new Error(message, options), { name: "ContainerImagesError", code });
 }
 
 /** What podman needs here, with the Debian package that provides each. */
@@ -95,7 +94,7 @@ function installTools() {
   if (missing.length === 0) return;
   const packages = missing.map((tool) => tool.pkg);
   if (!hasCommand("apt-get")) {
-    throw new ContainerImagesError(
+    throw failure(
       "ENOTOOLS",
       `missing ${missing.map((t) => t.name).join(", ")} and no apt-get: install them, then run again`,
     );
@@ -114,10 +113,7 @@ function installTools() {
     apt([...lock, "update", "-qq"]) !== 0 ||
     apt([...lock, "install", "-y", "-qq", "--no-install-recommends", ...packages]) !== 0
   ) {
-    throw new ContainerImagesError(
-      "EAPTGET",
-      `could not install ${packages.join(" ")}: install them by hand, then run again`,
-    );
+    throw failure("EAPTGET", `could not install ${packages.join(" ")}: install them by hand, then run again`);
   }
 }
 
@@ -125,7 +121,7 @@ function installTools() {
 function requireTools() {
   const missing = missingTools();
   if (missing.length > 0) {
-    throw new ContainerImagesError(
+    throw failure(
       "ENOTOOLS",
       `missing ${missing.join(", ")}: run \`npm test\` or \`node scripts/container-images.mjs setup\`, which install them`,
     );
@@ -194,13 +190,9 @@ function podman(args, options = {}) {
     stdio: ["pipe", "pipe", options.quiet ? "pipe" : "inherit"],
   });
   if (result.error || result.status !== 0) {
-    throw new ContainerImagesError(
-      "EPODMAN",
-      `podman ${args.slice(0, 2).join(" ")} failed (${result.status})`,
-      {
-        cause: result.error,
-      },
-    );
+    throw failure("EPODMAN", `podman ${args.slice(0, 2).join(" ")} failed (${result.status})`, {
+      cause: result.error,
+    });
   }
   return result.stdout;
 }
@@ -234,7 +226,7 @@ function ensureDebianImage(image, suite) {
     encoding: "utf8",
   });
   if (bootstrap.status !== 0) {
-    throw new ContainerImagesError(
+    throw failure(
       "EDEBOOTSTRAP",
       `debootstrap ${suite} failed: ${(bootstrap.stderr || bootstrap.stdout || String(bootstrap.error)).trim().split("\n").pop()}`,
     );
@@ -276,7 +268,7 @@ function ensureDebianImage(image, suite) {
   mkdirSync(join(root, "var/lib/apt/lists/partial"), { recursive: true });
   mkdirSync(join(root, "var/cache/apt/archives/partial"), { recursive: true });
   const tar = spawnSync("tar", ["-C", root, "--numeric-owner", "-c", "."], { maxBuffer: 1 << 30 });
-  if (tar.status !== 0) throw new ContainerImagesError("ETAR", `tar of the ${suite} root failed`);
+  if (tar.status !== 0) throw failure("ETAR", `tar of the ${suite} root failed`);
   podman(["import", "--change", `LABEL ${inputsLabel}=${inputs}`, "--change", 'CMD ["bash"]', "-", image], {
     input: tar.stdout,
   });
@@ -309,7 +301,7 @@ function ensureBuiltImage(image, containerfile, context, buildArgs, extraInputs 
 function pinnedNodeVersion() {
   const lock = readFileSync(join(repositoryRoot, "pnpm-lock.yaml"), "utf8");
   const version = /^ {2}node@(24\.\d+\.\d+):/m.exec(lock)?.[1];
-  if (!version) throw new ContainerImagesError("ENONODE", "pnpm-lock.yaml pins no node@24 package");
+  if (!version) throw failure("ENONODE", "pnpm-lock.yaml pins no node@24 package");
   return version;
 }
 
@@ -322,10 +314,10 @@ function unpackNpmPackage(spec, destination) {
   const pack = spawnSync("npm", ["pack", "--silent", spec], { cwd: partial, encoding: "utf8" });
   const tarball = pack.stdout.trim().split("\n").pop() ?? "";
   if (pack.status !== 0 || !tarball) {
-    throw new ContainerImagesError("ENPMPACK", `npm pack ${spec} failed: ${pack.stderr.trim()}`);
+    throw failure("ENPMPACK", `npm pack ${spec} failed: ${pack.stderr.trim()}`);
   }
   const untar = spawnSync("tar", ["-xzf", tarball, "--strip-components=1"], { cwd: partial });
-  if (untar.status !== 0) throw new ContainerImagesError("ETAR", `could not unpack ${tarball}`);
+  if (untar.status !== 0) throw failure("ETAR", `could not unpack ${tarball}`);
   rmSync(join(partial, tarball));
   renameSync(partial, destination);
 }
@@ -445,7 +437,7 @@ export async function prepareForTests(timeoutMs = 900_000) {
   const script = fileURLToPath(import.meta.url);
   const result = await runPodman([script, "app", "--no-install"], { command: process.execPath, timeoutMs });
   if (result.status !== 0) {
-    throw new ContainerImagesError(
+    throw failure(
       "EPREPARE",
       `node scripts/container-images.mjs app failed (${result.status}): ${result.stderr.trim().split("\n").slice(-5).join("\n")}`,
     );

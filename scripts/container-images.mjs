@@ -462,6 +462,8 @@ function main(argv) {
   prepareImages();
   if (command === "app") {
     buildAppImage();
+    // Earlier builds' layers pile up while sources change; a day's worth stays for the cache.
+    podman(["image", "prune", "--force", "--filter", "until=24h"], { quiet: true });
     log(`${appImage}: ${(imageSize(appImage) / 1e6).toFixed(1)} MB`);
   }
 }

@@ -57,9 +57,9 @@ describe.each(uids)("the image run as UID %i, group 0, read-only, no capabilitie
       "--security-opt=no-new-privileges",
       "--publish=127.0.0.1::9000",
       "--publish=127.0.0.1::9090",
-      // 1 request/s, bursts of 2: the third request in a row is denied.
-      "--env=SPOA_RATE_INTERVAL=1000000",
-      "--env=SPOA_RATE_BURST=2000000",
+      // 1 request/min, bursts of 2: the third request in a row is denied.
+      "--env=SPOA_RATE_INTERVAL=60000000",
+      "--env=SPOA_RATE_BURST=120000000",
       "--env=DRAIN_TIMEOUT=5s",
       appImage,
     );
@@ -91,7 +91,7 @@ describe.each(uids)("the image run as UID %i, group 0, read-only, no capabilitie
     expect(logs).toContain(
       `gcra-rate-limiting ${version} listening on 0.0.0.0:9000 (SPOP), admin on 0.0.0.0:9090`,
     );
-    expect(logs).toMatch(/SPOA_RATE_BURST +: 2000000µs \(= 2 req burst\)/);
+    expect(logs).toMatch(/SPOA_RATE_BURST +: 120000000µs \(= 2 req burst\)/);
   }, 30_000);
 
   it("answers the four probes", async () => {

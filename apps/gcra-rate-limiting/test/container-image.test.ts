@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { httpGet, waitFor } from "@spoekit/harness";
 import { checkRateMessage, connectClient } from "@spoekit/spoe-agent/testing";
 import { ActionType, Scope } from "@spoekit/spop-codec";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { appImage, prepareForTests, runPodman } from "../../../scripts/container-images.mjs";
 import { appDir, parseMetrics } from "./stack.ts";
 
@@ -31,8 +31,14 @@ async function publishedPort(name: string, port: number): Promise<number> {
   return Number((await podman("port", name, `${port}/tcp`)).split("\n")[0]?.split(":").pop());
 }
 
-// The first run builds the base images and the app's image; later ones reuse them.
-beforeAll(() => prepareForTests(), 900_000);
+// The first run builds the base images and the app's image; later ones reuse them. The setup
+// runs once, from beforeEach: when it fails, every test fails with its error (after a failed
+// beforeAll, vitest would report the tests as skipped).
+let prepared: Promise<void> | undefined;
+const prepare = () => {
+  prepared ??= prepareForTests();
+  return prepared;
+};
 
 /** Two different UIDs from OpenShift-like ranges: nothing in the image may depend on one. */
 const firstUid = randomInt(100_000, 1_000_000_000);
@@ -44,7 +50,8 @@ describe.each(uids)("the image run as UID %i, group 0, read-only, no capabilitie
   let spopPort = 0;
   let adminPort = 0;
 
-  beforeAll(async () => {
+  const start = async () => {
+    await prepare();
     await runPodman(["rm", "--force", name]);
     await podman(
       "run",
@@ -69,7 +76,12 @@ describe.each(uids)("the image run as UID %i, group 0, read-only, no capabilitie
       async () => (await httpGet(adminPort, { path: "/startz" }).catch(() => undefined))?.status === 200,
       { what: "the container's /startz", timeoutMs: 30_000 },
     );
-  }, 60_000);
+  };
+  let started: Promise<void> | undefined;
+  beforeEach(async () => {
+    started ??= start();
+    await started;
+  }, 960_000);
 
   afterAll(async () => {
     await runPodman(["rm", "--force", name]);

@@ -9,7 +9,7 @@
 import { randomBytes } from "node:crypto";
 import { dirname } from "node:path";
 import { freePort, type HttpReply, httpGet, waitFor } from "@spoekit/harness";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { appImage, prepareForTests, runPodman, standInImages } from "../../../scripts/container-images.mjs";
 import { fromRoot } from "./paths.ts";
 
@@ -23,6 +23,8 @@ const client = "192.0.2.10";
 let httpPort = 0;
 let statsPort = 0;
 let environment: Record<string, string> = {};
+/** Whether `up` ran: from then on the project may own containers, volumes and networks. */
+let started = false;
 
 const compose = (...args: string[]) =>
   runPodman(["-p", project, "-f", file, ...args], {
@@ -104,8 +106,8 @@ async function decisions(
 const get = (forwardedFor: string): Promise<HttpReply> =>
   httpGet(httpPort, { headers: { "X-Forwarded-For": forwardedFor } });
 
-beforeAll(async () => {
-  // The first run builds the base, stand-in and app images; later ones reuse them.
+/** The stack, up and scoring requests. The first run builds the base, stand-in and app images. */
+async function bringUp(): Promise<void> {
   await prepareForTests();
   httpPort = await freePort();
   statsPort = await freePort();
@@ -123,6 +125,7 @@ beforeAll(async () => {
     VALKEY_TIMEOUT: "5s",
     LOG_LEVEL: "debug",
   };
+  started = true;
   const up = await compose("up", "--detach");
   if (up.status !== 0)
     throw new Error(`podman-compose up failed (${up.status}):\n${up.stdout}\n${up.stderr}`);
@@ -139,10 +142,18 @@ beforeAll(async () => {
       intervalMs: 100,
     },
   );
+}
+
+// Once, from beforeEach: when it fails, every test fails with its error (after a failed
+// beforeAll, vitest would report the tests as skipped).
+let stack: Promise<void> | undefined;
+beforeEach(async () => {
+  stack ??= bringUp();
+  await stack;
 }, 960_000);
 
 afterAll(async () => {
-  await tearDown();
+  if (started) await tearDown();
 }, 180_000);
 
 describe("deploy/compose/compose.yaml on podman-compose, with stand-in images", () => {

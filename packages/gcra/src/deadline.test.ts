@@ -1,5 +1,7 @@
+import { once } from "node:events";
+import { connect, createServer, type Socket } from "node:net";
 import { describe, expect, it } from "vitest";
-import { DeadlineQueue } from "./deadline.ts";
+import { afterDeadline, DeadlineQueue } from "./deadline.ts";
 import { monotonicMicros } from "./gcra.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -36,5 +38,85 @@ describe("DeadlineQueue", () => {
     for (let waited = 0; queue.size > 0 && waited < 2000; waited += 5) await sleep(5);
     expect(expired.at(-1)).toBe(-1);
     queue.clear();
+  });
+});
+
+/** A connected loopback socket pair: what the server writes arrives at `client`. */
+async function socketPair(): Promise<{ client: Socket; server: Socket; close(): void }> {
+  const listener = createServer();
+  listener.listen(0, "127.0.0.1");
+  await once(listener, "listening");
+  const port = (listener.address() as { port: number }).port;
+  const accepted = once(listener, "connection");
+  const client = connect(port, "127.0.0.1");
+  await once(client, "connect");
+  const [server] = (await accepted) as [Socket];
+  return {
+    client,
+    server,
+    close() {
+      client.destroy();
+      server.destroy();
+      listener.close();
+    },
+  };
+}
+
+/** Blocks the event loop (a long task, a GC pause, a CPU taken by others) until `clock` passes `until`. */
+function stall(clock: () => number, until: number): void {
+  while (clock() < until) {
+    // busy
+  }
+}
+
+describe("deadlines after a stall", () => {
+  // The reply is in the socket before the deadline passes, but the event loop is stalled past it:
+  // when it runs again, the expired timer comes first — the reply waiting in the socket must
+  // still win, because the queue looks again only after the poll phase has read it.
+  it("reads a reply that waited in the socket before declaring its call late (shared queue)", async () => {
+    const pair = await socketPair();
+    try {
+      const queue = new DeadlineQueue(monotonicMicros);
+      const outcome: string[] = [];
+      const ticket = queue.add({ deadline: monotonicMicros() + 2_000, expire: () => outcome.push("late") });
+      pair.client.once("data", () => {
+        queue.delete(ticket);
+        outcome.push("answered");
+      });
+      pair.server.write("+OK\r\n");
+      stall(monotonicMicros, monotonicMicros() + 30_000);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(outcome).toEqual(["answered"]);
+      expect(queue.size).toBe(0);
+    } finally {
+      pair.close();
+    }
+  });
+
+  it("does the same for a call with a deadline of its own", async () => {
+    const pair = await socketPair();
+    try {
+      const outcome: string[] = [];
+      const cancel = afterDeadline(2, () => outcome.push("late"));
+      pair.client.once("data", () => {
+        cancel();
+        outcome.push("answered");
+      });
+      pair.server.write("+OK\r\n");
+      stall(monotonicMicros, monotonicMicros() + 30_000);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(outcome).toEqual(["answered"]);
+    } finally {
+      pair.close();
+    }
+  });
+
+  it("still expires a call whose reply is not there", async () => {
+    const queue = new DeadlineQueue(monotonicMicros);
+    const outcome: string[] = [];
+    queue.add({ deadline: monotonicMicros() + 2_000, expire: () => outcome.push("late") });
+    stall(monotonicMicros, monotonicMicros() + 5_000);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(outcome).toEqual(["late"]);
   });
 });

@@ -3,7 +3,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import {
   createValkeyLimiter,
   type GcraDecision,
+  GcraInputError,
   GcraLimit,
+  GcraOptionError,
   GcraStoreError,
   type ValkeyMode,
   ValkeyStore,
@@ -172,19 +174,19 @@ export function describeValkeyBehaviour(topology: () => Topology): void {
       expect(await store.check(key, limit, 0)).toMatchObject({ allowed: true, remaining: 3 });
       expect(await store.check(key, limit, 4)).toMatchObject({ allowed: false, remaining: 3 });
       expect(await store.check(key, limit, 3)).toMatchObject({ allowed: true, remaining: 0 });
-      await expect(store.check(key, limit, 11)).rejects.toThrow(RangeError);
+      await expect(store.check(key, limit, 11)).rejects.toThrow(GcraInputError);
     });
 
-    it("rejects bad input with RangeError before touching Valkey", async () => {
+    it("rejects bad input with GcraInputError (code GCRA_INVALID_INPUT) before touching Valkey", async () => {
       const store = open();
       const limit = new GcraLimit({ rate: 10, burst: 2 });
-      await expect(store.check("", limit)).rejects.toThrow(/non-empty string/);
-      await expect(store.check("k", limit, -1)).rejects.toThrow(RangeError);
-      await expect(store.check("k", limit, Number.NaN)).rejects.toThrow(RangeError);
-      await expect(store.check("k", limit, 1.5)).rejects.toThrow(RangeError);
+      await expect(store.check("", limit)).rejects.toMatchObject({ code: "GCRA_INVALID_INPUT" });
+      await expect(store.check("k", limit, -1)).rejects.toThrow(GcraInputError);
+      await expect(store.check("k", limit, Number.NaN)).rejects.toThrow(GcraInputError);
+      await expect(store.check("k", limit, 1.5)).rejects.toThrow(GcraInputError);
       expect(store.stats().calls).toBe(0);
-      expect(() => open({ timeoutMs: 0 })).toThrow(RangeError);
-      expect(() => open({ retentionMs: -1 })).toThrow(RangeError);
+      expect(() => open({ timeoutMs: 0 })).toThrow(GcraOptionError);
+      expect(() => open({ retentionMs: -1 })).toThrow(GcraOptionError);
       expect(() => new ValkeyStore({ nodes: [] })).toThrow(/at least one Valkey node/);
       expect(() => new ValkeyStore({ nodes: ["http://x"] })).toThrow(/redis:\/\/ or rediss:\/\//);
     });

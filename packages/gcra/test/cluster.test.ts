@@ -1,6 +1,12 @@
 import { type RedisCluster, type RedisServer, startCluster, waitFor } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createValkeyLimiter, GcraLimit, type PolicyMode, ValkeyStore } from "../src/index.ts";
+import {
+  createValkeyLimiter,
+  GcraLimit,
+  GcraOptionError,
+  type PolicyMode,
+  ValkeyStore,
+} from "../src/index.ts";
 import {
   BURST_OF_THREE,
   decideThroughFailover,
@@ -62,7 +68,7 @@ describe("cluster only", () => {
       await tagged.check(key, limit);
       expect(await cluster.slotOf(tagged.storageKey(key))).toBe(await cluster.slotOf(key));
       expect(() => new ValkeyStore({ nodes: [...cluster.urls], hashTag: true, keyPrefix: "{x}:" })).toThrow(
-        RangeError,
+        GcraOptionError,
       );
     } finally {
       await store.close();

@@ -1,6 +1,12 @@
 import { freePort, type RedisServer, startRedis, waitFor } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createValkeyLimiter, GcraLimit, type PolicyMode, ValkeyStore } from "../src/index.ts";
+import {
+  createValkeyLimiter,
+  GcraLimit,
+  type PolicyMode,
+  type StoreEvent,
+  ValkeyStore,
+} from "../src/index.ts";
 import { addLimiterUser, describeValkeyBehaviour, freshKey } from "./behaviour.ts";
 
 let redis: RedisServer;
@@ -40,20 +46,32 @@ describe("standalone only", () => {
       });
       const refused = await outside.check("k", limit).catch((e: unknown) => e);
       await outside.close();
-      expect(refused).toMatchObject({ kind: "auth" });
+      expect(refused).toMatchObject({ kind: "auth", code: "GCRA_STORE_AUTH", reply: "NOPERM" });
     } finally {
       await store.close();
     }
+    const events: StoreEvent[] = [];
     const wrong = createValkeyLimiter({
       nodes: [`redis://limiter:wrong@127.0.0.1:${redis.port}`],
       mode: "standalone",
       timeoutMs: 200,
       failurePolicy: "closed",
+      failureThreshold: 1,
+      onEvent: (event) => events.push(event),
     });
     try {
       const answer = await wrong.check(freshKey("acl"), limit);
       expect(answer).toMatchObject({ allowed: false, source: "closed" });
       expect(wrong.stats().mode).toBe("closed");
+      // The password is refused on every reconnection; the transition is reported once.
+      await wrong.check(freshKey("acl"), limit);
+      expect(events.filter((event) => event.type === "auth-failure")).toEqual([
+        expect.objectContaining({
+          node: `127.0.0.1:${redis.port}`,
+          error: expect.objectContaining({ reply: "WRONGPASS", code: "GCRA_STORE_AUTH" }),
+        }),
+      ]);
+      expect(events.map((event) => event.type)).not.toContain("recovered");
     } finally {
       await wrong.close();
     }
@@ -112,6 +130,7 @@ describe("failure policies", () => {
       nodes: [`redis://127.0.0.1:${port}`],
       timeoutMs: 100,
       failurePolicy: "fallback",
+      failureThreshold: 1,
       probeDelayMs: 20,
       maxProbeDelayMs: 100,
     });
@@ -151,17 +170,23 @@ describe("failure policies", () => {
   it("answers open or closed while Valkey is killed, and recovers after a restart (NOSCRIPT included)", async () => {
     const own = await startRedis();
     const limit = new GcraLimit({ rate: 100, burst: 20 });
+    const events: StoreEvent[] = [];
+    const closedEvents: StoreEvent[] = [];
     const open = createValkeyLimiter({
       nodes: [own.url],
       timeoutMs: 100,
       failurePolicy: "open",
+      failureThreshold: 1,
       probeDelayMs: 20,
+      onEvent: (event) => events.push(event),
     });
     const closed = createValkeyLimiter({
       nodes: [own.url],
       timeoutMs: 100,
       failurePolicy: "closed",
+      failureThreshold: 1,
       probeDelayMs: 20,
+      onEvent: (event) => closedEvents.push(event),
     });
     try {
       expect((await open.check("a", limit)).source).toBe("store");
@@ -186,6 +211,24 @@ describe("failure policies", () => {
       expect(await open.check("b", limit)).toMatchObject({ allowed: true, source: "store" });
       expect(await closed.check("b", limit)).toMatchObject({ allowed: true, source: "store" });
       expect(open.valkey.stats().failures.script).toBe(0);
+      // One event per transition, in each one's order: lost then back, circuit open then closed;
+      // the script sent again at most once per limiter (both, when their probes cross).
+      const transitions = events.filter((event) => event.type !== "error").map((event) => event.type);
+      const reloads = (list: StoreEvent[]) => list.filter((event) => event.type === "script-reload");
+      expect(reloads(events).length).toBeLessThanOrEqual(1);
+      expect(reloads(closedEvents).length).toBeLessThanOrEqual(1);
+      expect([...reloads(events), ...reloads(closedEvents)]).toContainEqual({
+        type: "script-reload",
+        node: `127.0.0.1:${own.port}`,
+      });
+      expect(transitions.filter((type) => type !== "script-reload").sort()).toEqual([
+        "circuit-closed",
+        "circuit-open",
+        "recovered",
+        "unreachable",
+      ]);
+      expect(transitions.indexOf("unreachable")).toBeLessThan(transitions.indexOf("recovered"));
+      expect(transitions.indexOf("circuit-open")).toBeLessThan(transitions.indexOf("circuit-closed"));
       expect(closed.stats()).toMatchObject({ ready: true, healthy: true, failing: [] });
     } finally {
       await open.close();

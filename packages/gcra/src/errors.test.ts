@@ -134,6 +134,9 @@ describe("incidents", () => {
     for (let i = 0; i < 20; i++) incidents.reloading("v:6379", false);
     incidents.reloaded("v:6379");
     expect(events).toEqual([{ type: "script-reload", node: "v:6379" }]);
+    // A node that answered NOSCRIPT before: its next one is a reload, whatever the caller knows.
+    incidents.reloading("v:6379", true);
+    expect(events).toHaveLength(2);
   });
 
   it("survives a listener that throws", () => {

@@ -86,6 +86,8 @@ export class Incidents {
   readonly #reported = new Map<string, { at: number; repeated: number }>();
   /** Nodes whose script is being sent again. */
   readonly #reloading = new Set<string>();
+  /** Nodes that answered NOSCRIPT before. */
+  readonly #loaded = new Set<string>();
 
   constructor(listener: StoreEventListener | undefined, clock: () => number, repeatIntervalMs: number) {
     this.#listener = listener;
@@ -149,13 +151,16 @@ export class Incidents {
   }
 
   /**
-   * `node` answered NOSCRIPT: reported once until {@link reloaded} — unless it is the `initial`
-   * load (no script call was answered yet).
+   * `node` answered NOSCRIPT: reported once until {@link reloaded} — unless it may be the script's
+   * first load there (`firstLoad`: no call was answered on that node yet, as far as the caller
+   * knows) and the node never answered NOSCRIPT before.
    */
-  reloading(node: string, initial: boolean): void {
+  reloading(node: string, firstLoad: boolean): void {
     if (this.#reloading.has(node)) return;
     this.#reloading.add(node);
-    if (!initial) notify(this.#listener, { type: "script-reload", node });
+    const before = this.#loaded.has(node);
+    this.#loaded.add(node);
+    if (before || !firstLoad) notify(this.#listener, { type: "script-reload", node });
   }
 
   /** The script runs on `node` again. */

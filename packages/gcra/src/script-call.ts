@@ -140,7 +140,10 @@ export class ScriptCalls {
           }
           // The server lost its script cache: EVAL sends the script once more, which caches it again.
           reloading = this.#topology.nodeOf(storageKey);
-          this.#incidents.reloading(reloading, !this.#answered);
+          // Outside a cluster every call goes to one node: one answer says the script ran there.
+          // A cluster's nodes are not told apart on the hot path, so there a node's first
+          // NOSCRIPT counts as the first load.
+          this.#incidents.reloading(reloading, !this.#answered || this.#topology.mode === "cluster");
           client
             .eval(GCRA_SCRIPT, 1, storageKey, interval, tolerance, units, retention)
             .then(answered, failed);

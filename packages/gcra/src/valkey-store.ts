@@ -29,7 +29,7 @@ export interface ValkeyStoreStats {
   readonly connected: boolean;
   /** Calls made (validation failures excluded, warm-up included). */
   readonly calls: number;
-  /** Calls answered, allowed. */
+  /** Calls answered, allowed (warm-up calls included). */
   readonly allowed: number;
   /** Calls answered, denied. */
   readonly denied: number;

@@ -2,11 +2,13 @@ import type { RespReply } from "@spoekit/harness";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   createValkeyLimiter,
+  GCRA_SCRIPT_SHA,
   type GcraDecision,
   GcraInputError,
   GcraLimit,
   GcraOptionError,
   GcraStoreError,
+  type StoreEvent,
   type ValkeyMode,
   ValkeyStore,
   type ValkeyStoreOptions,
@@ -219,6 +221,30 @@ export function describeValkeyBehaviour(topology: () => Topology): void {
       expect(failures.map((f) => f.kind)).toEqual(["timeout"]);
       await sleep(450);
       expect((await store.check(key, limit)).source).toBe("store");
+    });
+
+    it("warms up before traffic: connected, the script on every primary, no decision, no event", async () => {
+      await topology().onPrimaries("SCRIPT", "FLUSH");
+      const events: StoreEvent[] = [];
+      const store = open({ mode: "auto", onEvent: (event) => events.push(event) });
+      expect(await store.warmUp(20_000)).toBe(true);
+      expect(store.stats()).toMatchObject({ mode: topology().mode, connected: true, denied: 0 });
+      // One key of each partition (each cluster shard): its primary holds the script now.
+      const wanted = new Set(store.partitions());
+      for (let i = 0; wanted.size > 0; i++) {
+        const key = `probe-${i}`;
+        if (!wanted.delete(store.partitionOf(key))) continue;
+        const storageKey = store.storageKey(key);
+        expect(await topology().command(storageKey, "SCRIPT", "EXISTS", GCRA_SCRIPT_SHA)).toEqual([1]);
+      }
+      // The script's first load is no reload, and nothing failed.
+      expect(events).toEqual([]);
+      // Through the whole composition: no decision counted (warm-up calls are no decisions), no circuit touched.
+      const limiter = createValkeyLimiter({ ...topology().connection(), timeoutMs: 2000 });
+      stores.push(limiter);
+      expect(await limiter.warmUp(20_000)).toBe(true);
+      expect(limiter.stats()).toMatchObject({ healthy: true, connected: true, trips: 0 });
+      expect(Object.values(limiter.stats().decisions).every((n) => n === 0)).toBe(true);
     });
 
     it("decides identically for agents whose clocks disagree (time comes from the server)", async () => {

@@ -167,6 +167,17 @@ describe("failure policies", () => {
     }
   });
 
+  it("warms up in vain while Valkey is down: false once the budget is spent", async () => {
+    const store = new ValkeyStore({ nodes: [`redis://127.0.0.1:${await freePort()}`], timeoutMs: 2000 });
+    try {
+      expect(await store.warmUp(150)).toBe(false);
+      expect(store.stats()).toMatchObject({ connected: false, allowed: 0, denied: 0 });
+      await expect(store.warmUp(Number.NaN)).rejects.toMatchObject({ code: "GCRA_INVALID_OPTION" });
+    } finally {
+      await store.close();
+    }
+  });
+
   it("answers open or closed while Valkey is killed, and recovers after a restart (NOSCRIPT included)", async () => {
     const own = await startRedis();
     const limit = new GcraLimit({ rate: 100, burst: 20 });

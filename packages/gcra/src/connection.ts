@@ -3,6 +3,8 @@ import { createRequire } from "node:module";
 import type { ConnectionOptions as TlsOptions } from "node:tls";
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from "iovalkey";
 import { GcraOptionError, replyCode } from "./errors.ts";
+import { replicationConnector } from "./replication.ts";
+import type { Resolved, ValkeyMode, ValkeyNode } from "./valkey-types.ts";
 
 /**
  * iovalkey, loaded on the first client made rather than with this package: a process that only
@@ -14,21 +16,22 @@ export function iovalkeyModule(): typeof import("iovalkey") {
   return iovalkey;
 }
 
-/** How the Valkey deployment is organised. */
-export type ValkeyMode = "standalone" | "cluster" | "sentinel";
-
 /** Where Valkey is and how to log in. */
 export interface ValkeyConnectionOptions {
   /**
    * `redis://[user[:password]@]host[:port]`, `rediss://…` (TLS) or `host:port`. Standalone: the
    * server (only the first is used). Cluster: any subset of the nodes, as seeds. Sentinel: the
-   * sentinels. The port defaults to 6379 (26379 for sentinels).
+   * sentinels. Replication: the primary and its replicas, in any order. The port defaults to 6379
+   * (26379 for sentinels).
    */
   readonly nodes: readonly string[];
   /**
    * `auto` (default) asks the first reachable node: a sentinel (`redis_mode:sentinel`) →
-   * `sentinel`, `cluster_enabled:1` → `cluster`, otherwise `standalone`. Detection happens in the
-   * background: the store is usable (and fails over to its policy) while Valkey is unreachable.
+   * `sentinel`, `cluster_enabled:1` → `cluster`, otherwise `standalone` for one node and
+   * `replication` for several. Detection happens in the background: the store is usable (and
+   * fails over to its policy) while Valkey is unreachable. `replication` finds the primary among
+   * the nodes (`ROLE`) on every (re)connection, and reconnects on `READONLY` and connection loss,
+   * so it follows a replica promoted by hand or by an operator.
    */
   readonly mode?: ValkeyMode | "auto";
   /** ACL user of the data nodes (overrides one in a URL). */
@@ -63,15 +66,6 @@ export interface ValkeyConnectionOptions {
   readonly redisOptions?: RedisOptions;
 }
 
-/** A parsed node address. */
-export interface ValkeyNode {
-  readonly host: string;
-  readonly port: number;
-  readonly tls: boolean;
-  readonly username: string | undefined;
-  readonly password: string | undefined;
-}
-
 /** Parses `redis://`, `rediss://` and `host:port` node addresses; throws a `GcraOptionError` on anything else. */
 export function parseNode(text: string, defaultPort = 6379): ValkeyNode {
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `redis://${text}`;
@@ -100,14 +94,6 @@ export function parseNode(text: string, defaultPort = 6379): ValkeyNode {
 /** A reconnection delay: 25 ms doubling to 1 s. Never gives up: Valkey may come back any time. */
 function reconnectDelay(attempt: number): number {
   return Math.min(25 * 2 ** Math.min(attempt, 6), 1000);
-}
-
-/** Connection options resolved: parsed nodes, the credentials in effect, TLS on or off. */
-export interface Resolved {
-  readonly nodes: readonly ValkeyNode[];
-  readonly username: string | undefined;
-  readonly password: string | undefined;
-  readonly tls: TlsOptions | undefined;
 }
 
 /** The nodes, credentials and TLS options of a configuration, for `mode`. */
@@ -183,9 +169,9 @@ function directOptions(options: ValkeyConnectionOptions, resolved: Resolved): Re
 /** Validates connection options up front, so that a bad configuration fails at construction. */
 export function validateConnection(options: ValkeyConnectionOptions): void {
   const mode = options.mode ?? "auto";
-  if (!["auto", "standalone", "cluster", "sentinel"].includes(mode)) {
+  if (!["auto", "standalone", "cluster", "sentinel", "replication"].includes(mode)) {
     throw new GcraOptionError(
-      `mode must be auto, standalone, cluster or sentinel, got ${JSON.stringify(mode)}`,
+      `mode must be auto, standalone, cluster, sentinel or replication, got ${JSON.stringify(mode)}`,
     );
   }
   if (!Array.isArray(options.nodes)) throw new GcraOptionError("nodes must be an array of Valkey addresses");
@@ -207,6 +193,15 @@ export function createClient(options: ValkeyConnectionOptions, mode: ValkeyMode)
   switch (mode) {
     case "standalone":
       return new Redis({ ...directOptions(options, resolved), host: first.host, port: first.port });
+    case "replication":
+      return new Redis({
+        ...directOptions(options, resolved),
+        // Every (re)connection finds the primary among the nodes first (ROLE).
+        Connector: replicationConnector(iovalkeyModule(), {
+          resolved,
+          connectTimeoutMs: options.connectTimeoutMs ?? 2000,
+        }),
+      });
     case "sentinel": {
       if (!options.sentinelName) throw new GcraOptionError("sentinel mode needs sentinelName");
       return new Redis({

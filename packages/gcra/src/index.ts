@@ -5,12 +5,7 @@
  * @packageDocumentation
  */
 export type { CircuitOptions } from "./circuit.ts";
-export {
-  parseNode,
-  type ValkeyConnectionOptions,
-  type ValkeyMode,
-  type ValkeyNode,
-} from "./connection.ts";
+export { parseNode, type ValkeyConnectionOptions } from "./connection.ts";
 export { type DenyCacheOptions, DenyCacheStore } from "./deny-cache.ts";
 export {
   FAILURE_KINDS,
@@ -70,3 +65,4 @@ export { GCRA_SCRIPT_SHA } from "./script-call.ts";
 export { ALL_KEYS, type GcraStore } from "./store.ts";
 export type { ValkeyStoreOptions } from "./store-options.ts";
 export { ValkeyStore, type ValkeyStoreEvents, type ValkeyStoreStats } from "./valkey-store.ts";
+export type { ValkeyMode, ValkeyNode } from "./valkey-types.ts";

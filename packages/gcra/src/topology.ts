@@ -1,15 +1,10 @@
 import clusterKeySlot from "cluster-key-slot";
 import type { Cluster, Redis } from "iovalkey";
-import {
-  createClient,
-  iovalkeyModule,
-  resolve,
-  type ValkeyConnectionOptions,
-  type ValkeyMode,
-} from "./connection.ts";
+import { createClient, iovalkeyModule, resolve, type ValkeyConnectionOptions } from "./connection.ts";
 import { failureKind, GcraStoreError, toStoreError } from "./errors.ts";
 import type { Incidents } from "./events.ts";
 import { ALL_KEYS } from "./store.ts";
+import type { ValkeyMode } from "./valkey-types.ts";
 
 /** Least time between two slot-map refreshes triggered by errors (cluster mode), µs. */
 const REFRESH_THROTTLE_US = 200_000;
@@ -18,7 +13,8 @@ const DETECT_DELAYS_MS = [50, 100, 200, 500, 1000, 2000];
 
 /**
  * Asks the first reachable node what it is: a sentinel (`redis_mode:sentinel`), a cluster node
- * (`cluster_enabled:1`) or else a standalone server. Tries without credentials first (sentinels
+ * (`cluster_enabled:1`), or else a standalone server — or, when several nodes are given, a
+ * primary with replicas (`replication`). Tries without credentials first (sentinels
  * rarely have any), then with them when the node asks for them.
  */
 export async function detectMode(options: ValkeyConnectionOptions): Promise<ValkeyMode> {
@@ -48,7 +44,9 @@ export async function detectMode(options: ValkeyConnectionOptions): Promise<Valk
         await probe.connect();
         const info = await probe.info();
         if (/redis_mode:sentinel/.test(info)) return "sentinel";
-        return /cluster_enabled:1/.test(info) ? "cluster" : "standalone";
+        if (/cluster_enabled:1/.test(info)) return "cluster";
+        // Several nodes of a plain deployment: a primary and its replicas, whichever answered.
+        return resolved.nodes.length > 1 ? "replication" : "standalone";
       } catch (error) {
         lastError = socketError ?? error;
         if (failureKind(error) !== "auth") break;

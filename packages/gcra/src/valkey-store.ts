@@ -1,6 +1,5 @@
 import { EventEmitter } from "node:events";
 import type { Cluster, Redis } from "iovalkey";
-import type { ValkeyMode } from "./connection.ts";
 import { afterDeadline } from "./deadline.ts";
 import { FAILURE_KINDS, type FailureKind, GcraOptionError, GcraStoreError, toStoreError } from "./errors.ts";
 import { Incidents } from "./events.ts";
@@ -10,6 +9,7 @@ import { ScriptCalls } from "./script-call.ts";
 import { ALL_KEYS, type GcraStore } from "./store.ts";
 import { type StoreSettings, storeSettings, type ValkeyStoreOptions } from "./store-options.ts";
 import { Topology } from "./topology.ts";
+import type { ValkeyMode } from "./valkey-types.ts";
 
 /** Events of {@link ValkeyStore}. */
 export interface ValkeyStoreEvents {

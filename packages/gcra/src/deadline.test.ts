@@ -1,25 +1,30 @@
 import { once } from "node:events";
 import { connect, createServer, type Socket } from "node:net";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { afterDeadline, DeadlineQueue } from "./deadline.ts";
 import { monotonicMicros } from "./gcra.ts";
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 describe("DeadlineQueue", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it("expires the calls still pending once their deadlines pass, in order, and holds no settled call", async () => {
-    const queue = new DeadlineQueue(monotonicMicros);
+    vi.useFakeTimers();
+    // The queue's clock follows the fake timers.
+    const clock = () => Date.now() * 1000;
+    const queue = new DeadlineQueue(clock);
     const expired: number[] = [];
     const early: number[] = [];
     const tickets: number[] = [];
-    const start = monotonicMicros();
+    const start = clock();
     for (let i = 0; i < 1000; i++) {
       const deadline = start + 20_000 + i * 10;
       const call = {
         deadline,
         expire: () => {
           expired.push(i);
-          if (monotonicMicros() < deadline) early.push(i);
+          if (clock() < deadline) early.push(i);
         },
       };
       tickets.push(queue.add(call));
@@ -27,15 +32,20 @@ describe("DeadlineQueue", () => {
     // Answered calls leave at once: nothing keeps them until their deadline.
     for (let i = 0; i < 1000; i++) if (i % 100 !== 7) queue.delete(tickets[i] as number);
     expect(queue.size).toBe(10);
-    for (let waited = 0; queue.size > 0 && waited < 2000; waited += 5) await sleep(5);
+    await vi.advanceTimersByTimeAsync(19);
+    expect(expired).toEqual([]);
+    await vi.advanceTimersByTimeAsync(12);
     expect(expired).toEqual([7, 107, 207, 307, 407, 507, 607, 707, 807, 907]);
     expect(early).toEqual([]);
+    expect(queue.size).toBe(0);
     // A ticket whose call already expired is ignored.
     queue.delete(tickets[7] as number);
     expect(queue.size).toBe(0);
     // Idle, then busy again: the timer is armed anew.
-    queue.add({ deadline: monotonicMicros() + 5_000, expire: () => expired.push(-1) });
-    for (let waited = 0; queue.size > 0 && waited < 2000; waited += 5) await sleep(5);
+    queue.add({ deadline: clock() + 5_000, expire: () => expired.push(-1) });
+    await vi.advanceTimersByTimeAsync(4);
+    expect(expired.at(-1)).toBe(907);
+    await vi.advanceTimersByTimeAsync(2);
     expect(expired.at(-1)).toBe(-1);
     queue.clear();
   });

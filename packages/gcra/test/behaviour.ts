@@ -295,6 +295,8 @@ export async function decideThroughFailover(
     probeDelayMs: 25,
     maxProbeDelayMs: 250,
   });
+  // A cold limiter's first calls would open connections and load the script within their deadline.
+  expect(await limiter.warmUp(20_000)).toBe(true);
   const limit = new GcraLimit({ rate: 1000, burst: 1000 });
   const sources: string[] = [];
   const modes: string[] = [];

@@ -152,6 +152,7 @@ describe("cluster shards fail independently", () => {
     const dead = `127.0.0.1:${victim.port}`;
     let killed: RedisServer | undefined;
     try {
+      expect(await limiter.warmUp(20_000)).toBe(true);
       const warm = await keysByShard(1);
       for (const [key] of warm.values()) await limiter.check(key as string, BURST_OF_THREE);
       expect(limiter.stats()).toMatchObject({ healthy: true, ready: true, partitions: 3, failing: [] });

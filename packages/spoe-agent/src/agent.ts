@@ -4,10 +4,9 @@
  */
 import type { Server, Socket } from "node:net";
 import type { Logger } from "pino";
-import { Connection, type ConnectionInfo } from "./connection.ts";
-import { type CloseCause, dc } from "./diagnostics.ts";
+import { dc } from "./channels.ts";
+import { Connection } from "./connection.ts";
 import { AgentClosedError, InvalidOptionError } from "./errors.ts";
-import type { MessageHandler } from "./exchange.ts";
 import {
   createServer,
   type ListenAddress,
@@ -15,26 +14,10 @@ import {
   parseListenAddress,
   startListening,
 } from "./listen.ts";
+import type { MessageHandler } from "./message-context.ts";
 import { type AgentOptions, resolveOptions } from "./options.ts";
 import { Runtime } from "./runtime.ts";
-
-/**
- * Named lifecycle hooks, run in the order they were added. The synchronous ones
- * (`onConnection`, `onConnectionClose`) run on the connection's path: keep them cheap. A hook
- * that throws is logged and reported on the `error` channel; it does not stop the agent.
- */
-export interface AgentHooks {
-  /** A server started listening (awaited by `listen()`). */
-  onListen: (address: ListenAddress) => void | Promise<void>;
-  /** A connection was accepted, before its HELLO (e.g. to record it, or wrap its socket in tests). */
-  onConnection: (connection: ConnectionInfo) => void;
-  /** A connection closed. */
-  onConnectionClose: (connection: ConnectionInfo, cause: CloseCause) => void;
-  /** `close()` began; awaited before the servers stop accepting. */
-  preClose: () => void | Promise<void>;
-  /** `close()` is done: every server and connection is closed. */
-  onClose: () => void | Promise<void>;
-}
+import type { AgentHooks, ConnectionInfo } from "./types.ts";
 
 /**
  * An SPOE agent: register handlers, then `listen()`. Create it with {@link createAgent}.

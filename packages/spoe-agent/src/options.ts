@@ -11,8 +11,9 @@ import {
   unsetVar,
 } from "@spoekit/spop-codec";
 import { type Logger, type LoggerOptions, pino } from "pino";
+import { type AgentClock, systemClock } from "./clock.ts";
 import { InvalidOptionError } from "./errors.ts";
-import type { HandlerFailure } from "./exchange.ts";
+import type { HandlerFailure } from "./types.ts";
 
 /**
  * What the ACK of a NOTIFY whose handler threw or missed its deadline carries:
@@ -89,6 +90,12 @@ export interface AgentOptions {
   logger?: Logger | LoggerOptions | false;
   /** Aborting it closes the agent, as `close()`. */
   signal?: AbortSignal;
+  /**
+   * The clock every deadline and timeout reads and arms its timers on. Default: the process's
+   * monotonic clock and `setTimeout`. Tests pass a manual clock (`ManualClock` from
+   * `@spoekit/spoe-agent/testing`) to move time without waiting.
+   */
+  clock?: AgentClock;
 }
 
 /** The options after validation, with every default filled in. */
@@ -105,6 +112,7 @@ export interface ResolvedOptions {
   /** The action an otherwise empty ACK carries, or `undefined`. */
   readonly noEmptyAck: readonly Action[] | undefined;
   readonly logger: Logger;
+  readonly clock: AgentClock;
 }
 
 /** The defaults of {@link AgentOptions}, as documented there. */
@@ -168,6 +176,17 @@ function failureAckOf(value: FailureAck): FailureAck {
   return value;
 }
 
+function clockOf(value: AgentClock): AgentClock {
+  if (
+    typeof value?.now !== "function" ||
+    typeof value.setTimer !== "function" ||
+    typeof value.clearTimer !== "function"
+  ) {
+    throw new InvalidOptionError("clock must have now(), setTimer() and clearTimer()");
+  }
+  return value;
+}
+
 /** Validates `options` and fills in the defaults; throws {@link InvalidOptionError}. */
 export function resolveOptions(options: AgentOptions): ResolvedOptions {
   const capabilities = capabilitiesOf(options.capabilities ?? defaultOptions.capabilities);
@@ -203,5 +222,6 @@ export function resolveOptions(options: AgentOptions): ResolvedOptions {
     failureAck: failureAckOf(options.failureAck ?? defaultOptions.failureAck),
     noEmptyAck: noEmptyAckOf(options.noEmptyAck ?? defaultOptions.noEmptyAck),
     logger: loggerOf(options.logger),
+    clock: clockOf(options.clock ?? systemClock),
   };
 }

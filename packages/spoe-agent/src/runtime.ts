@@ -5,17 +5,17 @@
  */
 import { FrameWriter } from "@spoekit/spop-codec";
 import type { Logger } from "pino";
-import type { AgentHooks, SpoeAgent } from "./agent.ts";
-import type { Connection } from "./connection.ts";
-import { type CloseCause, dc, type ErrorKind } from "./diagnostics.ts";
-import type { MessageHandler } from "./exchange.ts";
+import { dc } from "./channels.ts";
+import type { MessageHandler } from "./message-context.ts";
 import type { ResolvedOptions } from "./options.ts";
+import type { AgentHooks, CloseCause, ConnectionInfo, ErrorKind, ManagedConnection } from "./types.ts";
 
 type HookLists = { [K in keyof AgentHooks]: AgentHooks[K][] };
 
 /** Internal: what one agent's connections share. */
 export class Runtime {
-  readonly agent: SpoeAgent;
+  /** The agent, as published on the diagnostics channels. */
+  readonly agent: object;
   readonly options: ResolvedOptions;
   readonly log: Logger;
   /**
@@ -32,16 +32,16 @@ export class Runtime {
     preClose: [],
     onClose: [],
   };
-  readonly connections = new Set<Connection>();
+  readonly connections = new Set<ManagedConnection>();
   closing = false;
   #nextConnectionId = 1;
-  #dirty: Connection[] = [];
-  #spare: Connection[] = [];
+  #dirty: ManagedConnection[] = [];
+  #spare: ManagedConnection[] = [];
   #immediate: NodeJS.Immediate | undefined = undefined;
   /** Called when the last connection closes while the agent is closing. */
   onIdle: (() => void) | undefined = undefined;
 
-  constructor(agent: SpoeAgent, options: ResolvedOptions) {
+  constructor(agent: object, options: ResolvedOptions) {
     this.agent = agent;
     this.options = options;
     this.log = options.logger;
@@ -57,7 +57,7 @@ export class Runtime {
   }
 
   /** Queues `connection` for a flush once this tick's I/O is done (one setImmediate for all). */
-  schedule(connection: Connection): void {
+  schedule(connection: ManagedConnection): void {
     this.#dirty.push(connection);
     if (this.#immediate === undefined) this.#immediate = setImmediate(this.#flushAll);
   }
@@ -67,11 +67,11 @@ export class Runtime {
     const dirty = this.#dirty;
     this.#dirty = this.#spare;
     this.#spare = dirty;
-    for (let i = 0; i < dirty.length; i++) (dirty[i] as Connection).flush();
+    for (let i = 0; i < dirty.length; i++) (dirty[i] as ManagedConnection).flush();
     dirty.length = 0;
   };
 
-  reportError(kind: ErrorKind, error: Error, connection?: Connection, status?: number): void {
+  reportError(kind: ErrorKind, error: Error, connection?: ConnectionInfo, status?: number): void {
     if (dc.error.hasSubscribers) {
       dc.error.publish({ agent: this.agent, connection, kind, error, status });
     }
@@ -97,13 +97,13 @@ export class Runtime {
     this.reportError("hook", failure);
   }
 
-  connectionOpened(connection: Connection): void {
+  connectionOpened(connection: ManagedConnection): void {
     this.connections.add(connection);
     if (dc.connectionOpen.hasSubscribers) dc.connectionOpen.publish({ agent: this.agent, connection });
     this.runHooks("onConnection", connection);
   }
 
-  connectionClosed(connection: Connection, cause: CloseCause, error: Error | undefined): void {
+  connectionClosed(connection: ManagedConnection, cause: CloseCause, error: Error | undefined): void {
     this.connections.delete(connection);
     if (dc.connectionClose.hasSubscribers) {
       dc.connectionClose.publish({ agent: this.agent, connection, cause, error });

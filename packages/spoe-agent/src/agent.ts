@@ -174,14 +174,15 @@ export class SpoeAgent {
       if (runtime.connections.size === 0) resolve();
     });
     for (const connection of runtime.connections) connection.drain();
-    let deadline: NodeJS.Timeout | undefined;
+    const { clock } = runtime.options;
+    let deadline: unknown;
     const timedOut = await Promise.race([
       allClosed.then(() => false),
       new Promise<boolean>((resolve) => {
-        deadline = setTimeout(() => resolve(true), runtime.options.closeTimeout);
+        deadline = clock.setTimer(() => resolve(true), runtime.options.closeTimeout);
       }),
     ]);
-    clearTimeout(deadline);
+    clock.clearTimer(deadline);
     if (timedOut) {
       runtime.log.warn(
         { connections: runtime.connections.size },

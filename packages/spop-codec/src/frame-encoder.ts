@@ -3,7 +3,7 @@
  * contiguous region of a pooled slab, refuses frames above the maximum, and hands out the
  * frames written since the last flush as one Buffer — one socket write for a batch of ACKs.
  */
-import { BufferWriter } from "./buffer-writer.ts";
+
 import {
   ActionType,
   DEFAULT_MAX_FRAME_SIZE,
@@ -14,9 +14,9 @@ import {
   frameTypeNames,
   MIN_FRAME_SIZE,
 } from "./constants.ts";
-import { checkMaxFrameSize } from "./decoder.ts";
 import { invalidFrame, SpopError } from "./errors.ts";
-import { SCOPE_MAX, UINT32_MAX } from "./limits.ts";
+import { BufferWriter } from "./field-writer.ts";
+import { checkMaxFrameSize, SCOPE_MAX, UINT32_MAX } from "./limits.ts";
 import type { AckFrame, Action, FragmentFrame, Frame, KVList, Message, NotifyFrame } from "./types.ts";
 import { varintLength } from "./varint.ts";
 

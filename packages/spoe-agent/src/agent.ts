@@ -17,6 +17,7 @@ import {
 import type { MessageHandler } from "./message-context.ts";
 import { type AgentOptions, resolveOptions } from "./options.ts";
 import { Runtime } from "./runtime.ts";
+import { refuse } from "./teardown.ts";
 import type { AgentHooks, ConnectionInfo } from "./types.ts";
 
 /**
@@ -123,7 +124,7 @@ export class SpoeAgent {
     if (runtime.closing) throw new AgentClosedError("the agent is closing; it cannot listen");
     const options = typeof target === "string" ? parseListenAddress(target) : target;
     const server = createServer(options, runtime.options.helloTimeout, this.#accept, this.#onTlsError);
-    server.on("connection", this.#track);
+    server.on("connection", options.tls === undefined ? this.#track : this.#trackTls);
     let address: ListenAddress;
     try {
       address = await startListening(server, options);
@@ -213,11 +214,24 @@ export class SpoeAgent {
     socket.once("close", () => this.#sockets.delete(socket));
   };
 
+  /** A TCP socket under a TLS server: refused at once beyond `maxConnections` (handshakes count). */
+  readonly #trackTls = (socket: Socket): void => {
+    if (this.#sockets.size >= this.#runtime.options.maxConnections) {
+      refuse(this.#runtime, socket, true);
+      return;
+    }
+    this.#track(socket);
+  };
+
   readonly #accept = (socket: Socket, tls: boolean): void => {
     const runtime = this.#runtime;
     if (runtime.closing) {
       // A TLS handshake that finished after close() began.
       socket.destroy();
+      return;
+    }
+    if (runtime.connections.size >= runtime.options.maxConnections) {
+      refuse(runtime, socket, false);
       return;
     }
     runtime.connectionOpened(new Connection(runtime, socket, tls));

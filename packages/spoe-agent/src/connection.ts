@@ -13,12 +13,12 @@ import type { Socket } from "node:net";
 import {
   agentDisconnectFrame,
   agentHelloFrame,
+  type Disconnect,
   DisconnectStatus,
   disconnectReason,
   type Frame,
   FrameReader,
   FrameType,
-  type FrameWriter,
   type HaproxyDisconnectFrame,
   type HaproxyHello,
   type HaproxyHelloFrame,
@@ -27,14 +27,20 @@ import {
 } from "@spoekit/spop-codec";
 import type { Logger } from "pino";
 import { dc } from "./channels.ts";
-import type { TimerHandle } from "./clock.ts";
 import { Dispatcher } from "./dispatch.ts";
-import { AgentClosedError, ConnectionClosedError, ProtocolError } from "./errors.ts";
+import {
+  AgentClosedError,
+  ConnectionClosedError,
+  ProtocolError,
+  ResourceLimitError,
+  type SpoeAgentError,
+} from "./errors.ts";
 import type { Exchange } from "./exchange.ts";
-import { Outbox, publishFramesOut } from "./outbox.ts";
+import { Outbox, publishDisconnect, publishFramesOut } from "./outbox.ts";
 import type { Runtime } from "./runtime.ts";
 import { acceptHello, type Handshake, outOfOrder, State } from "./session.ts";
-import { Teardown } from "./teardown.ts";
+import { peerOf, Teardown } from "./teardown.ts";
+import { Timeouts } from "./timeouts.ts";
 import type { ManagedConnection } from "./types.ts";
 
 /** @internal Created by the agent for each accepted socket. */
@@ -66,10 +72,9 @@ export class Connection implements ManagedConnection {
   #scheduled = false;
   /** Inside a 'data' event: ACKs ready by its end are written at its end, not at setImmediate. */
   #reading = false;
-  /** The HELLO timeout before the handshake, the idle timeout after it (on the agent's clock). */
-  #timer: TimerHandle | undefined = undefined;
-  /** When a byte last went in either direction (clock ms), for the idle timeout. */
-  #lastActive = 0;
+  readonly #timeouts: Timeouts;
+  /** Bytes received and not yet decoded, as last counted into the runtime's total. */
+  #buffered = 0;
   readonly #teardown: Teardown;
 
   constructor(runtime: Runtime, socket: Socket, tls: boolean) {
@@ -96,7 +101,7 @@ export class Connection implements ManagedConnection {
     socket.on("data", this.#onData);
     socket.on("close", this.#onClose);
     socket.on("drain", this.#onDrain);
-    this.#timer = options.clock.setTimer(this.#onHelloTimeout, options.helloTimeout);
+    this.#timeouts = new Timeouts(options, this.#onHelloTimeout, this.#onIdle, () => this.inFlight > 0);
     this.log.debug("connection accepted");
   }
 
@@ -104,7 +109,7 @@ export class Connection implements ManagedConnection {
 
   readonly #onData = (chunk: Buffer): void => {
     if (this.#state >= State.CLOSING || !this.#readFrames) return; // read and discarded
-    this.#lastActive = this.#runtime.options.clock.now();
+    this.#timeouts.touch();
     this.#reader.push(chunk);
     this.#reading = true;
     try {
@@ -116,8 +121,14 @@ export class Connection implements ManagedConnection {
     if (this.#outbox.size > 0) this.flush();
   };
 
-  /** Takes frames while the bounds allow; pauses or resumes the socket accordingly. */
+  /** Takes what the bounds allow, then counts what stays buffered against its bounds. */
   #pump(): void {
+    this.#take();
+    if (this.#reader.bufferedBytes !== this.#buffered) this.#account();
+  }
+
+  /** Takes frames while the bounds allow; pauses or resumes the socket accordingly. */
+  #take(): void {
     if (this.#pumping) return;
     const reader = this.#reader;
     const maxInFlight = this.#runtime.options.maxInFlight;
@@ -146,6 +157,22 @@ export class Connection implements ManagedConnection {
     } else if (this.#state <= State.OPEN) {
       this.#resumeReading();
     }
+  }
+
+  /** Updates the runtime's total of buffered bytes; disconnects when a bound is passed. */
+  #account(): void {
+    const runtime = this.#runtime;
+    const buffered = this.#state >= State.CLOSING ? 0 : this.#reader.bufferedBytes;
+    runtime.bufferedBytes += buffered - this.#buffered;
+    this.#buffered = buffered;
+    const message = buffered === 0 ? undefined : runtime.overBufferBounds(buffered);
+    if (message === undefined) return;
+    this.#sendDisconnect(
+      DisconnectStatus.RESOURCE_ALLOCATION_ERROR,
+      message,
+      undefined,
+      new ResourceLimitError(message),
+    );
   }
 
   #pauseReading(): void {
@@ -189,15 +216,14 @@ export class Connection implements ManagedConnection {
       return;
     }
     const { hello, agreed } = handshake;
-    options.clock.clearTimer(this.#timer);
-    this.#timer = undefined;
+    this.#timeouts.clear();
     this.hello = hello;
     this.engineId = hello.engineId;
     this.healthcheck = hello.healthcheck;
     this.maxFrameSize = agreed.maxFrameSize;
     this.capabilities = agreed.capabilities;
     this.#reader.maxFrameSize = agreed.maxFrameSize;
-    const writer = this.#writer();
+    const writer = this.#runtime.writerFor(this.maxFrameSize);
     writer.write(agentHelloFrame(agreed));
     const bytes = writer.flush();
     publishFramesOut(this.#runtime, this, FrameType.AGENT_HELLO, 1);
@@ -216,30 +242,20 @@ export class Connection implements ManagedConnection {
       { engineId: hello.engineId, maxFrameSize: agreed.maxFrameSize, capabilities: agreed.capabilities },
       "handshake done",
     );
-    const { idleTimeout } = options;
-    if (idleTimeout > 0) this.#timer = options.clock.setTimer(this.#onIdle, idleTimeout);
+    this.#timeouts.helloDone();
     if (this.#runtime.closing) this.drain();
   }
 
   #onHaproxyDisconnect(frame: HaproxyDisconnectFrame): void {
-    let status: number;
-    let message: string;
+    let disconnect: Disconnect;
     try {
-      ({ status, message } = parseDisconnect(frame));
+      disconnect = parseDisconnect(frame);
     } catch (error) {
       this.#protocolError(error);
       return;
     }
-    this.log.debug({ status, reason: message }, "HAPROXY-DISCONNECT received");
-    if (dc.disconnect.hasSubscribers) {
-      dc.disconnect.publish({
-        agent: this.#runtime.agent,
-        connection: this,
-        direction: "received",
-        status,
-        message,
-      });
-    }
+    this.log.debug({ status: disconnect.status, reason: disconnect.message }, "HAPROXY-DISCONNECT received");
+    publishDisconnect(this.#runtime, this, "received", disconnect);
     this.#teardown.cause = "haproxy-disconnect";
     this.#readFrames = false;
     this.#state = State.DRAINING;
@@ -256,18 +272,19 @@ export class Connection implements ManagedConnection {
    * Sends the ready ACKs and AGENT-DISCONNECT in one write and ends the socket. Handlers still
    * running are cancelled: after a DISCONNECT HAProxy reads nothing more on this connection.
    */
-  #sendDisconnect(status: number, message: string, cause?: SpopError): void {
+  #sendDisconnect(status: number, message: string, cause?: SpopError, limit?: SpoeAgentError): void {
     const runtime = this.#runtime;
     if (status !== DisconnectStatus.NORMAL) {
-      const error = new ProtocolError(status, message, { cause });
-      this.log.warn({ err: error, status }, "disconnecting: %s", message);
-      runtime.reportError("protocol", error, this, status);
+      // What a peer did: one line without a stack, rate-limited per peer (the stack at debug).
+      const error = limit ?? new ProtocolError(status, message, { cause });
+      runtime.peerWarn(this.log, peerOf(this.socket), { status }, error, `disconnecting: ${message}`);
+      runtime.reportError(limit === undefined ? "protocol" : "limit", error, this, status);
     } else {
       this.log.debug({ reason: message }, "disconnecting");
     }
     this.#teardown.cause ??= "agent-disconnect";
     this.#dispatcher.cancelAll(new ConnectionClosedError(`the agent disconnected: ${message}`));
-    const writer = this.#writer();
+    const writer = this.#runtime.writerFor(this.maxFrameSize);
     const acks = this.#outbox.encode(writer);
     this.inFlight -= acks;
     try {
@@ -279,27 +296,20 @@ export class Connection implements ManagedConnection {
     this.#end(writer.flush());
     if (acks > 0) publishFramesOut(runtime, this, FrameType.ACK, acks);
     publishFramesOut(runtime, this, FrameType.AGENT_DISCONNECT, 1);
-    if (dc.disconnect.hasSubscribers) {
-      dc.disconnect.publish({ agent: runtime.agent, connection: this, direction: "sent", status, message });
-    }
+    publishDisconnect(runtime, this, "sent", { status, message });
   }
 
   /** Writes `bytes` as the last write, then waits (bounded) for the socket to close. */
   #end(bytes: Buffer): void {
     this.#state = State.CLOSING;
-    this.#clearTimer();
+    this.#timeouts.clear();
+    this.#account(); // what is buffered now is discarded: it no longer counts
     this.#teardown.end(bytes);
     // Keep reading (and discarding) so that HAProxy's FIN is seen and the socket closes.
     this.#resumeReading();
   }
 
-  #clearTimer(): void {
-    this.#runtime.options.clock.clearTimer(this.#timer);
-    this.#timer = undefined;
-  }
-
   readonly #onHelloTimeout = (): void => {
-    this.#timer = undefined;
     if (this.#state !== State.HANDSHAKE) return;
     this.#sendDisconnect(
       DisconnectStatus.TIMEOUT,
@@ -307,18 +317,9 @@ export class Connection implements ManagedConnection {
     );
   };
 
-  /** Re-armed until nothing went either way for `idleTimeout` ms with nothing in flight. */
   readonly #onIdle = (): void => {
-    this.#timer = undefined;
     if (this.#state !== State.OPEN) return;
-    const { clock, idleTimeout } = this.#runtime.options;
-    const quiet = clock.now() - this.#lastActive;
-    if (this.inFlight === 0 && quiet >= idleTimeout) {
-      this.#sendDisconnect(DisconnectStatus.NORMAL, `idle for ${idleTimeout} ms`);
-      return;
-    }
-    const wait = this.inFlight > 0 ? idleTimeout : Math.max(1, idleTimeout - quiet);
-    this.#timer = clock.setTimer(this.#onIdle, wait);
+    this.#sendDisconnect(DisconnectStatus.NORMAL, `idle for ${this.#runtime.options.idleTimeout} ms`);
   };
 
   /**
@@ -332,7 +333,7 @@ export class Connection implements ManagedConnection {
     }
     if (this.#state !== State.OPEN) return;
     this.#state = State.DRAINING;
-    this.#clearTimer();
+    this.#timeouts.clear();
     this.#pauseReading();
     this.#pump();
   }
@@ -358,23 +359,17 @@ export class Connection implements ManagedConnection {
     }
   };
 
-  #writer(): FrameWriter {
-    const writer = this.#runtime.writer;
-    writer.maxFrameSize = this.maxFrameSize;
-    return writer;
-  }
-
   /** Writes every ready ACK in one socket write; called by the runtime once per tick. */
   flush(): void {
     this.#scheduled = false;
     if (this.#state >= State.CLOSING || this.#outbox.size === 0) return;
-    const written = this.#outbox.write(this.socket, this.#writer());
+    const written = this.#outbox.write(this.socket, this.#runtime.writerFor(this.maxFrameSize));
     if (written < 0) {
       this.#pauseReading();
       return;
     }
     this.inFlight -= written;
-    this.#lastActive = this.#runtime.options.clock.now();
+    this.#timeouts.touch();
     this.#pump();
   }
 
@@ -389,7 +384,8 @@ export class Connection implements ManagedConnection {
 
   readonly #onClose = (): void => {
     this.#state = State.CLOSED;
-    this.#clearTimer();
+    this.#timeouts.clear();
+    this.#account();
     const { error } = this.#teardown;
     this.#dispatcher.cancelAll(new ConnectionClosedError("the connection closed", { cause: error }));
     this.#outbox.clear();

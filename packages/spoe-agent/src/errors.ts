@@ -94,3 +94,15 @@ export class AckEncodingError extends SpoeAgentError {
     super("SPOE_AGENT_ACK_ENCODING", message, options);
   }
 }
+
+/**
+ * A bound of the agent was hit: a connection refused because the agent holds `maxConnections`,
+ * or disconnected (status 13) because it buffered more than `maxBufferedBytes` or pushed the
+ * total over `maxTotalBufferedBytes`.
+ */
+export class ResourceLimitError extends SpoeAgentError {
+  override readonly name = "ResourceLimitError";
+  constructor(message: string) {
+    super("SPOE_AGENT_RESOURCE_LIMIT", message);
+  }
+}

@@ -39,6 +39,7 @@ export {
   HandlerTimeoutError,
   InvalidOptionError,
   ProtocolError,
+  ResourceLimitError,
   SpoeAgentError,
   type SpoeAgentErrorOptions,
 } from "./errors.ts";

@@ -4,7 +4,7 @@
  * exchanges are recycled for the next NOTIFYs.
  */
 import type { Socket } from "node:net";
-import { type Action, FrameType, type FrameWriter } from "@spoekit/spop-codec";
+import { type Action, type Disconnect, FrameType, type FrameWriter } from "@spoekit/spop-codec";
 import { dc } from "./channels.ts";
 import { AckEncodingError } from "./errors.ts";
 import { type Exchange, NO_ACTIONS } from "./exchange.ts";
@@ -20,6 +20,18 @@ export function publishFramesOut(
 ): void {
   if (dc.frameOut.hasSubscribers) {
     dc.frameOut.publish({ agent: runtime.agent, connection, type, count });
+  }
+}
+
+/** Publishes on the `disconnect` channel a DISCONNECT frame `sent` or `received`. */
+export function publishDisconnect(
+  runtime: Runtime,
+  connection: ConnectionInfo,
+  direction: "sent" | "received",
+  { status, message }: Disconnect,
+): void {
+  if (dc.disconnect.hasSubscribers) {
+    dc.disconnect.publish({ agent: runtime.agent, connection, direction, status, message });
   }
 }
 

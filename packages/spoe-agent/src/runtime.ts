@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import { dc } from "./channels.ts";
 import type { MessageHandler } from "./message-context.ts";
 import type { ResolvedOptions } from "./options.ts";
+import { PeerLog } from "./peer-log.ts";
 import type { AgentHooks, CloseCause, ConnectionInfo, ErrorKind, ManagedConnection } from "./types.ts";
 
 type HookLists = { [K in keyof AgentHooks]: AgentHooks[K][] };
@@ -34,6 +35,10 @@ export class Runtime {
   };
   readonly connections = new Set<ManagedConnection>();
   closing = false;
+  /** Bytes received and not yet decoded, over every connection. */
+  bufferedBytes = 0;
+  /** Rate limit of what peers make the agent log. */
+  readonly peerLog: PeerLog;
   #nextConnectionId = 1;
   #dirty: ManagedConnection[] = [];
   #spare: ManagedConnection[] = [];
@@ -46,6 +51,13 @@ export class Runtime {
     this.options = options;
     this.log = options.logger;
     this.writer = new FrameWriter({ maxFrameSize: options.maxFrameSize });
+    this.peerLog = new PeerLog(options.clock);
+  }
+
+  /** The shared writer, set to a connection's negotiated max-frame-size. */
+  writerFor(maxFrameSize: number): FrameWriter {
+    this.writer.maxFrameSize = maxFrameSize;
+    return this.writer;
   }
 
   nextConnectionId(): number {
@@ -89,6 +101,32 @@ export class Runtime {
         this.hookFailed(name, error);
       }
     }
+  }
+
+  /**
+   * Logs what a peer did wrong: one warning line without a stack, at most one per peer per
+   * window (with `suppressed`, the lines left out since the last); every one with its stack at
+   * debug level.
+   */
+  peerWarn(log: Logger, peer: string, fields: Record<string, unknown>, error: Error, msg: string): void {
+    const suppressed = this.peerLog.allow(peer);
+    if (suppressed >= 0) log.warn(suppressed > 0 ? { ...fields, suppressed } : fields, msg);
+    if (log.isLevelEnabled("debug")) log.debug({ ...fields, err: error }, msg);
+  }
+
+  /**
+   * Whether a connection holding `buffered` undecoded bytes (already counted in the total)
+   * passes `maxBufferedBytes` or `maxTotalBufferedBytes`: the disconnect message, or `undefined`.
+   */
+  overBufferBounds(buffered: number): string | undefined {
+    const { maxBufferedBytes, maxTotalBufferedBytes } = this.options;
+    const bound =
+      buffered > maxBufferedBytes
+        ? `maxBufferedBytes (${maxBufferedBytes})`
+        : this.bufferedBytes > maxTotalBufferedBytes
+          ? `maxTotalBufferedBytes (${maxTotalBufferedBytes}) over all connections`
+          : undefined;
+    return bound === undefined ? undefined : `${buffered} bytes buffered and not decoded: beyond ${bound}`;
   }
 
   hookFailed(name: string, error: unknown): void {

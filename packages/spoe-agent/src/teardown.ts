@@ -3,7 +3,10 @@
  * close, socket errors told apart from resets (a normal close for HAProxy), and the cause
  * reported when the socket is gone.
  */
+import type { Socket } from "node:net";
+import { agentDisconnectFrame, DisconnectStatus, encodeFrame } from "@spoekit/spop-codec";
 import type { Logger } from "pino";
+import { ResourceLimitError } from "./errors.ts";
 import type { Runtime } from "./runtime.ts";
 import type { CloseCause, ConnectionInfo } from "./types.ts";
 
@@ -62,4 +65,30 @@ export class Teardown {
     this.#sawEnd = true;
     this.#log.debug("HAProxy closed the connection");
   };
+}
+
+/** The address a peer's lines are rate-limited by: its IP, or `unix`. */
+export function peerOf(socket: Socket): string {
+  return socket.remoteAddress ?? "unix";
+}
+
+/**
+ * Refuses a socket at accept because the agent holds `maxConnections`: AGENT-DISCONNECT status
+ * 13 and the end of the socket (destroyed if it does not close in time); a socket still in its
+ * TLS handshake (`handshaking`) is closed at once. Logged (rate-limited per peer) and reported.
+ */
+export function refuse(runtime: Runtime, socket: Socket, handshaking: boolean): void {
+  const { maxConnections } = runtime.options;
+  const message = `the agent holds its maximum of ${maxConnections} connections`;
+  const error = new ResourceLimitError(`connection refused: ${message}`);
+  const remote = socket.remoteAddress === undefined ? "unix" : `${socket.remoteAddress}:${socket.remotePort}`;
+  runtime.peerWarn(runtime.log, peerOf(socket), { remote, maxConnections }, error, "connection refused");
+  runtime.reportError("limit", error, undefined, DisconnectStatus.RESOURCE_ALLOCATION_ERROR);
+  socket.on("error", () => {}); // the peer may reset it first: nothing left to do
+  if (handshaking) {
+    socket.destroy();
+    return;
+  }
+  socket.end(encodeFrame(agentDisconnectFrame(DisconnectStatus.RESOURCE_ALLOCATION_ERROR, message)));
+  setTimeout(() => socket.destroy(), END_GRACE_MS).unref();
 }

@@ -56,9 +56,7 @@ export type CloseCause =
   /** The connection was reset or broke (ECONNRESET, EPIPE, …): a normal close for HAProxy 3.x. */
   | "reset"
   /** The agent destroyed the connection (close deadline passed, TLS error, …). */
-  | "destroyed"
-  /** Refused at accept: the agent holds `maxConnections` already. */
-  | "refused";
+  | "destroyed";
 
 /** How a NOTIFY ended. */
 export type NotifyOutcome =
@@ -84,7 +82,12 @@ export type ErrorKind =
   /** A socket failed with something other than a reset (a reset is a normal close). */
   | "socket"
   /** A lifecycle hook threw. */
-  | "hook";
+  | "hook"
+  /**
+   * A bound was hit (`error` is a ResourceLimitError): a connection refused at accept
+   * (`maxConnections`) or disconnected with status 13 (`maxBufferedBytes`, `maxTotalBufferedBytes`).
+   */
+  | "limit";
 
 /** What a `failureAck` function is told about a failed NOTIFY. */
 export interface HandlerFailure {

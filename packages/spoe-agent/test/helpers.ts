@@ -119,6 +119,18 @@ export class Counter {
   }
 }
 
+/** Counts the messages published on the diagnostics channel `name` that match. */
+export function countChannel<T>(name: string, matches: (message: T) => boolean = () => true): Counter {
+  const counter = new Counter();
+  const ch: Channel = channel(name);
+  const listener = (message: unknown) => {
+    if (matches(message as T)) counter.hit();
+  };
+  ch.subscribe(listener);
+  onCleanup(() => ch.unsubscribe(listener));
+  return counter;
+}
+
 /** Resolves with the next message published on the diagnostics channel `name` that matches. */
 export function nextMessage<T>(name: string, matches: (message: T) => boolean = () => true): Promise<T> {
   const ch: Channel = channel(name);

@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import {
   DisconnectStatus,
   encodeFrame,
@@ -9,11 +11,21 @@ import {
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { captured } from "../test/captured-frames.ts";
-import { cleanup, countChannel, logSink, nextMessage, recordChannel, startAgent } from "../test/helpers.ts";
+import {
+  cleanup,
+  countChannel,
+  logSink,
+  nextMessage,
+  onCleanup,
+  recordChannel,
+  startAgent,
+} from "../test/helpers.ts";
 import { channels, createAgent, type ErrorMessage, InvalidOptionError, ResourceLimitError } from "./index.ts";
-import { checkRateMessage, ManualClock, type SpopClient } from "./testing/index.ts";
+import { checkRateMessage, ManualClock, openSocket, type SpopClient } from "./testing/index.ts";
 
 afterEach(cleanup);
+
+const tlsDir = join(import.meta.dirname, "..", "test", "tls");
 
 /** An agent that answers every NOTIFY with `ip_score` 0, on a manual clock. */
 async function scoringAgent(options: Parameters<typeof startAgent>[0] = {}) {
@@ -47,6 +59,23 @@ describe("maxConnections", () => {
     await gone;
     const fourth = await ready();
     expect((await fourth.notify([checkRateMessage()])).actions).toHaveLength(1);
+  });
+
+  it("counts TLS handshakes in progress: a socket beyond it is closed at accept", async () => {
+    const tls = {
+      cert: readFileSync(join(tlsDir, "cert.pem")),
+      key: readFileSync(join(tlsDir, "key.pem")),
+    };
+    const errors = recordChannel<ErrorMessage>(channels.error);
+    const agent = createAgent({ logger: false, maxConnections: 2 });
+    onCleanup(() => agent.close());
+    const { port } = await agent.listen({ host: "127.0.0.1", port: 0, tls });
+    // Two TCP connections that never start their TLS handshake hold both places.
+    const silent = await Promise.all([0, 1].map(() => openSocket({ port: port as number })));
+    for (const socket of silent) onCleanup(() => socket.destroy());
+    const refused = await openSocket({ port: port as number });
+    await new Promise((resolve) => refused.once("close", resolve));
+    expect(errors.map((e) => [e.kind, (e.error as ResourceLimitError).code])).toEqual([["limit", "SPOE_AGENT_RESOURCE_LIMIT"]]);
   });
 
   it("is validated", () => {

@@ -47,6 +47,14 @@ export class HandlerFailedError extends SpoeAgentError {
   }
 }
 
+/** A lifecycle hook or the `failureAck` function threw something that is not an `Error` (in `cause`). */
+export class HookFailedError extends SpoeAgentError {
+  override readonly name = "HookFailedError";
+  constructor(message: string, options: SpoeAgentErrorOptions = {}) {
+    super("SPOE_AGENT_HOOK_FAILED", message, options);
+  }
+}
+
 /**
  * The connection a NOTIFY came on is gone (HAProxy closed or reset it, or it broke the
  * protocol): the reason of the `signal` of handlers still running. Their ACK is not sent.

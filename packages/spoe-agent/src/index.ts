@@ -37,6 +37,7 @@ export {
   ConnectionClosedError,
   HandlerFailedError,
   HandlerTimeoutError,
+  HookFailedError,
   InvalidOptionError,
   ProtocolError,
   ResourceLimitError,

@@ -284,3 +284,18 @@ describe("health checks and the close of the agent", () => {
     expect((await haproxy.closed).disconnect?.status).toBe(0);
   });
 });
+
+describe("a hook that throws something that is not an Error", () => {
+  it("is reported as a HookFailedError with the value as its cause", async () => {
+    const errors = recordChannel<ErrorMessage>(channels.error);
+    const { ready } = await startAgent({}, (agent) =>
+      agent.addHook("onConnection", () => {
+        throw "plain string";
+      }),
+    );
+    await ready();
+    expect(errors.map((e) => [e.kind, e.error])).toEqual([
+      ["hook", expect.objectContaining({ code: "SPOE_AGENT_HOOK_FAILED", cause: "plain string" })],
+    ]);
+  });
+});

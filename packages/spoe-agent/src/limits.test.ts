@@ -75,7 +75,9 @@ describe("maxConnections", () => {
     for (const socket of silent) onCleanup(() => socket.destroy());
     const refused = await openSocket({ port: port as number });
     await new Promise((resolve) => refused.once("close", resolve));
-    expect(errors.map((e) => [e.kind, (e.error as ResourceLimitError).code])).toEqual([["limit", "SPOE_AGENT_RESOURCE_LIMIT"]]);
+    expect(errors.map((e) => [e.kind, (e.error as ResourceLimitError).code])).toEqual([
+      ["limit", "SPOE_AGENT_RESOURCE_LIMIT"],
+    ]);
   });
 
   it("is validated", () => {

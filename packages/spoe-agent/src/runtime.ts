@@ -6,6 +6,7 @@
 import { FrameWriter } from "@spoekit/spop-codec";
 import type { Logger } from "pino";
 import { dc } from "./channels.ts";
+import { HookFailedError } from "./errors.ts";
 import type { MessageHandler } from "./message-context.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { PeerLog } from "./peer-log.ts";
@@ -130,7 +131,10 @@ export class Runtime {
   }
 
   hookFailed(name: string, error: unknown): void {
-    const failure = error instanceof Error ? error : new Error(String(error));
+    const failure =
+      error instanceof Error
+        ? error
+        : new HookFailedError(`the ${name} hook threw a non-Error value: ${String(error)}`, { cause: error });
     this.log.error({ err: failure, hook: name }, "hook failed");
     this.reportError("hook", failure);
   }

@@ -3,6 +3,7 @@
  * streaming {@link FrameReader} finds the frames in a byte stream and calls into this.
  */
 
+import { BufferReader } from "./buffer-reader.ts";
 import {
   ActionType,
   DEFAULT_MAX_FRAME_SIZE,
@@ -14,7 +15,6 @@ import {
   type Scope,
 } from "./constants.ts";
 import { SpopError } from "./errors.ts";
-import { BufferReader } from "./field-reader.ts";
 import { SCOPE_MAX } from "./limits.ts";
 import type { Action, FragmentFrame, Frame, KVItem, Message } from "./types.ts";
 

@@ -4,6 +4,7 @@
  * frames written since the last flush as one Buffer — one socket write for a batch of ACKs.
  */
 
+import { BufferWriter } from "./buffer-writer.ts";
 import {
   ActionType,
   DEFAULT_MAX_FRAME_SIZE,
@@ -15,7 +16,6 @@ import {
   MIN_FRAME_SIZE,
 } from "./constants.ts";
 import { invalidFrame, SpopError } from "./errors.ts";
-import { BufferWriter } from "./field-writer.ts";
 import { checkMaxFrameSize, SCOPE_MAX, UINT32_MAX } from "./limits.ts";
 import type { AckFrame, Action, FragmentFrame, Frame, KVList, Message, NotifyFrame } from "./types.ts";
 import { varintLength } from "./varint.ts";

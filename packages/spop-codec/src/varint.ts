@@ -7,9 +7,9 @@
  * subtracts what the marker bits already account for, so every value has exactly one encoding.
  */
 
+import { BufferReader } from "./buffer-reader.ts";
+import { BufferWriter } from "./buffer-writer.ts";
 import { invalidFrame } from "./errors.ts";
-import { BufferReader } from "./field-reader.ts";
-import { BufferWriter } from "./field-writer.ts";
 import { asBuffer } from "./frame-decoder.ts";
 
 const scratch = new BufferWriter(1024, Number.MAX_SAFE_INTEGER);

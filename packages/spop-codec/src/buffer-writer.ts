@@ -5,9 +5,9 @@
  * (e.g. until the socket has written it). Internal to the encoder.
  */
 
+import type { FastBuffer } from "./buffer-reader.ts";
 import { DataType, DisconnectStatus } from "./constants.ts";
 import { invalidFrame, SpopError } from "./errors.ts";
-import type { FastBuffer } from "./field-reader.ts";
 import { INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, UINT32_MAX, UINT64_MAX } from "./limits.ts";
 import type { TypedValue } from "./types.ts";
 

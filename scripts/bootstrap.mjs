@@ -7,6 +7,8 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ensureHaproxy3 } from "./haproxy3.mjs";
+import { ensureValkey8 } from "./valkey8.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const mode = process.argv[2];
@@ -88,6 +90,17 @@ function ensureSystemTools() {
   }
 }
 
+/** The servers the suite runs on beside the distribution's: Valkey 8 and HAProxy 3.0 (see their scripts). */
+function ensureTestServers() {
+  try {
+    ensureValkey8();
+    ensureHaproxy3();
+  } catch (error) {
+    log(`${error instanceof Error ? error.message : String(error)}: fix it, then run again`);
+    process.exit(1);
+  }
+}
+
 /** podman, its companions and the base and stand-in images the container tests run on. */
 function ensureContainerImages() {
   runOrExit(process.execPath, [join(root, "scripts", "container-images.mjs"), "setup"]);
@@ -96,6 +109,7 @@ function ensureContainerImages() {
 /** Runs the whole suite once (every workspace as a vitest project) and prints the totals. */
 function testSuite() {
   ensureSystemTools();
+  ensureTestServers();
   ensureContainerImages();
   ensureWorkspaceInstalled();
   // Packages are linted and published from dist, so the suite checks a fresh build.

@@ -145,6 +145,35 @@ export function downloadDebianPackages({ suite, packages, destination }) {
   });
 }
 
+/**
+ * Installs `packages` (names or paths of downloaded .debs) with the machine's apt-get, through
+ * `sudo -n` unless running as root: `apt-get update`, then `apt-get install --no-install-recommends`.
+ * Dependencies come from the machine's own release; nothing else is upgraded.
+ *
+ * @param {string[]} packages
+ */
+export function aptInstall(packages) {
+  const sudo = process.getuid?.() === 0 ? [] : ["sudo", "-n"];
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  for (const args of [
+    ["update", "-qq"],
+    ["install", "-y", "-qq", "--no-install-recommends", ...packages],
+  ]) {
+    const [command = "apt-get", ...rest] = [...sudo, "apt-get", ...args];
+    const result = spawnSync(command, rest, { env, stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
+    if (result.error || result.status !== 0) {
+      const reason = result.error?.message ?? result.stderr.trim().split("\n").pop();
+      throw new DebianPackagesError(
+        "EAPTINSTALL",
+        `apt-get ${args[0]} failed while installing ${packages.join(" ")}: ${reason}`,
+        {
+          cause: result.error,
+        },
+      );
+    }
+  }
+}
+
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const [suite, destination, ...packages] = process.argv.slice(2);
   if (!suite || !destination || packages.length === 0) {

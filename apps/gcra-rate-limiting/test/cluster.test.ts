@@ -3,7 +3,7 @@
  * agent decides; and one agent stopped with SIGTERM under load behind an HAProxy that uses both,
  * which must ride through without a failed or stalled request.
  */
-import { type RedisCluster, startCluster, waitFor } from "@spoekit/harness";
+import { haproxyBinaries, type RedisCluster, startCluster, waitFor } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type AppProcess,
@@ -19,7 +19,7 @@ import {
 const burst = 10;
 const env = { SPOA_RATE_INTERVAL: "1000000", SPOA_RATE_BURST: "10500000" };
 
-describe("two agents on one Valkey Cluster", () => {
+describe.each(haproxyBinaries())("two agents on one Valkey Cluster, behind $name", (haproxy) => {
   let cluster: RedisCluster | undefined;
   let backend: Awaited<ReturnType<typeof startBackend>> | undefined;
   const apps: AppProcess[] = [];
@@ -49,6 +49,7 @@ describe("two agents on one Valkey Cluster", () => {
     for (const agents of [[apps[0]], [apps[1]], apps]) {
       fronts.push(
         await startProxy(
+          haproxy,
           agents.map((app) => app?.spopPort ?? 0),
           backend.port,
         ),

@@ -1,8 +1,8 @@
 /**
- * HAProxy 2.6 (Debian's) with the canonical configuration, the app on a standalone
- * redis-server, and a tiny backend, all on loopback: what clients see.
+ * HAProxy 2.6 and 3.0 (Debian bookworm's and trixie's) with the canonical configuration, the app
+ * on a standalone valkey-server, and a tiny backend, all on loopback: what clients see.
  */
-import { type RedisServer, startRedis, waitFor } from "@spoekit/harness";
+import { haproxyBinaries, type RedisServer, startRedis, waitFor } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { admittedCounts, paced, retryAfterSeconds } from "./gcra-run.ts";
 import {
@@ -22,7 +22,7 @@ const intervalUs = 2_000_000;
 const burstUs = 4_900_000;
 const burst = 2;
 
-describe("behind HAProxy 2.6, on Valkey (redis-server)", () => {
+describe.each(haproxyBinaries())("behind $name, on Valkey", (haproxy) => {
   let redis: RedisServer | undefined;
   let backend: Awaited<ReturnType<typeof startBackend>> | undefined;
   let app: AppProcess | undefined;
@@ -36,7 +36,7 @@ describe("behind HAProxy 2.6, on Valkey (redis-server)", () => {
       SPOA_RATE_INTERVAL: String(intervalUs),
       SPOA_RATE_BURST: String(burstUs),
     });
-    proxy = await startProxy([app.spopPort], backend.port);
+    proxy = await startProxy(haproxy, [app.spopPort], backend.port);
     // HAProxy starts with the agent server resolved at run time: wait for the first verdict.
     let probe = 0;
     await waitFor(
@@ -102,7 +102,8 @@ describe("behind HAProxy 2.6, on Valkey (redis-server)", () => {
     const full = [...new Array<number>(burst).fill(200), 429];
     expect(await burstOf({ "X-Forwarded-For": "192.0.2.21" })).toEqual(full);
     expect(await burstOf({ "X-Forwarded-For": "192.0.2.22, 10.0.0.1" })).toEqual(full);
-    // HAProxy 2.6 hands the first Forwarded line to the agent raw; the agent takes its first for=.
+    // HAProxy 2.6 hands the first Forwarded line to the agent raw (the agent takes its first
+    // for=), 3.0 the address its rfc7239 converters take from the line's first element.
     expect(await burstOf({ Forwarded: "for=192.0.2.23;proto=https, for=10.0.0.2" })).toEqual(full);
     // Forwarded wins over X-Forwarded-For; an obfuscated for= is skipped for the next source.
     expect((await proxy.get({ Forwarded: "for=192.0.2.21", "X-Forwarded-For": "192.0.2.24" })).status).toBe(

@@ -1,5 +1,5 @@
 /**
- * The process model on a real redis-server: the drain on SIGTERM (readiness first, in-flight
+ * The process model on a real valkey-server: the drain on SIGTERM (readiness first, in-flight
  * NOTIFYs answered, AGENT-DISCONNECT, exit 0), a second signal, and SPOA_WORKERS processes
  * sharing the SPOP port with their metrics summed.
  */
@@ -41,7 +41,7 @@ describe("the process model", () => {
     await connected.hello();
     return connected;
   };
-  /** Holds every Valkey call until `resume()`: the redis-server process is stopped (SIGSTOP). */
+  /** Holds every Valkey call until `resume()`: the valkey-server process is stopped (SIGSTOP). */
   const pauseValkey = () => {
     redis.process().child.kill("SIGSTOP");
     return () => redis.process().child.kill("SIGCONT");

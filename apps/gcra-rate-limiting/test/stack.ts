@@ -1,6 +1,7 @@
 /**
  * Real parts for the end-to-end tests: the app as a process of its own (from source, Node 24
- * strips the types), the canonical HAProxy configuration of deploy/base/haproxy, a tiny HTTP
+ * strips the types), the canonical HAProxy configuration of deploy/base/haproxy (run by HAProxy
+ * 2.6 or 3.0, see `haproxyBinaries`), a tiny HTTP
  * backend, and helpers to read the app's admin API and metrics. Everything on 127.0.0.1.
  */
 import { readFileSync } from "node:fs";
@@ -12,6 +13,7 @@ import {
   type HttpReply,
   httpGet,
   type ManagedProcess,
+  type ServerBinary,
   spawnManaged,
   startHaproxy,
   waitFor,
@@ -154,7 +156,8 @@ export function withAgentServers(haproxyCfg: string, ports: readonly number[]): 
 /**
  * The variables the canonical haproxy.cfg reads, for HAProxy on loopback: its ports, one agent
  * port (an IP address, so no DNS query), the backend, `threads` threads, the SPOE file beside
- * haproxy.cfg.
+ * haproxy.cfg, and a nameserver on loopback (nothing is asked; HAProxy needs no route to the
+ * machine's resolver).
  */
 export function loopbackEnvironment(
   ports: { http: number; stats: number; agent: number; backend: number },
@@ -172,6 +175,7 @@ export function loopbackEnvironment(
     SPOE_CONFIG: "spoe-rate-limit.conf",
     MAXCONN: String(maxconn),
     NBTHREAD: String(threads),
+    NAMESERVER: "127.0.0.1:53",
   };
 }
 
@@ -186,11 +190,13 @@ export interface Front {
 }
 
 /**
- * HAProxy 2.6 with the canonical files, in front of agents on `agentPorts` (one: the canonical
- * file as is; more: {@link withAgentServers}) and the backend on `backendPort`. Each HAProxy
- * thread keeps SPOE connections of its own: `threads` > 1 spreads them over several agents.
+ * `haproxy` (one of `haproxyBinaries()`) with the canonical files, in front of agents on
+ * `agentPorts` (one: the canonical file as is; more: {@link withAgentServers}) and the backend on
+ * `backendPort`. Each HAProxy thread keeps SPOE connections of its own: `threads` > 1 spreads
+ * them over several agents.
  */
 export async function startProxy(
+  haproxy: ServerBinary,
   agentPorts: readonly number[],
   backendPort: number,
   threads = 1,
@@ -198,7 +204,8 @@ export async function startProxy(
   const httpPort = await freePort();
   const statsPort = await freePort();
   const [agentPort] = agentPorts;
-  const haproxy = await startHaproxy({
+  const proxy = await startHaproxy({
+    haproxy,
     config:
       agentPorts.length === 1 ? canonical.haproxyCfg : withAgentServers(canonical.haproxyCfg, agentPorts),
     files: { "spoe-rate-limit.conf": canonical.spoeConf },
@@ -209,7 +216,7 @@ export async function startProxy(
     ),
   });
   return {
-    haproxy,
+    haproxy: proxy,
     httpPort,
     get: (headers = {}, path = "/", timeoutMs = 5000) => httpGet(httpPort, { path, headers, timeoutMs }),
     async agentStates() {
@@ -223,6 +230,6 @@ export async function startProxy(
         .filter((cells) => cells[0] === "spoe-agents" && cells[1]?.startsWith("agent"))
         .map((cells) => cells[status] ?? "");
     },
-    stop: () => haproxy.stop(),
+    stop: () => proxy.stop(),
   };
 }

@@ -1,10 +1,10 @@
 /**
- * Valkey killed mid-run and restarted, behind HAProxy 2.6: what each failure policy answers
- * meanwhile, what `/readyz` says, and that Valkey decides again afterwards. One redis-server,
+ * Valkey killed mid-run and restarted, behind HAProxy 2.6 and 3.0: what each failure policy
+ * answers meanwhile, what `/readyz` says, and that Valkey decides again afterwards. One valkey-server,
  * three agents (one per policy; `closed` with two workers, whose primary sums their readiness),
  * each behind its own HAProxy.
  */
-import { type RedisServer, startRedis, waitFor } from "@spoekit/harness";
+import { haproxyBinaries, type RedisServer, startRedis, waitFor } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type AppProcess,
@@ -25,7 +25,7 @@ interface Stack {
   proxy: Front;
 }
 
-describe("Valkey killed mid-run", () => {
+describe.each(haproxyBinaries())("Valkey killed mid-run, behind $name", (haproxy) => {
   let redis: RedisServer | undefined;
   let backend: Awaited<ReturnType<typeof startBackend>> | undefined;
   const stacks = new Map<Policy, Stack>();
@@ -64,7 +64,7 @@ describe("Valkey killed mid-run", () => {
           SPOA_RATE_INTERVAL: "1000000",
           SPOA_RATE_BURST: "3000000",
         });
-        stacks.set(policy, { app, proxy: await startProxy([app.spopPort], backendPort) });
+        stacks.set(policy, { app, proxy: await startProxy(haproxy, [app.spopPort], backendPort) });
       }),
     );
     for (const policy of policies) {

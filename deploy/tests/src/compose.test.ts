@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
 import { loadConfig, settings } from "@spoekit/gcra-rate-limiting";
+import { haproxyBinaries } from "@spoekit/harness";
 import { Ajv2019 } from "ajv/dist/2019.js";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -87,8 +88,8 @@ describe("deploy/compose/compose.yaml", () => {
     ]);
   });
 
-  it("passes haproxy -c with the compose environment", async () => {
-    const result = checkWithEnvironment(canonical, {
+  it.each(haproxyBinaries())("passes $name's haproxy -c with the compose environment", (binary) => {
+    const result = checkWithEnvironment(binary, canonical, {
       ...(haproxy.environment ?? {}),
       SPOE_CONFIG: "spoe-rate-limit.conf",
     });

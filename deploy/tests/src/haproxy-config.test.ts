@@ -1,3 +1,4 @@
+import { haproxyBinaries } from "@spoekit/harness";
 import { describe, expect, it } from "vitest";
 import { canonical, checkWithEnvironment, configVariables, deployedHaproxy } from "./haproxy-config.ts";
 import { kustomize } from "./kustomize.ts";
@@ -8,6 +9,8 @@ const overlays = ["kubernetes", "openshift"].map((name) =>
   kustomize(name, fromRoot(`deploy/overlays/${name}`)),
 );
 const local = { SPOE_CONFIG: "spoe-rate-limit.conf" };
+/** Every HAProxy release the configuration is checked and run on (2.6 and 3.0). */
+const haproxies = haproxyBinaries();
 
 /** The lines of the SPOE file's `.if version_atleast(2.8)` branch and of its `.else` branch. */
 function versionBranches(spoe: string): { modern: string[]; legacy: string[] } {
@@ -27,11 +30,14 @@ describe.each(overlays)("HAProxy configuration rendered by the $name overlay", (
     expect(deployed.files).toEqual(canonical);
   });
 
-  it("passes haproxy -c without warnings with the Deployment's environment", async () => {
-    const result = checkWithEnvironment(deployed.files, deployed.environment);
-    expect(result.output).not.toMatch(/WARNING|ALERT/);
-    expect(result.valid, result.output).toBe(true);
-  });
+  it.each(haproxies)(
+    "passes $name's haproxy -c without warnings with the Deployment's environment",
+    (haproxy) => {
+      const result = checkWithEnvironment(haproxy, deployed.files, deployed.environment);
+      expect(result.output).not.toMatch(/WARNING|ALERT/);
+      expect(result.valid, result.output).toBe(true);
+    },
+  );
 
   it("sets only variables haproxy.cfg reads, or that other variables refer to", () => {
     const haproxy = workload(objects, "Deployment", "haproxy");
@@ -51,39 +57,68 @@ describe.each(overlays)("HAProxy configuration rendered by the $name overlay", (
 });
 
 describe("the canonical HAProxy configuration", () => {
-  it("passes haproxy -c with its defaults alone", async () => {
-    const result = checkWithEnvironment(canonical, local);
+  it.each(haproxies)("passes $name's haproxy -c with its defaults alone", (haproxy) => {
+    const result = checkWithEnvironment(haproxy, canonical, local);
     expect(result.output).not.toMatch(/WARNING|ALERT/);
     expect(result.valid, result.output).toBe(true);
   });
 
-  it("passes haproxy -c pointed at an agent and an application on loopback", async () => {
-    const result = checkWithEnvironment(canonical, {
-      ...local,
-      HTTP_BIND: "127.0.0.1:18080",
-      STATS_BIND: "127.0.0.1:18404",
-      AGENT_HOST: "127.0.0.1",
-      AGENT_PORT: "19000",
-      AGENT_SLOTS: "1",
-      BACKEND_HOST: "127.0.0.1",
-      BACKEND_PORT: "18081",
-      NBTHREAD: "1",
-    });
-    expect(result.output).not.toMatch(/WARNING|ALERT/);
-    expect(result.valid, result.output).toBe(true);
-  });
+  it.each(haproxies)(
+    "passes $name's haproxy -c pointed at an agent and an application on loopback",
+    (haproxy) => {
+      const result = checkWithEnvironment(haproxy, canonical, {
+        ...local,
+        HTTP_BIND: "127.0.0.1:18080",
+        STATS_BIND: "127.0.0.1:18404",
+        AGENT_HOST: "127.0.0.1",
+        AGENT_PORT: "19000",
+        AGENT_SLOTS: "1",
+        BACKEND_HOST: "127.0.0.1",
+        BACKEND_PORT: "18081",
+        NBTHREAD: "1",
+      });
+      expect(result.output).not.toMatch(/WARNING|ALERT/);
+      expect(result.valid, result.output).toBe(true);
+    },
+  );
 
-  it("is refused by haproxy -c when a variable makes it wrong (the check reads the environment)", async () => {
-    const result = checkWithEnvironment(canonical, { ...local, AGENT_PORT: "not-a-port" });
-    expect(result.valid).toBe(false);
-  });
+  it.each(haproxies)(
+    "is refused by $name's haproxy -c when a variable makes it wrong (the check reads the environment)",
+    (haproxy) => {
+      expect(checkWithEnvironment(haproxy, canonical, { ...local, AGENT_PORT: "not-a-port" }).valid).toBe(
+        false,
+      );
+      const badNameserver = checkWithEnvironment(haproxy, canonical, {
+        ...local,
+        NAMESERVER: "not-an-address",
+      });
+      expect(badNameserver.valid).toBe(false);
+      expect(badNameserver.output).toMatch(/nameserver/);
+    },
+  );
 
-  it("gives every variable but NBTHREAD a default, and guards NBTHREAD with defined()", () => {
+  it.each(haproxies)(
+    "warns on $name when no socket to the nameserver can be opened, so tests name one on loopback",
+    (haproxy) => {
+      // A broadcast address: the kernel refuses the socket as it does a nameserver without a route.
+      const unreachable = checkWithEnvironment(haproxy, canonical, {
+        ...local,
+        NAMESERVER: "255.255.255.255:53",
+      });
+      expect(unreachable.output).toMatch(/WARNING.*can't connect socket for nameserver/);
+      const loopback = checkWithEnvironment(haproxy, canonical, { ...local, NAMESERVER: "127.0.0.1:53" });
+      expect(loopback.output).not.toMatch(/WARNING|ALERT/);
+    },
+  );
+
+  it("gives every variable but NBTHREAD and NAMESERVER a default, and guards those two with defined()", () => {
     const variables = configVariables(canonical.haproxyCfg);
     expect([...variables].filter(([, fallback]) => fallback === undefined).map(([name]) => name)).toEqual([
       "NBTHREAD",
+      "NAMESERVER",
     ]);
     expect(canonical.haproxyCfg).toMatch(/^\.if defined\(NBTHREAD\)$/m);
+    expect(canonical.haproxyCfg).toMatch(/^\.if defined\(NAMESERVER\)$/m);
     expect(Object.fromEntries(variables)).toMatchObject({
       HTTP_BIND: ":8080",
       STATS_BIND: ":8404",
@@ -108,7 +143,10 @@ describe("the canonical HAProxy configuration", () => {
       expect(server).toMatch(/ resolvers dns /);
       expect(server).toMatch(/ init-addr none/);
     }
-    expect(canonical.haproxyCfg).toMatch(/^resolvers dns\n\s+parse-resolv-conf$/m);
+    // The nameservers of resolv.conf (Kubernetes, compose), unless NAMESERVER names one.
+    expect(canonical.haproxyCfg).toMatch(
+      /^resolvers dns\n\.if defined\(NAMESERVER\)\n\s+nameserver \S+ "\$\{NAMESERVER\}"\n\.else\n\s+parse-resolv-conf\n\.endif$/m,
+    );
   });
 
   it("answers 429 with Retry-After from the agent's verdict, and RateLimit headers from its counts", () => {
@@ -130,8 +168,19 @@ describe("the canonical HAProxy configuration", () => {
       canonical.haproxyCfg,
     )?.[1];
     expect(section).toContain("option spop-check");
-    expect(section).toMatch(/mode tcp/);
+    expect(section).toMatch(/^\s+mode tcp$/m);
   });
+
+  it.each(haproxies)(
+    "keeps the SPOE backend in mode tcp: $name has no mode spop (3.1 and later convert it)",
+    (haproxy) => {
+      const spop = canonical.haproxyCfg.replace(/^(\s+)mode tcp$/m, "$1mode spop");
+      expect(spop).not.toBe(canonical.haproxyCfg);
+      const result = checkWithEnvironment(haproxy, { ...canonical, haproxyCfg: spop }, local);
+      expect(result.valid).toBe(false);
+      expect(result.output).toMatch(/unknown proxy mode 'spop'/);
+    },
+  );
 
   it("sends check-rate with ip_fwd, ip_xff and ip_src on each request, under the var prefix rl", () => {
     const spoe = canonical.spoeConf;
@@ -155,10 +204,18 @@ describe("the canonical HAProxy configuration", () => {
     });
   });
 
-  it("needs the version guard on HAProxy 2.6: the ≥ 2.8 branch alone is refused for its converters", async () => {
-    const forced = canonical.spoeConf.replace(".if version_atleast(2.8)", ".if version_atleast(2.6)");
-    const result = checkWithEnvironment({ ...canonical, spoeConf: forced }, local);
-    expect(result.valid).toBe(false);
-    expect(result.output).toMatch(/rfc7239_field/);
-  });
+  it.each(haproxies)(
+    "needs the version guard: the ≥ 2.8 branch alone is refused by 2.6 only (now $name)",
+    (haproxy) => {
+      const forced = canonical.spoeConf.replace(".if version_atleast(2.8)", ".if version_atleast(2.6)");
+      const result = checkWithEnvironment(haproxy, { ...canonical, spoeConf: forced }, local);
+      if (haproxy.version === "2.6") {
+        expect(result.valid).toBe(false);
+        expect(result.output).toMatch(/rfc7239_field/);
+      } else {
+        expect(result.output).not.toMatch(/WARNING|ALERT/);
+        expect(result.valid, result.output).toBe(true);
+      }
+    },
+  );
 });

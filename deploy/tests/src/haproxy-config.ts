@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { KubernetesObject, V1ConfigMap } from "@kubernetes/client-node";
-import { checkHaproxyConfig, type HaproxyCheckResult } from "@spoekit/harness";
+import { checkHaproxyConfig, type HaproxyCheckResult, type ServerBinary } from "@spoekit/harness";
 import { fromRoot } from "./paths.ts";
 import { container, containerEnvironment, named, workload } from "./workloads.ts";
 
@@ -24,17 +24,31 @@ export function configVariables(text: string): Map<string, string | undefined> {
 }
 
 /**
+ * The DNS server the tests give HAProxy (`NAMESERVER`): one on loopback, so that neither
+ * `haproxy -c` nor a running HAProxy needs a route to the machine's resolver (HAProxy warns when
+ * it cannot open a socket to a nameserver). Nothing listens there and nothing is asked: the
+ * tests name agents and backends by address.
+ */
+export const loopbackNameserver = "127.0.0.1:53";
+
+/**
  * The environment overrides that give haproxy exactly `environment` for the variables
  * haproxy.cfg reads: every other variable of the configuration is unset, whatever the test
- * process has, so defaults in the file are what they would be in a pod.
+ * process has, so defaults in the file are what they would be in a pod. `NAMESERVER` is
+ * {@link loopbackNameserver} unless `environment` sets it.
  */
 export function haproxyEnvironment(environment: Record<string, string>): Record<string, string | undefined> {
   const names = new Set([...configVariables(canonical.haproxyCfg).keys(), ...Object.keys(environment)]);
-  return Object.fromEntries([...names].map((name) => [name, environment[name]]));
+  const wanted: Record<string, string> = { NAMESERVER: loopbackNameserver, ...environment };
+  return Object.fromEntries([...names].map((name) => [name, wanted[name]]));
 }
 
-/** `haproxy -c` on haproxy.cfg and spoe-rate-limit.conf with `environment` (see {@link haproxyEnvironment}). */
+/**
+ * `haproxy -c` by `haproxy` on haproxy.cfg and spoe-rate-limit.conf with `environment` (see
+ * {@link haproxyEnvironment}).
+ */
 export function checkWithEnvironment(
+  haproxy: ServerBinary,
   files: { haproxyCfg: string; spoeConf: string },
   environment: Record<string, string>,
 ): HaproxyCheckResult {
@@ -42,6 +56,7 @@ export function checkWithEnvironment(
     files.haproxyCfg,
     { "spoe-rate-limit.conf": files.spoeConf },
     haproxyEnvironment(environment),
+    haproxy,
   );
 }
 

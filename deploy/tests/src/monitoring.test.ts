@@ -6,6 +6,7 @@ import { adminPaths } from "@spoekit/gcra-rate-limiting";
 import {
   freePort,
   type HaproxyProcess,
+  haproxyBinaries,
   httpGet,
   type RedisServer,
   startHaproxy,
@@ -14,6 +15,7 @@ import {
 } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentProcess, scrape, startAgent, sumOf } from "./agent-process.ts";
+import { loopbackNameserver } from "./haproxy-config.ts";
 import { type Plain, renderAll } from "./kustomize.ts";
 import { fromRoot } from "./paths.ts";
 import { acceptedValues, selectors } from "./promql.ts";
@@ -193,7 +195,7 @@ const kubeStateMetrics: Record<string, string[]> = {
 /** Labels Prometheus adds to every scraped series (target labels), not the exporters. */
 const targetLabels = new Set(["job", "namespace", "pod", "instance", "container", "service", "endpoint"]);
 
-describe("every query against what the agent and HAProxy export", () => {
+describe.each(haproxyBinaries())("every query against what the agent and $name export", (binary) => {
   let redis: RedisServer | undefined;
   let app: AgentProcess | undefined;
   let haproxy: HaproxyProcess | undefined;
@@ -226,6 +228,7 @@ describe("every query against what the agent and HAProxy export", () => {
     httpPort = await freePort();
     statsPort = await freePort();
     haproxy = await startHaproxy({
+      haproxy: binary,
       config: haproxyCfg,
       // What is counted matters here, not how fast: on a loaded machine a decision later than
       // the 15 ms HAProxy waits would let a request pass unchecked and change the counts.
@@ -241,6 +244,7 @@ describe("every query against what the agent and HAProxy export", () => {
         BACKEND_PORT: String(backendPort),
         SPOE_CONFIG: "spoe-rate-limit.conf",
         NBTHREAD: "1",
+        NAMESERVER: loopbackNameserver,
       },
     });
     // HAProxy's first health check marks the agent up.

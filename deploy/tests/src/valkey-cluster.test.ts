@@ -6,6 +6,7 @@ import { promisify } from "node:util";
 import type { V1ConfigMap, V1Job, V1StatefulSet } from "@kubernetes/client-node";
 import {
   type ClusterNodeInfo,
+  dataServers,
   parseClusterNodes,
   type RedisServer,
   rawCommands,
@@ -112,7 +113,7 @@ describe("six nodes as the component configures them", () => {
     run(requireBinary("sh"), [fromRoot("deploy/valkey-cluster/cluster-create.sh")], {
       env: {
         PATH: process.env.PATH ?? "",
-        VALKEY_CLI: requireBinary("redis-cli"),
+        VALKEY_CLI: dataServers.valkey.cli.path(),
         CLUSTER_NODES: nodes.map((node) => `${node.host}:${node.port}`).join(" "),
         CLUSTER_REPLICAS: jobEnv.CLUSTER_REPLICAS ?? "",
         VALKEY_USER: jobEnv.VALKEY_USER ?? "",

@@ -6,9 +6,9 @@ import type { V1Job, V1StatefulSet } from "@kubernetes/client-node";
 import { loadConfig } from "@spoekit/gcra-rate-limiting";
 import {
   createTlsMaterial,
+  dataServers,
   freePort,
   type ManagedProcess,
-  requireBinary,
   spawnManaged,
   waitFor,
 } from "@spoekit/harness";
@@ -100,7 +100,7 @@ describe("the nodes' TLS flags and the cluster-create Job's valkey-cli flags", (
       .slice(command.indexOf("--cluster-announce-hostname") + 2)
       .map((arg) => files[arg] ?? (arg === "6379" ? String(port) : arg));
     expect(flags).toContain("--tls-port");
-    server = spawnManaged(requireBinary("redis-server"), ["--dir", dir, "--save", "", ...flags]);
+    server = spawnManaged(dataServers.valkey.server.path(), ["--dir", dir, "--save", "", ...flags]);
     const job = named<V1Job>(rendered, "Job", "valkey-cluster-create");
     const cliTls = (
       containerEnvironment(container(job.spec?.template.spec ?? { containers: [] }, "cluster-create"), {
@@ -112,7 +112,7 @@ describe("the nodes' TLS flags and the cluster-create Job's valkey-cli flags", (
     const cli = (args: string[]) => {
       try {
         return execFileSync(
-          requireBinary("redis-cli"),
+          dataServers.valkey.cli.path(),
           [...args, "-h", "127.0.0.1", "-p", String(port), "ping"],
           {
             encoding: "utf8",

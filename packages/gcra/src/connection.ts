@@ -26,8 +26,9 @@ export interface ValkeyConnectionOptions {
    */
   readonly nodes: readonly string[];
   /**
-   * `auto` (default) asks the first reachable node: a sentinel (`redis_mode:sentinel`) →
-   * `sentinel`, `cluster_enabled:1` → `cluster`, otherwise `standalone` for one node and
+   * `auto` (default) asks the first reachable node: a sentinel (`redis_mode:sentinel`, or
+   * Valkey's `server_mode:sentinel`) → `sentinel`, `cluster_enabled:1` → `cluster`, otherwise
+   * `standalone` for one node and
    * `replication` for several. Detection happens in the background: the store is usable (and
    * fails over to its policy) while Valkey is unreachable. `replication` finds the primary among
    * the nodes (`ROLE`) on every (re)connection, and reconnects on `READONLY` and connection loss,

@@ -13,9 +13,9 @@ const REFRESH_THROTTLE_US = 200_000;
 const DETECT_DELAYS_MS = [50, 100, 200, 500, 1000, 2000];
 
 /**
- * Asks the first reachable node what it is: a sentinel (`redis_mode:sentinel`), a cluster node
- * (`cluster_enabled:1`), or else a standalone server — or, when several nodes are given, a
- * primary with replicas (`replication`). Tries without credentials first (sentinels
+ * Asks the first reachable node what it is: a sentinel (`redis_mode:sentinel`, Valkey's
+ * `server_mode:sentinel`), a cluster node (`cluster_enabled:1`), or else a standalone server —
+ * or, when several nodes are given, a primary with replicas (`replication`). Tries without credentials first (sentinels
  * rarely have any), then with them when the node asks for them.
  */
 export async function detectMode(options: ValkeyConnectionOptions): Promise<ValkeyMode> {
@@ -32,7 +32,8 @@ export async function detectMode(options: ValkeyConnectionOptions): Promise<Valk
           { resolved, connectTimeoutMs, credentials },
           (probe) => probe.info(),
         );
-        if (/redis_mode:sentinel/.test(info)) return "sentinel";
+        // Redis says redis_mode:sentinel, Valkey 8 server_mode:sentinel.
+        if (/^(?:redis|server)_mode:sentinel/m.test(info)) return "sentinel";
         if (/cluster_enabled:1/.test(info)) return "cluster";
         // Several nodes of a plain deployment: a primary and its replicas, whichever answered.
         return resolved.nodes.length > 1 ? "replication" : "standalone";

@@ -1,4 +1,4 @@
-import type { RespReply } from "@spoekit/harness";
+import { type DataServerKind, dataServers, type RespReply } from "@spoekit/harness";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   createValkeyLimiter,
@@ -72,10 +72,11 @@ async function serverMicros(topology: Topology, storageKey: string): Promise<num
 }
 
 /**
- * The behaviour every deployment must show. `topology()` is read lazily: the caller's
- * `beforeAll` starts the servers.
+ * The behaviour every deployment must show, on `server` (valkey-server 8 or redis-server 7: the
+ * first test checks which one answers). `topology()` is read lazily: the caller's `beforeAll`
+ * starts the servers.
  */
-export function describeValkeyBehaviour(topology: () => Topology): void {
+export function describeValkeyBehaviour(server: DataServerKind, topology: () => Topology): void {
   const stores: { close(): Promise<void> }[] = [];
   const open = (options: Partial<ValkeyStoreOptions> = {}) => {
     const store = new ValkeyStore({ ...topology().connection(), timeoutMs: 2000, ...options });
@@ -86,7 +87,17 @@ export function describeValkeyBehaviour(topology: () => Topology): void {
     await Promise.all(stores.map((store) => store.close()));
   });
 
-  describe("GCRA on Valkey", () => {
+  const { name } = dataServers[server].server;
+  describe(`GCRA on ${name}`, () => {
+    it(`runs on ${name}`, async () => {
+      const info = String(await topology().command(freshKey("info"), "INFO", "server"));
+      if (server === "valkey") expect(info).toMatch(/^valkey_version:8\./m);
+      else {
+        expect(info).toMatch(/^redis_version:7\./m);
+        expect(info).not.toMatch(/^valkey_version:/m);
+      }
+    });
+
     it("detects the deployment's mode", async () => {
       const store = open({ mode: "auto" });
       await store.check(freshKey("mode"), new GcraLimit({ rate: 1, burst: 1 }));

@@ -25,7 +25,7 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-describeValkeyBehaviour(() => ({
+describeValkeyBehaviour("valkey", () => ({
   mode: "cluster",
   // A seed list of one node: the client discovers the others.
   connection: () => ({ nodes: [cluster.urls[0] as string], mode: "cluster" }),

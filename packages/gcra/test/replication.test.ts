@@ -38,7 +38,7 @@ afterAll(async () => {
   await second?.stop();
 });
 
-describeValkeyBehaviour(() => ({
+describeValkeyBehaviour("valkey", () => ({
   mode: "replication",
   // The replica first: the store asks every node its ROLE and must write to the primary.
   connection: () => ({ nodes: [second.url, first.url], mode: "replication" }),

@@ -21,7 +21,7 @@ const connection = () => ({
   sentinelName: topology.name,
 });
 
-describeValkeyBehaviour(() => ({
+describeValkeyBehaviour("valkey", () => ({
   mode: "sentinel",
   connection: () => ({ ...connection(), sentinelName: topology.name }),
   command: async (_key, ...args) => (await topology.primary()).command(...args),

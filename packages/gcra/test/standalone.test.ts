@@ -17,14 +17,35 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-describeValkeyBehaviour(() => ({
-  mode: "standalone",
-  connection: () => ({ nodes: [redis.url], mode: "standalone" }),
-  command: (_key, ...args) => redis.command(...args),
-  onPrimaries: async (...args) => {
-    await redis.command(...args);
+/** The shared suite on one standalone server (started by the caller's `beforeAll`). */
+const standalone = (server: () => RedisServer) => () => ({
+  mode: "standalone" as const,
+  connection: () => ({ nodes: [server().url], mode: "standalone" as const }),
+  command: (_key: string, ...args: string[]) => server().command(...args),
+  onPrimaries: async (...args: string[]) => {
+    await server().command(...args);
   },
-}));
+});
+
+describeValkeyBehaviour(
+  "valkey",
+  standalone(() => redis),
+);
+
+// The one run on Redis 7, so that compatibility with Redis stays proven.
+describe("Redis compatibility", () => {
+  let redis7: RedisServer;
+  beforeAll(async () => {
+    redis7 = await startRedis({ server: "redis" });
+  }, 30_000);
+  afterAll(async () => {
+    await redis7?.stop();
+  });
+  describeValkeyBehaviour(
+    "redis",
+    standalone(() => redis7),
+  );
+});
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

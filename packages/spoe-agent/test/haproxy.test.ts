@@ -1,5 +1,5 @@
 /**
- * Against a real HAProxy 2.6 (Debian's): the rate limiter's SPOE configuration shape —
+ * Against real HAProxy 2.6 (Debian bookworm's) and 3.0 (Debian trixie's): the rate limiter's SPOE configuration shape —
  * `option pipelining`, `option var-prefix`, `timeout processing`, `option spop-check` on the
  * backend — in front of an agent built on this package, running in its own process.
  */
@@ -8,6 +8,7 @@ import { join } from "node:path";
 import {
   freePort,
   type HaproxyProcess,
+  haproxyBinaries,
   type ManagedProcess,
   spawnManaged,
   startHaproxy,
@@ -45,7 +46,7 @@ backend spoe-backend
 `;
 }
 
-// HAProxy 2.6 has no rfc7239_* converters: the Forwarded header goes to the agent raw.
+// HAProxy 2.6 has no rfc7239_* converters: the Forwarded header goes to the agent raw (on 3.0 too).
 const spoeConfig = `
 [rate-limit]
 spoe-agent rate-limit
@@ -87,7 +88,7 @@ async function agentServerState(statsPort: number): Promise<{ status: string; ch
   return { status: cell("status"), check: cell("check_status") };
 }
 
-describe("behind HAProxy 2.6", () => {
+describe.each(haproxyBinaries())("behind $name", (binary) => {
   let haproxy: HaproxyProcess | undefined;
   let agent: ManagedProcess | undefined;
   let agentPort = 0;
@@ -122,6 +123,7 @@ describe("behind HAProxy 2.6", () => {
     agentPort = await freePort();
     agent = await startAgentProcess();
     haproxy = await startHaproxy({
+      haproxy: binary,
       config: haproxyConfig(httpPort, statsPort, agentPort),
       files: { "rate-limit.conf": spoeConfig },
       waitForPorts: [httpPort, statsPort],

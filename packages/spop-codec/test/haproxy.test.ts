@@ -1,10 +1,10 @@
 /**
- * Against a real HAProxy 2.6: an SPOE filter sends NOTIFYs for every HTTP request to a small
+ * Against real HAProxy 2.6 and 3.0 (Debian bookworm's and trixie's): an SPOE filter sends NOTIFYs for every HTTP request to a small
  * agent built on this codec; the agent answers with ACKs whose variables HAProxy returns in
  * response headers.
  */
 import { createServer, type Server, type Socket } from "node:net";
-import { freePort, type HaproxyProcess, startHaproxy, waitFor } from "@spoekit/harness";
+import { freePort, type HaproxyProcess, haproxyBinaries, startHaproxy, waitFor } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type Action,
@@ -199,7 +199,7 @@ function describeArgs(notify: NotifyFrame): [string, string, string][] {
   });
 }
 
-describe("against HAProxy 2.6 with an SPOE filter", () => {
+describe.each(haproxyBinaries())("against $name with an SPOE filter", (binary) => {
   const log: AgentLog = { hellos: [], notifies: [], disconnects: [], errors: [] };
   let agent: Server | undefined;
   let haproxy: HaproxyProcess | undefined;
@@ -209,6 +209,7 @@ describe("against HAProxy 2.6 with an SPOE filter", () => {
     const [httpPort, agentPort] = [await freePort(), await freePort()];
     agent = await startAgent(agentPort, log);
     haproxy = await startHaproxy({
+      haproxy: binary,
       config: haproxyConfig(httpPort, agentPort),
       files: { "spoe.conf": spoeConfig },
       waitForPorts: [httpPort],
@@ -287,7 +288,7 @@ describe("against HAProxy 2.6 with an SPOE filter", () => {
     expect(response.headers.get("retry-after")).toBe("7");
   });
 
-  it("decodes the raw Forwarded header as a STRING argument (no rfc7239 converters in 2.6)", async () => {
+  it("decodes the raw Forwarded header (req.hdr, no converter) as a STRING argument", async () => {
     const forwarded = 'for="[2001:db8::1]:4711";proto=https';
     const { response, notify } = await request({ forwarded });
     expect(describeArgs(notify)[0]).toEqual(["ip_fwd", String(DataType.STRING), forwarded]);

@@ -1,9 +1,11 @@
-import { requireBinary } from "./binaries.ts";
 import { spawnManaged, waitFor } from "./process.ts";
 import { isRunning, type RedisServer, startRedis } from "./redis.ts";
 import type { RespReply } from "./resp.ts";
+import { type DataServerKind, dataServers } from "./versions.ts";
 
 export interface ClusterOptions {
+  /** `valkey` (valkey-server and valkey-cli 8, the default) or `redis` (redis-server and redis-cli 7). */
+  server?: DataServerKind;
   /** Number of primaries (at least 3, as `redis-cli --cluster create` requires). Default 3. */
   primaries?: number;
   /** Replicas per primary. Default 1. */
@@ -15,7 +17,7 @@ export interface ClusterOptions {
   nodeTimeoutMs?: number;
   /** Password for every node (`requirepass` and `masterauth`). */
   password?: string;
-  /** Extra `redis-server` arguments for every node. */
+  /** Extra server arguments for every node. */
   args?: string[];
   /** How long to wait for `cluster_state:ok` everywhere. Default 30 s. */
   readyTimeoutMs?: number;
@@ -34,7 +36,7 @@ export interface ClusterNodeInfo {
   readonly slots: readonly (readonly [number, number])[];
 }
 
-/** A Redis Cluster of real `redis-server` processes on 127.0.0.1. */
+/** A cluster of real valkey-server (or redis-server) processes on 127.0.0.1. */
 export interface RedisCluster {
   /** Every node, primaries first as created (roles change after a failover). */
   readonly nodes: readonly RedisServer[];
@@ -97,15 +99,16 @@ export function parseClusterNodes(text: string): ClusterNodeInfo[] {
 }
 
 /**
- * Starts `primaries × (1 + replicasPerPrimary)` cluster-enabled redis-servers, joins them with
- * `redis-cli --cluster create … --cluster-yes` and waits until the cluster is healthy. On failure
+ * Starts `primaries × (1 + replicasPerPrimary)` cluster-enabled servers, joins them with
+ * `valkey-cli --cluster create … --cluster-yes` (redis-cli for `server: "redis"`) and waits until the cluster is healthy. On failure
  * everything started is stopped again.
  */
 export async function startCluster(options: ClusterOptions = {}): Promise<RedisCluster> {
   const primaries = options.primaries ?? 3;
   const replicas = options.replicasPerPrimary ?? 1;
   if (primaries < 3) throw new RangeError("a Redis Cluster needs at least 3 primaries");
-  const cli = requireBinary("redis-cli");
+  const server = options.server ?? "valkey";
+  const cli = dataServers[server].cli.path();
   const auth = options.password ? ["--requirepass", options.password, "--masterauth", options.password] : [];
   const args = [
     "--cluster-node-timeout",
@@ -119,7 +122,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<RedisC
   };
   try {
     const started = await Promise.allSettled(
-      Array.from({ length: primaries * (1 + replicas) }, () => startRedis({ cluster: true, args })),
+      Array.from({ length: primaries * (1 + replicas) }, () => startRedis({ server, cluster: true, args })),
     );
     for (const result of started) if (result.status === "fulfilled") nodes.push(result.value);
     const failed = started.find((result) => result.status === "rejected");
@@ -135,7 +138,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<RedisC
       "--cluster-yes",
     ]);
     const code = await create.exited;
-    if (code !== 0) throw new Error(`redis-cli --cluster create failed (${code}):\n${create.output()}`);
+    if (code !== 0) throw new Error(`${cli} --cluster create failed (${code}):\n${create.output()}`);
   } catch (error) {
     await stop();
     throw error;

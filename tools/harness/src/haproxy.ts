@@ -3,10 +3,12 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { requireBinary } from "./binaries.ts";
 import { type ManagedProcess, spawnManaged, waitFor } from "./process.ts";
+import { haproxyBinaries, type ServerBinary } from "./versions.ts";
 
 export interface HaproxyOptions {
+  /** The HAProxy to run, one of {@link haproxyBinaries}; default the first (2.6, Debian bookworm's). */
+  haproxy?: ServerBinary;
   /** haproxy.cfg text. Relative paths in it (e.g. an SPOE `config` file) resolve in `dir`. */
   config: string;
   /** Extra files written beside haproxy.cfg, by name (e.g. `{ "spoe.conf": "…" }`). */
@@ -23,6 +25,8 @@ export interface HaproxyOptions {
 
 /** A real haproxy process running in the foreground (`-db`) for a test. */
 export interface HaproxyProcess {
+  /** The HAProxy release running. */
+  readonly haproxy: ServerBinary;
   readonly dir: string;
   readonly process: ManagedProcess;
   /** What haproxy printed so far (its log goes to stdout when configured `log stdout`). */
@@ -56,14 +60,15 @@ function writeConfig(config: string, files: Record<string, string> = {}): string
 
 /**
  * Runs `haproxy -c` on a configuration (and its companion files, with `env` overrides as in
- * {@link HaproxyOptions.env}) and reports what it said.
+ * {@link HaproxyOptions.env}) and reports what it said; `haproxy` picks the release (default 2.6).
  */
 export function checkHaproxyConfig(
   config: string,
   files: Record<string, string> = {},
   env: Record<string, string | undefined> = {},
+  haproxy: ServerBinary = defaultHaproxy(),
 ): HaproxyCheckResult {
-  const binary = requireBinary("haproxy");
+  const binary = haproxy.path();
   const dir = writeConfig(config, files);
   try {
     const result = spawnSync(binary, ["-c", "-f", "haproxy.cfg"], {
@@ -75,6 +80,12 @@ export function checkHaproxyConfig(
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function defaultHaproxy(): ServerBinary {
+  const [oldest] = haproxyBinaries();
+  if (!oldest) throw new Error("haproxyBinaries() names no HAProxy");
+  return oldest;
 }
 
 function portAccepts(port: number): Promise<boolean> {
@@ -90,9 +101,10 @@ function portAccepts(port: number): Promise<boolean> {
 
 /** Validates the configuration with `haproxy -c`, then starts haproxy and waits for its ports. */
 export async function startHaproxy(options: HaproxyOptions): Promise<HaproxyProcess> {
-  const binary = requireBinary("haproxy");
-  const check = checkHaproxyConfig(options.config, options.files, options.env);
-  if (!check.valid) throw new Error(`haproxy rejected the test configuration:\n${check.output}`);
+  const haproxy = options.haproxy ?? defaultHaproxy();
+  const binary = haproxy.path();
+  const check = checkHaproxyConfig(options.config, options.files, options.env, haproxy);
+  if (!check.valid) throw new Error(`${haproxy.name} rejected the test configuration:\n${check.output}`);
   const dir = writeConfig(options.config, options.files);
   const proc = spawnManaged(binary, ["-db", "-f", "haproxy.cfg"], {
     cwd: dir,
@@ -117,6 +129,7 @@ export async function startHaproxy(options: HaproxyOptions): Promise<HaproxyProc
     throw error;
   }
   return {
+    haproxy,
     dir,
     process: proc,
     output: () => proc.output(),

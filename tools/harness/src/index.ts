@@ -1,6 +1,7 @@
 /**
- * Real components for tests: redis-server (standalone, cluster and sentinel topologies) and
- * haproxy, started on loopback ports and torn down afterwards. Private to this repository.
+ * Real components for tests: valkey-server 8 or redis-server 7 (standalone, cluster and sentinel
+ * topologies) and HAProxy 2.6 or 3.0, started on loopback ports and torn down afterwards. Private
+ * to this repository.
  */
 export { requireBinary } from "./binaries.ts";
 export {
@@ -10,6 +11,7 @@ export {
   type RedisCluster,
   startCluster,
 } from "./cluster.ts";
+export { type DnsServer, startDnsServer } from "./dns.ts";
 export {
   checkHaproxyConfig,
   type HaproxyCheckResult,
@@ -24,3 +26,10 @@ export { isRunning, type RedisOptions, type RedisServer, startRedis } from "./re
 export { type RawCommandOptions, type RespReply, rawCommand, rawCommands } from "./resp.ts";
 export { type SentinelOptions, type SentinelTopology, startSentinel } from "./sentinel.ts";
 export { createTlsMaterial, type TlsMaterial } from "./tls.ts";
+export {
+  type DataServerKind,
+  dataServers,
+  haproxy3Path,
+  haproxyBinaries,
+  type ServerBinary,
+} from "./versions.ts";

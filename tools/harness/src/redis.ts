@@ -1,13 +1,13 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { requireBinary } from "./binaries.ts";
 import { freePort } from "./ports.ts";
 import { type ManagedProcess, spawnManaged, waitFor } from "./process.ts";
 import { type RespReply, rawCommands } from "./resp.ts";
 import { createTlsMaterial, type TlsMaterial } from "./tls.ts";
+import { type DataServerKind, dataServers } from "./versions.ts";
 
-/** A redis-server started on loopback for a test. */
+/** A valkey-server (or redis-server) started on loopback for a test. */
 export interface RedisServer {
   readonly host: string;
   readonly port: number;
@@ -30,9 +30,11 @@ export interface RedisServer {
 }
 
 export interface RedisOptions {
+  /** `valkey` (valkey-server 8, the default) or `redis` (redis-server 7, for compatibility runs). */
+  server?: DataServerKind;
   /** Fixed port; default: a free one (with its +10000 bus port free too when `cluster`). */
   port?: number;
-  /** Extra `redis-server` arguments, e.g. `["--requirepass", "secret"]`. */
+  /** Extra server arguments, e.g. `["--requirepass", "secret"]`. */
   args?: string[];
   /** Start with `cluster-enabled yes`. */
   cluster?: boolean;
@@ -42,7 +44,7 @@ export interface RedisOptions {
    * they rewrite it with what they learn.
    */
   config?: string;
-  /** Run as a Sentinel (`redis-server redis.conf --sentinel`); needs `config` with `sentinel monitor …`. */
+  /** Run as a Sentinel (`valkey-server redis.conf --sentinel`); needs `config` with `sentinel monitor …`. */
   sentinel?: boolean;
   /**
    * Serve TLS only (`--tls-port`, `--port 0`) with a CA and certificates made at start in the
@@ -55,9 +57,9 @@ export interface RedisOptions {
   readyTimeoutMs?: number;
 }
 
-/** Starts `redis-server` (Debian's, Valkey-compatible) on 127.0.0.1 and waits until it answers. */
+/** Starts valkey-server 8 (or redis-server 7, `server: "redis"`) on 127.0.0.1 and waits until it answers. */
 export async function startRedis(options: RedisOptions = {}): Promise<RedisServer> {
-  const binary = requireBinary("redis-server");
+  const binary = dataServers[options.server ?? "valkey"].server.path();
   const host = "127.0.0.1";
   const port = options.port ?? (await freePort({ alsoFree: options.cluster ? [10000] : [] }));
   const dir = mkdtempSync(join(tmpdir(), `spoekit-redis-${port}-`));
@@ -133,7 +135,7 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
     const proc = current;
     await waitFor(
       async () => (await command("PING")) === "PONG",
-      { what: `redis-server on port ${port}`, timeoutMs: options.readyTimeoutMs ?? 10_000 },
+      { what: `${binary} on port ${port}`, timeoutMs: options.readyTimeoutMs ?? 10_000 },
       () => proc.output(),
     );
   };
@@ -163,7 +165,7 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
       rmSync(dir, { recursive: true, force: true });
     },
     process: () => {
-      if (!current) throw new Error(`redis-server on port ${port} was never started`);
+      if (!current) throw new Error(`${binary} on port ${port} was never started`);
       return current;
     },
   };

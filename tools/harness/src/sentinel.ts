@@ -1,8 +1,11 @@
 import { waitFor } from "./process.ts";
 import { isRunning, type RedisServer, startRedis } from "./redis.ts";
 import type { RespReply } from "./resp.ts";
+import type { DataServerKind } from "./versions.ts";
 
 export interface SentinelOptions {
+  /** `valkey` (valkey-server 8, the default) or `redis` (redis-server 7), for every process. */
+  server?: DataServerKind;
   /** The monitored primary's name (`sentinel monitor <name> …`). Default `spoekit-primary`. */
   name?: string;
   /** Replicas of the primary. Default 1. */
@@ -17,19 +20,19 @@ export interface SentinelOptions {
   failoverTimeoutMs?: number;
   /** Password of the data nodes (`requirepass`, `masterauth`, and `auth-pass` for the sentinels). */
   password?: string;
-  /** Extra `redis-server` arguments for the data nodes. */
+  /** Extra server arguments for the data nodes. */
   args?: string[];
   /** How long to wait until every sentinel sees every replica and every other sentinel. Default 30 s. */
   readyTimeoutMs?: number;
 }
 
-/** A primary with replicas, watched by sentinels; every process a real `redis-server` on 127.0.0.1. */
+/** A primary with replicas, watched by sentinels; every process a real valkey-server (or redis-server) on 127.0.0.1. */
 export interface SentinelTopology {
   /** The monitored primary's name, for a client's `name` option. */
   readonly name: string;
   /** Data nodes: the initial primary first, then its replicas (roles change after a failover). */
   readonly data: readonly RedisServer[];
-  /** The sentinel processes (`redis-server --sentinel`). */
+  /** The sentinel processes (`valkey-server --sentinel`, or redis-server). */
   readonly sentinels: readonly RedisServer[];
   /** `{ host, port }` of every sentinel, for a client's `sentinels` option. */
   readonly sentinelAddresses: readonly { host: string; port: number }[];
@@ -62,6 +65,7 @@ function fields(reply: RespReply): Record<string, string> {
  */
 export async function startSentinel(options: SentinelOptions = {}): Promise<SentinelTopology> {
   const name = options.name ?? "spoekit-primary";
+  const server = options.server ?? "valkey";
   const replicaCount = options.replicas ?? 1;
   const sentinelCount = options.sentinels ?? 3;
   const quorum = options.quorum ?? Math.floor(sentinelCount / 2) + 1;
@@ -75,11 +79,11 @@ export async function startSentinel(options: SentinelOptions = {}): Promise<Sent
   const byPort = new Map<number, RedisServer>();
 
   try {
-    const primary = await startRedis({ args: dataArgs });
+    const primary = await startRedis({ server, args: dataArgs });
     data.push(primary);
     const replicas = await Promise.allSettled(
       Array.from({ length: replicaCount }, () =>
-        startRedis({ args: [...dataArgs, "--replicaof", primary.host, String(primary.port)] }),
+        startRedis({ server, args: [...dataArgs, "--replicaof", primary.host, String(primary.port)] }),
       ),
     );
     for (const result of replicas) if (result.status === "fulfilled") data.push(result.value);
@@ -96,7 +100,7 @@ export async function startSentinel(options: SentinelOptions = {}): Promise<Sent
       "",
     ].join("\n");
     const started = await Promise.allSettled(
-      Array.from({ length: sentinelCount }, () => startRedis({ config, sentinel: true })),
+      Array.from({ length: sentinelCount }, () => startRedis({ server, config, sentinel: true })),
     );
     for (const result of started) if (result.status === "fulfilled") sentinels.push(result.value);
     const failedSentinel = started.find((result) => result.status === "rejected");

@@ -16,7 +16,7 @@ import {
   startHaproxy,
   waitFor,
 } from "@spoekit/harness";
-import { settings } from "../src/config.ts";
+import { deprecatedAliases, settings } from "../src/settings.ts";
 
 export type { HttpReply };
 
@@ -26,7 +26,7 @@ const repoRoot = join(appDir, "..", "..");
 /** The environment the app gets: the test process's, without any variable the app reads, plus `env`. */
 export function appEnvironment(env: Record<string, string>): NodeJS.ProcessEnv {
   const base = { ...process.env };
-  for (const name of Object.keys(settings)) delete base[name];
+  for (const name of [...Object.keys(settings), ...Object.keys(deprecatedAliases)]) delete base[name];
   return { ...base, ...env };
 }
 

@@ -3,7 +3,7 @@
  * before anything listens; good ones give the start-up banner.
  */
 import { spawn } from "node:child_process";
-import { freePort } from "@spoekit/harness";
+import { freePort, waitFor } from "@spoekit/harness";
 import { describe, expect, it } from "vitest";
 import { type SettingName, settings } from "../src/settings.ts";
 import { appDir, appEnvironment, spawnApp } from "./stack.ts";
@@ -119,10 +119,11 @@ describe("configuration from the environment", () => {
       RUST_LOG: "warn",
     });
     try {
-      const deadline = Date.now() + 15_000;
-      while (!app.output().includes("  store ") && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await waitFor(
+        () => app.output().includes("  store "),
+        { timeoutMs: 15_000, what: "the banner" },
+        () => app.output(),
+      );
       const output = app.output();
       expect(output).toContain(`gcra-rate-limiting `);
       expect(output).toContain(`listening on 127.0.0.1:${spop} (SPOP), admin on 127.0.0.1:${admin}`);

@@ -3,10 +3,10 @@
  * strips the types), the canonical HAProxy configuration of deploy/base/haproxy, a tiny HTTP
  * backend, and helpers to read the app's admin API and metrics. Everything on 127.0.0.1.
  */
-import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import {
+  canonicalHaproxy,
   freePort,
   type HaproxyProcess,
   type HttpReply,
@@ -21,7 +21,6 @@ import { deprecatedAliases, settings } from "../src/settings.ts";
 export type { HttpReply };
 
 export const appDir = join(import.meta.dirname, "..");
-const repoRoot = join(appDir, "..", "..");
 
 /** The environment the app gets: the test process's, without any variable the app reads, plus `env`. */
 export function appEnvironment(env: Record<string, string>): NodeJS.ProcessEnv {
@@ -131,12 +130,6 @@ export async function startBackend(): Promise<{ port: number; close(): Promise<v
   };
 }
 
-/** deploy/base/haproxy: the HAProxy configuration every deployment runs. */
-export const canonical = {
-  haproxyCfg: readFileSync(join(repoRoot, "deploy/base/haproxy/haproxy.cfg"), "utf8"),
-  spoeConf: readFileSync(join(repoRoot, "deploy/base/haproxy/spoe-rate-limit.conf"), "utf8"),
-};
-
 /**
  * The canonical haproxy.cfg with its agent `server-template` (one DNS name, one port) replaced by
  * one `server` per port, with the template's options: for tests that run two agents on loopback.
@@ -198,6 +191,7 @@ export async function startProxy(
   const httpPort = await freePort();
   const statsPort = await freePort();
   const [agentPort] = agentPorts;
+  const canonical = canonicalHaproxy();
   const haproxy = await startHaproxy({
     config:
       agentPorts.length === 1 ? canonical.haproxyCfg : withAgentServers(canonical.haproxyCfg, agentPorts),

@@ -3,6 +3,7 @@
  * haproxy, started on loopback ports and torn down afterwards. Private to this repository.
  */
 export { requireBinary } from "./binaries.ts";
+export { type CanonicalHaproxy, canonicalHaproxy } from "./canonical.ts";
 export {
   type ClusterNodeInfo,
   type ClusterOptions,
@@ -23,4 +24,5 @@ export { type ManagedProcess, type SpawnOptions, spawnManaged, waitFor } from ".
 export { isRunning, type RedisOptions, type RedisServer, startRedis } from "./redis.ts";
 export { type RawCommandOptions, type RespReply, rawCommand, rawCommands } from "./resp.ts";
 export { type SentinelOptions, type SentinelTopology, startSentinel } from "./sentinel.ts";
+export { sleep } from "./time.ts";
 export { createTlsMaterial, type TlsMaterial } from "./tls.ts";

@@ -39,9 +39,12 @@ interface Session {
   readonly exited: Promise<number | null>;
 }
 
-/** `npm start` in `cwd` as a terminal's foreground job: a process group of its own. */
+/**
+ * `npm start` in `cwd` as a terminal's foreground job: a process group of its own. At the lowest
+ * CPU priority: its install and build must not slow the suite's timing-sensitive tests beside it.
+ */
 function npmStart(cwd: string, env: Record<string, string>): Session {
-  const child = spawn("npm", ["start"], {
+  const child = spawn("nice", ["-n", "19", "npm", "start"], {
     cwd,
     env: terminalEnvironment(env),
     stdio: ["ignore", "pipe", "pipe"],

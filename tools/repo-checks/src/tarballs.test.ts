@@ -31,8 +31,9 @@ const examples = {
   gcra: "http-server.ts",
 } as const;
 
+/** Runs a command to its end at the lowest CPU priority, beside the suite's timing-sensitive tests. */
 function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
-  const result = spawnSync(command, args, {
+  const result = spawnSync("nice", ["-n", "19", command, ...args], {
     cwd,
     encoding: "utf8",
     env: { ...process.env, ...env },
@@ -160,7 +161,8 @@ describe.each([
     expect(listening).toMatch(
       /^listening on http:\/\/127\.0\.0\.1:\d+ \(in-memory store\): 5 requests at once/,
     );
-    expect(codes?.split(" ").map(Number)).toEqual([
+    // In whatever order they arrive: the first 5 pass.
+    expect(codes?.split(" ").map(Number).sort()).toEqual([
       ...new Array<number>(5).fill(200),
       ...new Array<number>(35).fill(429),
     ]);

@@ -90,6 +90,14 @@ function run(command, args, options = {}) {
   return result.status ?? 1;
 }
 
+function runOrExit(command, args, options) {
+  const status = run(command, args, options);
+  if (status !== 0) {
+    log(`\`${command} ${args.join(" ")}\` failed with exit code ${status}`);
+    process.exit(status);
+  }
+}
+
 function hasCommand(bin) {
   return spawnSync("sh", ["-c", `command -v ${bin}`], { stdio: "ignore" }).status === 0;
 }
@@ -154,9 +162,15 @@ function ensureSystemTools() {
   }
 }
 
+/** podman, its companions and the base and stand-in images the container tests run on. */
+function ensureContainerImages() {
+  runOrExit(process.execPath, [join(root, "scripts", "container-images.mjs"), "setup"]);
+}
+
 /** Runs the whole suite once (every workspace as a vitest project) and prints the totals. */
 function testSuite() {
   ensureSystemTools();
+  ensureContainerImages();
   startSetupLog();
   ensureWorkspaceInstalled();
   buildWorkspace();

@@ -3,9 +3,11 @@ import {
   type GcraDecision,
   GcraLimit,
   MemoryStore,
+  type StoreEvent,
   type ValkeyLimiter,
   type ValkeyLimiterConfig,
 } from "@spoekit/gcra";
+import type { Logger } from "pino";
 import type { Config } from "./config.ts";
 
 /** Where the agent's decisions come from: one interface over the embedded and the Valkey store. */
@@ -24,8 +26,9 @@ export interface AppLimiter {
    */
   ready(): boolean;
   /**
-   * Opens the store's connections before traffic comes: see {@link warmUp}. Resolves with
-   * whether every partition answered within `budgetMs`; the embedded store is always warm.
+   * Opens the store's connections and loads its script before traffic comes (the limiter's
+   * `warmUp`). Resolves with whether every partition answered within `budgetMs`; the embedded
+   * store is always warm.
    */
   warmUp(budgetMs: number): Promise<boolean>;
   close(): Promise<void>;
@@ -52,8 +55,71 @@ export function valkeyOptions(config: Config): ValkeyLimiterConfig {
   };
 }
 
+/** Logs one structured line per store transition (see `StoreEvent`); errors come rate-limited. */
+export function logStoreEvent(log: Logger, event: StoreEvent): void {
+  switch (event.type) {
+    case "unreachable":
+    case "auth-failure":
+    case "tls-failure":
+      log.warn(
+        { event: event.type, node: event.node, code: event.error.code, reason: event.error.message },
+        event.type === "unreachable"
+          ? "Valkey is unreachable"
+          : event.type === "auth-failure"
+            ? "Valkey refused the credentials"
+            : "the TLS handshake with Valkey failed",
+      );
+      return;
+    case "recovered":
+      log.info(
+        { event: event.type, node: event.node, downMs: Math.round(event.downForUs / 1000) },
+        "Valkey answers again",
+      );
+      return;
+    case "circuit-open":
+      log.warn(
+        {
+          event: event.type,
+          shard: event.partition,
+          reason: event.reason,
+          failures: event.failures,
+          calls: event.calls,
+          code: event.error.code,
+        },
+        "the failure policy answers for this Valkey shard",
+      );
+      return;
+    case "circuit-closed":
+      log.info(
+        {
+          event: event.type,
+          shard: event.partition,
+          openMs: Math.round(event.openForUs / 1000),
+          probes: event.probes,
+        },
+        "Valkey decides for this shard again",
+      );
+      return;
+    case "script-reload":
+      log.info({ event: event.type, node: event.node }, "Valkey lost the script (NOSCRIPT): sent again");
+      return;
+    case "error":
+      log.warn(
+        {
+          event: event.type,
+          kind: event.error.kind,
+          code: event.error.code,
+          reason: event.error.message,
+          repeated: event.repeated,
+        },
+        "a Valkey call failed",
+      );
+      return;
+  }
+}
+
 /** The embedded in-memory store when VALKEY_NODES is unset, else the Valkey limiter. */
-export function createLimiter(config: Config): AppLimiter {
+export function createLimiter(config: Config, log?: Logger): AppLimiter {
   const limit = limitOf(config);
   if (config.valkeyNodes.length === 0) {
     const memory = new MemoryStore();
@@ -67,7 +133,10 @@ export function createLimiter(config: Config): AppLimiter {
       close: () => memory.close(),
     };
   }
-  const valkey = createValkeyLimiter(valkeyOptions(config));
+  const valkey = createValkeyLimiter({
+    ...valkeyOptions(config),
+    ...(log !== undefined ? { onEvent: (event: StoreEvent) => logStoreEvent(log, event) } : {}),
+  });
   return {
     kind: "valkey",
     valkey,
@@ -77,49 +146,7 @@ export function createLimiter(config: Config): AppLimiter {
       const stats = valkey.stats();
       return stats.ready && (config.failurePolicy !== "closed" || stats.connected);
     },
-    warmUp: (budgetMs) => warmUp(valkey, limit, budgetMs),
+    warmUp: (budgetMs) => valkey.warmUp(budgetMs),
     close: () => valkey.close(),
   };
-}
-
-/** Keys of the warm-up calls; no client key (an address or `net/len`) looks like them. */
-const warmUpKey = (i: number) => `warm-up:${i}`;
-
-/**
- * One key per partition of the store (every cluster shard; the one partition otherwise), found
- * by trying warm-up keys until each partition has one.
- */
-function keysPerPartition(valkey: ValkeyLimiter): string[] {
-  const store = valkey.valkey;
-  const wanted = new Set(store.partitions());
-  const keys: string[] = [];
-  for (let i = 0; wanted.size > 0 && i < 100_000; i++) {
-    const partition = store.partitionOf(warmUpKey(i));
-    if (wanted.delete(partition)) keys.push(warmUpKey(i));
-  }
-  return keys;
-}
-
-/**
- * Warms the Valkey store up before the agent takes traffic: a cold store opens its connections
- * (in cluster mode one per shard, on first use) and loads its script on the first calls, which
- * can then miss their deadline and hand the first requests to the failure policy. Sends cost-0
- * checks — which change no state — straight to the Valkey store (so misses do not trip the
- * failure policy's circuit), one key per partition, until a round succeeds on every partition
- * known at its start, or `budgetMs` passes.
- */
-async function warmUp(valkey: ValkeyLimiter, limit: GcraLimit, budgetMs: number): Promise<boolean> {
-  const deadline = performance.now() + budgetMs;
-  while (performance.now() < deadline) {
-    const partitions = valkey.valkey.partitions().length;
-    const results = await Promise.allSettled(
-      keysPerPartition(valkey).map((key) => valkey.valkey.check(key, limit, 0)),
-    );
-    // Known partitions may grow once the first call has loaded a cluster's slot map.
-    if (results.every((r) => r.status === "fulfilled") && valkey.valkey.partitions().length === partitions) {
-      return true;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return false;
 }

@@ -1,6 +1,6 @@
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
-import type { DecisionSource, FailureKind, PolicyMode, ValkeyLimiter } from "@spoekit/gcra";
-import { FAILURE_KINDS } from "@spoekit/gcra";
+import type { DecisionSource, FailureKind, ValkeyLimiter } from "@spoekit/gcra";
+import { DECISION_SOURCES, FAILURE_KINDS, POLICY_MODES } from "@spoekit/gcra";
 import {
   type ConnectionCloseMessage,
   channels,
@@ -22,9 +22,6 @@ import { HotCounter, HotHistogram } from "./hot-metrics.ts";
 const latencyBuckets = [
   0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 1,
 ];
-
-const decisionSources: readonly DecisionSource[] = ["store", "deny-cache", "fallback", "open", "closed"];
-const policyModes: readonly PolicyMode[] = ["store", "open", "closed", "fallback"];
 
 /** Lower-case frame names as label values: `notify`, `ack`, `haproxy-hello`, … */
 const frameLabel = Object.fromEntries(
@@ -53,7 +50,7 @@ export function createMetrics(store: "embedded" | "valkey"): AppMetrics {
     "Rate-limit decisions by outcome (allowed, denied) and by who decided (store, deny-cache, or the failure policy: fallback, open, closed)",
   );
   // Only the sources this store can produce: the embedded store decides everything itself.
-  const sources = store === "valkey" ? decisionSources : (["store"] as const);
+  const sources = store === "valkey" ? DECISION_SOURCES : (["store"] as const);
   const bySource = new Map<DecisionSource, [allowed: () => void, denied: () => void]>(
     sources.map((source) => [
       source,
@@ -259,7 +256,7 @@ export function observeValkey(registry: Registry, limiter: ValkeyLimiter): void 
     registers: [registry],
     collect() {
       const { mode } = limiter.stats();
-      for (const each of policyModes) this.set({ mode: each }, each === mode ? 1 : 0);
+      for (const each of POLICY_MODES) this.set({ mode: each }, each === mode ? 1 : 0);
     },
   });
   new Gauge({

@@ -52,7 +52,7 @@ function listenOptions(address: ListenOptions, reusePort: boolean): ListenOption
 }
 
 export function createService(config: Config, log: Logger): Service {
-  const limiter = createLimiter(config);
+  const limiter = createLimiter(config, log);
   const metrics = createMetrics(limiter.kind);
   observeAgent(metrics.registry);
   if (limiter.valkey) observeValkey(metrics.registry, limiter.valkey);

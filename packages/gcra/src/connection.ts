@@ -2,32 +2,36 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import type { ConnectionOptions as TlsOptions } from "node:tls";
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from "iovalkey";
+import { GcraOptionError, replyCode } from "./errors.ts";
+import { replicationConnector } from "./replication.ts";
+import type { Resolved, ValkeyMode, ValkeyNode } from "./valkey-types.ts";
 
 /**
  * iovalkey, loaded on the first client made rather than with this package: a process that only
  * uses the in-memory store does not pay for it (about 9 MiB of resident memory).
  */
 let iovalkey: typeof import("iovalkey") | undefined;
-function client(): typeof import("iovalkey") {
+export function iovalkeyModule(): typeof import("iovalkey") {
   iovalkey ??= createRequire(import.meta.url)("iovalkey") as typeof import("iovalkey");
   return iovalkey;
 }
-
-/** How the Valkey deployment is organised. */
-export type ValkeyMode = "standalone" | "cluster" | "sentinel";
 
 /** Where Valkey is and how to log in. */
 export interface ValkeyConnectionOptions {
   /**
    * `redis://[user[:password]@]host[:port]`, `rediss://…` (TLS) or `host:port`. Standalone: the
    * server (only the first is used). Cluster: any subset of the nodes, as seeds. Sentinel: the
-   * sentinels. The port defaults to 6379 (26379 for sentinels).
+   * sentinels. Replication: the primary and its replicas, in any order. The port defaults to 6379
+   * (26379 for sentinels).
    */
   readonly nodes: readonly string[];
   /**
    * `auto` (default) asks the first reachable node: a sentinel (`redis_mode:sentinel`) →
-   * `sentinel`, `cluster_enabled:1` → `cluster`, otherwise `standalone`. Detection happens in the
-   * background: the store is usable (and fails over to its policy) while Valkey is unreachable.
+   * `sentinel`, `cluster_enabled:1` → `cluster`, otherwise `standalone` for one node and
+   * `replication` for several. Detection happens in the background: the store is usable (and
+   * fails over to its policy) while Valkey is unreachable. `replication` finds the primary among
+   * the nodes (`ROLE`) on every (re)connection, and reconnects on `READONLY` and connection loss,
+   * so it follows a replica promoted by hand or by an operator.
    */
   readonly mode?: ValkeyMode | "auto";
   /** ACL user of the data nodes (overrides one in a URL). */
@@ -43,7 +47,7 @@ export interface ValkeyConnectionOptions {
   /**
    * Path of a PEM file holding the CA certificate(s) to trust instead of Node's defaults — a
    * private CA mounted from a secret, say. Read when connections are made; an unreadable file is
-   * a `RangeError` at construction. Turns TLS on. Not together with `tls.ca`.
+   * a `GcraOptionError` at construction. Turns TLS on. Not together with `tls.ca`.
    */
   readonly tlsCaFile?: string;
   /** Sentinel mode: the monitored primary's name (`sentinel monitor <name> …`). Required there. */
@@ -62,31 +66,22 @@ export interface ValkeyConnectionOptions {
   readonly redisOptions?: RedisOptions;
 }
 
-/** A parsed node address. */
-export interface ValkeyNode {
-  readonly host: string;
-  readonly port: number;
-  readonly tls: boolean;
-  readonly username: string | undefined;
-  readonly password: string | undefined;
-}
-
-/** Parses `redis://`, `rediss://` and `host:port` node addresses; throws a `RangeError` on anything else. */
+/** Parses `redis://`, `rediss://` and `host:port` node addresses; throws a `GcraOptionError` on anything else. */
 export function parseNode(text: string, defaultPort = 6379): ValkeyNode {
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `redis://${text}`;
   let url: URL;
   try {
     url = new URL(withScheme);
   } catch {
-    throw new RangeError(
+    throw new GcraOptionError(
       `not a Valkey address: ${JSON.stringify(text)} (expected redis://host:port, rediss://… or host:port)`,
     );
   }
   if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
-    throw new RangeError(`unsupported scheme in ${JSON.stringify(text)}: use redis:// or rediss://`);
+    throw new GcraOptionError(`unsupported scheme in ${JSON.stringify(text)}: use redis:// or rediss://`);
   }
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
-  if (!host) throw new RangeError(`no host in ${JSON.stringify(text)}`);
+  if (!host) throw new GcraOptionError(`no host in ${JSON.stringify(text)}`);
   return {
     host,
     port: url.port ? Number(url.port) : defaultPort,
@@ -101,15 +96,9 @@ function reconnectDelay(attempt: number): number {
   return Math.min(25 * 2 ** Math.min(attempt, 6), 1000);
 }
 
-interface Resolved {
-  readonly nodes: readonly ValkeyNode[];
-  readonly username: string | undefined;
-  readonly password: string | undefined;
-  readonly tls: TlsOptions | undefined;
-}
-
-function resolve(options: ValkeyConnectionOptions, mode: ValkeyMode | "auto"): Resolved {
-  if (options.nodes.length === 0) throw new RangeError("at least one Valkey node is required");
+/** The nodes, credentials and TLS options of a configuration, for `mode`. */
+export function resolve(options: ValkeyConnectionOptions, mode: ValkeyMode | "auto"): Resolved {
+  if (options.nodes.length === 0) throw new GcraOptionError("at least one Valkey node is required");
   const nodes = options.nodes.map((node) => parseNode(node, mode === "sentinel" ? 26379 : 6379));
   const first = nodes[0] as ValkeyNode;
   const given = typeof options.tls === "object" && options.tls !== null ? options.tls : undefined;
@@ -125,23 +114,23 @@ function resolve(options: ValkeyConnectionOptions, mode: ValkeyMode | "auto"): R
 
 /**
  * Reads `tlsCaFile` once into `tls.ca` (which turns TLS on), so that connections made later never
- * touch the file system. A `RangeError` when the file cannot be read, holds no PEM certificate,
+ * touch the file system. A `GcraOptionError` when the file cannot be read, holds no PEM certificate,
  * or `tls.ca` is given too.
  */
 export function loadCaFile<T extends ValkeyConnectionOptions>(options: T): T {
   const path = options.tlsCaFile;
   if (path === undefined) return options;
-  if (typeof path !== "string" || path === "") throw new RangeError("tlsCaFile must be a file path");
+  if (typeof path !== "string" || path === "") throw new GcraOptionError("tlsCaFile must be a file path");
   const given = typeof options.tls === "object" && options.tls !== null ? options.tls : {};
-  if (given.ca !== undefined) throw new RangeError("give either tlsCaFile or tls.ca, not both");
+  if (given.ca !== undefined) throw new GcraOptionError("give either tlsCaFile or tls.ca, not both");
   let ca: string;
   try {
     ca = readFileSync(path, "utf8");
   } catch (error) {
-    throw new RangeError(`tlsCaFile: cannot read ${path}: ${(error as Error).message}`);
+    throw new GcraOptionError(`tlsCaFile: cannot read ${path}: ${(error as Error).message}`);
   }
   if (!ca.includes("-----BEGIN CERTIFICATE-----")) {
-    throw new RangeError(`tlsCaFile: ${path} holds no PEM certificate`);
+    throw new GcraOptionError(`tlsCaFile: ${path} holds no PEM certificate`);
   }
   return { ...options, tls: { ...given, ca } };
 }
@@ -169,7 +158,7 @@ function directOptions(options: ValkeyConnectionOptions, resolved: Resolved): Re
     enableOfflineQueue: false,
     retryStrategy: reconnectDelay,
     // A primary demoted by a failover answers writes with READONLY: reconnect to find the new one.
-    reconnectOnError: (error: Error) => (error.message.startsWith("READONLY") ? 1 : false),
+    reconnectOnError: (error: Error) => (replyCode(error) === "READONLY" ? 1 : false),
     // The store coalesces the writes of one connection itself (see ValkeyStoreOptions.pipelining):
     // iovalkey's auto-pipelining keeps only one batch in flight per connection.
     enableAutoPipelining: false,
@@ -180,17 +169,19 @@ function directOptions(options: ValkeyConnectionOptions, resolved: Resolved): Re
 /** Validates connection options up front, so that a bad configuration fails at construction. */
 export function validateConnection(options: ValkeyConnectionOptions): void {
   const mode = options.mode ?? "auto";
-  if (!["auto", "standalone", "cluster", "sentinel"].includes(mode)) {
-    throw new RangeError(`mode must be auto, standalone, cluster or sentinel, got ${JSON.stringify(mode)}`);
+  if (!["auto", "standalone", "cluster", "sentinel", "replication"].includes(mode)) {
+    throw new GcraOptionError(
+      `mode must be auto, standalone, cluster, sentinel or replication, got ${JSON.stringify(mode)}`,
+    );
   }
-  if (!Array.isArray(options.nodes)) throw new RangeError("nodes must be an array of Valkey addresses");
+  if (!Array.isArray(options.nodes)) throw new GcraOptionError("nodes must be an array of Valkey addresses");
   resolve(options, mode);
   if (mode === "sentinel" && !options.sentinelName) {
-    throw new RangeError("sentinel mode needs sentinelName, the monitored primary's name");
+    throw new GcraOptionError("sentinel mode needs sentinelName, the monitored primary's name");
   }
   const timeout = options.connectTimeoutMs;
   if (timeout !== undefined && (!Number.isFinite(timeout) || timeout <= 0)) {
-    throw new RangeError(`connectTimeoutMs must be finite and > 0, got ${timeout}`);
+    throw new GcraOptionError(`connectTimeoutMs must be finite and > 0, got ${timeout}`);
   }
 }
 
@@ -198,12 +189,21 @@ export function validateConnection(options: ValkeyConnectionOptions): void {
 export function createClient(options: ValkeyConnectionOptions, mode: ValkeyMode): Redis | Cluster {
   const resolved = resolve(options, mode);
   const first = resolved.nodes[0] as ValkeyNode;
-  const { Cluster, Redis } = client();
+  const { Cluster, Redis } = iovalkeyModule();
   switch (mode) {
     case "standalone":
       return new Redis({ ...directOptions(options, resolved), host: first.host, port: first.port });
+    case "replication":
+      return new Redis({
+        ...directOptions(options, resolved),
+        // Every (re)connection finds the primary among the nodes first (ROLE).
+        Connector: replicationConnector(iovalkeyModule(), {
+          resolved,
+          connectTimeoutMs: options.connectTimeoutMs ?? 2000,
+        }),
+      });
     case "sentinel": {
-      if (!options.sentinelName) throw new RangeError("sentinel mode needs sentinelName");
+      if (!options.sentinelName) throw new GcraOptionError("sentinel mode needs sentinelName");
       return new Redis({
         ...directOptions(options, resolved),
         name: options.sentinelName,
@@ -243,47 +243,4 @@ export function createClient(options: ValkeyConnectionOptions, mode: ValkeyMode)
       );
     }
   }
-}
-
-/**
- * Asks the first reachable node what it is (see {@link ValkeyConnectionOptions.mode}). Tries
- * without credentials first (sentinels rarely have any), then with them.
- */
-export async function detectMode(options: ValkeyConnectionOptions): Promise<ValkeyMode> {
-  const resolved = resolve(options, "auto");
-  let lastError: unknown = new Error("no Valkey node to ask");
-  for (const node of resolved.nodes) {
-    for (const withCredentials of [false, true]) {
-      if (withCredentials && resolved.username === undefined && resolved.password === undefined) break;
-      const probe = new (client().Redis)({
-        host: node.host,
-        port: node.port,
-        ...(resolved.tls !== undefined ? { tls: resolved.tls } : {}),
-        ...(withCredentials && resolved.username !== undefined ? { username: resolved.username } : {}),
-        ...(withCredentials && resolved.password !== undefined ? { password: resolved.password } : {}),
-        connectTimeout: options.connectTimeoutMs ?? 2000,
-        lazyConnect: true,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-        enableReadyCheck: false,
-      });
-      // The socket's own error (a refused TLS certificate, say) says more than the rejection.
-      let socketError: unknown;
-      probe.on("error", (error) => {
-        socketError ??= error;
-      });
-      try {
-        await probe.connect();
-        const info = await probe.info();
-        if (/redis_mode:sentinel/.test(info)) return "sentinel";
-        return /cluster_enabled:1/.test(info) ? "cluster" : "standalone";
-      } catch (error) {
-        lastError = socketError ?? error;
-        if (!/NOAUTH|NOPERM|WRONGPASS|Authentication required/i.test(String(error))) break;
-      } finally {
-        probe.disconnect();
-      }
-    }
-  }
-  throw lastError;
 }

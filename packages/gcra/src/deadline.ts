@@ -24,7 +24,8 @@ export class DeadlineQueue {
   #head = 0;
   #tail = 0;
   #pending = 0;
-  #timer: NodeJS.Timeout | undefined;
+  /** The timer until the head's deadline, or the look after the poll phase once it passed. */
+  #timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
 
   constructor(clock: () => number) {
     this.#clock = clock;
@@ -57,7 +58,8 @@ export class DeadlineQueue {
 
   /** Expires nothing more and stops the timer; pending items are forgotten. */
   clear(): void {
-    clearTimeout(this.#timer);
+    clearTimeout(this.#timer as NodeJS.Timeout);
+    clearImmediate(this.#timer as NodeJS.Immediate);
     this.#timer = undefined;
     this.#slots.fill(undefined);
     this.#head = this.#tail;
@@ -85,7 +87,16 @@ export class DeadlineQueue {
     this.#timer.unref();
   }
 
+  /**
+   * The timer is due: look again after the event loop's poll phase. After a stall (a long task,
+   * a GC pause, a CPU taken by other processes) expired timers run before the poll phase reads
+   * the replies already waiting in the sockets; expiring now would call those calls late.
+   */
   readonly #fire = (): void => {
+    this.#timer = setImmediate(this.#expireDue);
+  };
+
+  readonly #expireDue = (): void => {
     this.#timer = undefined;
     const now = this.#clock();
     this.#skipEmpty();
@@ -102,5 +113,24 @@ export class DeadlineQueue {
       this.#skipEmpty();
       item.expire();
     }
+  };
+}
+
+/**
+ * Runs `expire` once `delayMs` has passed and the replies that were waiting in the sockets by
+ * then have been read (see {@link DeadlineQueue}): a timer, then a look after the poll phase.
+ * Returns a function that cancels it.
+ */
+export function afterDeadline(delayMs: number, expire: () => void): () => void {
+  let immediate: NodeJS.Immediate | undefined;
+  const timer = setTimeout(
+    () => {
+      immediate = setImmediate(expire);
+    },
+    Math.max(delayMs, 0),
+  );
+  return () => {
+    clearTimeout(timer);
+    if (immediate !== undefined) clearImmediate(immediate);
   };
 }

@@ -1,3 +1,4 @@
+import { GcraOptionError } from "./errors.ts";
 import { decision, type GcraDecision, monotonicMicros } from "./gcra.ts";
 import { type GcraLimit, invalidInput } from "./limit.ts";
 import type { GcraStore } from "./store.ts";
@@ -36,11 +37,11 @@ export class DenyCacheStore implements GcraStore {
   readonly #entries = new Map<string, Entry>();
   #hits = 0;
 
-  /** @throws RangeError for a `maxKeys` that is not a positive integer. */
+  /** @throws GcraOptionError for a `maxKeys` that is not a positive integer. */
   constructor(store: GcraStore, options: DenyCacheOptions = {}) {
     const maxKeys = options.maxKeys ?? 10_000;
     if (!Number.isSafeInteger(maxKeys) || maxKeys < 1) {
-      throw new RangeError(`maxKeys must be an integer ≥ 1, got ${maxKeys}`);
+      throw new GcraOptionError(`maxKeys must be an integer ≥ 1, got ${maxKeys}`);
     }
     this.#store = store;
     this.#maxKeys = maxKeys;
@@ -84,6 +85,11 @@ export class DenyCacheStore implements GcraStore {
       if (!result.allowed && result.source === "store") this.#remember(key, limit, sent + result.resetAfter);
       return result;
     });
+  }
+
+  /** {@inheritDoc GcraStore.warmUp} Passes it on to the wrapped store. */
+  warmUp(budgetMs: number): Promise<boolean> {
+    return this.#store.warmUp?.(budgetMs) ?? Promise.resolve(true);
   }
 
   /** Forgets every cached denial. */

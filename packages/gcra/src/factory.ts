@@ -1,3 +1,4 @@
+import type { CircuitOptions } from "./circuit.ts";
 import { DenyCacheStore } from "./deny-cache.ts";
 import type { FailureKind } from "./errors.ts";
 import type { GcraDecision } from "./gcra.ts";
@@ -5,18 +6,27 @@ import type { GcraLimit } from "./limit.ts";
 import { MemoryStore } from "./memory-store.ts";
 import { type FailurePolicy, type PolicyMode, PolicyStore, type PolicyStoreStats } from "./policy-store.ts";
 import type { GcraStore } from "./store.ts";
-import { ValkeyStore, type ValkeyStoreOptions, type ValkeyStoreStats } from "./valkey-store.ts";
+import type { ValkeyStoreOptions } from "./store-options.ts";
+import { ValkeyStore, type ValkeyStoreStats } from "./valkey-store.ts";
+
+/** What the limiter shows of its Valkey store: events and counters, not its calls. */
+export type ValkeyStoreView = Pick<ValkeyStore, "on" | "once" | "off" | "stats" | "mode" | "connected">;
+/** What the limiter shows of its failure policy: events, counters and state. */
+export type PolicyStoreView = Pick<
+  PolicyStore,
+  "on" | "once" | "off" | "stats" | "mode" | "healthy" | "ready" | "policy"
+>;
+/** What the limiter shows of its deny cache. */
+export type DenyCacheView = Pick<DenyCacheStore, "size" | "hits" | "clear">;
 
 /**
  * Everything an application configures about its Valkey-backed limiter, e.g. from the
  * environment: where Valkey is and how to log in (see {@link ValkeyStoreOptions}), plus the
  * failure policy and the deny cache.
  */
-export interface ValkeyLimiterConfig extends ValkeyStoreOptions {
+export interface ValkeyLimiterConfig extends ValkeyStoreOptions, CircuitOptions {
   /** What to answer while Valkey fails. Default `open`. */
   readonly failurePolicy?: FailurePolicy;
-  /** Consecutive failures that switch to the policy. Default 1. */
-  readonly failureThreshold?: number;
   /** First probe delay while failing, ms; doubles with jitter. Default 50. */
   readonly probeDelayMs?: number;
   /** Longest probe delay while failing, ms. Default 2000. */
@@ -59,13 +69,20 @@ export interface ValkeyLimiterStats {
  * for Valkey failures (the policy answers); it rejects only for invalid input.
  */
 export interface ValkeyLimiter extends GcraStore {
-  /** The Valkey store (events: `latency`, `failure`, `mode`). */
-  readonly valkey: ValkeyStore;
-  /** The failure policy wrapper (events: `failure`, `mode`, `probe`). */
-  readonly policy: PolicyStore;
+  /** The Valkey store, to observe (events: `latency`, `failure`, `mode`; `stats()`). */
+  readonly valkey: ValkeyStoreView;
+  /** The failure policy wrapper, to observe (events: `failure`, `mode`, `partition`, `probe`). */
+  readonly policy: PolicyStoreView;
   /** The deny cache, unless disabled. */
-  readonly denyCache: DenyCacheStore | undefined;
+  readonly denyCache: DenyCacheView | undefined;
   check(key: string, limit: GcraLimit, cost?: number): Promise<GcraDecision>;
+  /**
+   * Warms the Valkey store up through the whole composition (see {@link GcraStore.warmUp}):
+   * connects, opens every cluster node's connection and loads the script, so that the first
+   * decisions do not miss their deadline. Call it before taking traffic (and before a readiness
+   * probe says ready). Resolves with whether Valkey answered on every partition within `budgetMs`.
+   */
+  warmUp(budgetMs: number): Promise<boolean>;
   /** Counters and state for readiness and metrics. */
   stats(): ValkeyLimiterStats;
 }
@@ -85,12 +102,15 @@ export interface ValkeyLimiter extends GcraStore {
  * const limit = new GcraLimit({ rate: 100, burst: 20 });
  * const { allowed, retryAfter } = await limiter.check(clientIp, limit);
  * ```
- * @throws RangeError for invalid configuration (no nodes, bad URLs, mode, timeouts, sizes).
+ * @throws GcraOptionError for invalid configuration (no nodes, bad URLs, mode, timeouts, thresholds, sizes).
  */
 export function createValkeyLimiter(config: ValkeyLimiterConfig): ValkeyLimiter {
   const {
     failurePolicy = "open",
     failureThreshold,
+    failureRatio,
+    ratioWindowMs,
+    ratioMinCalls,
     probeDelayMs,
     maxProbeDelayMs,
     fallbackMaxKeys = 100_000,
@@ -101,6 +121,10 @@ export function createValkeyLimiter(config: ValkeyLimiterConfig): ValkeyLimiter 
   const policy = new PolicyStore(valkey, {
     policy: failurePolicy,
     ...(failureThreshold !== undefined ? { failureThreshold } : {}),
+    ...(failureRatio !== undefined ? { failureRatio } : {}),
+    ...(ratioWindowMs !== undefined ? { ratioWindowMs } : {}),
+    ...(ratioMinCalls !== undefined ? { ratioMinCalls } : {}),
+    ...(config.onEvent !== undefined ? { onEvent: config.onEvent } : {}),
     ...(probeDelayMs !== undefined ? { probeDelayMs } : {}),
     ...(maxProbeDelayMs !== undefined ? { maxProbeDelayMs } : {}),
     ...(failurePolicy === "fallback"
@@ -126,6 +150,7 @@ export function createValkeyLimiter(config: ValkeyLimiterConfig): ValkeyLimiter 
     policy,
     denyCache,
     check: (key, limit, cost) => top.check(key, limit, cost),
+    warmUp: (budgetMs) => top.warmUp?.(budgetMs) ?? Promise.resolve(true),
     close: () => top.close(),
     stats() {
       const outer = policy.stats();

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { GcraLimit, gcra, toMilliseconds, toSeconds } from "./index.ts";
+import { GcraInputError, GcraLimit, GcraOptionError, gcra, toMilliseconds, toSeconds } from "./index.ts";
 
 /**
  * An independent model: the continuous-state leaky bucket (ITU-T I.371's other formulation of
@@ -117,8 +117,9 @@ describe("GcraLimit", () => {
     [{ emissionIntervalUs: 10, burstToleranceUs: Number.NaN }, /burstToleranceUs must be an integer/],
     [{ emissionIntervalUs: 10, burstToleranceUs: 5 }, /must be ≥ emissionIntervalUs/],
     [{ emissionIntervalUs: 10, burstToleranceUs: 2 ** 47 }, /\[1, 2\^46\]/],
-  ])("rejects %j with a RangeError", (options, message) => {
-    expect(() => new GcraLimit(options)).toThrow(RangeError);
+  ])("rejects %j with a GcraOptionError (code GCRA_INVALID_OPTION)", (options, message) => {
+    expect(() => new GcraLimit(options)).toThrow(GcraOptionError);
+    expect(() => new GcraLimit(options)).toThrow(expect.objectContaining({ code: "GCRA_INVALID_OPTION" }));
     expect(() => new GcraLimit(options)).toThrow(message);
   });
 });
@@ -156,11 +157,11 @@ describe("gcra (pure)", () => {
     expect(gcra(tat, now + 9_999, limit)).toMatchObject({ allowed: false, retryAfter: 1 });
   });
 
-  it("rejects bad input with RangeError", () => {
-    expect(() => gcra(undefined, 1.5, limit)).toThrow(RangeError);
-    expect(() => gcra(0.5, 1, limit)).toThrow(RangeError);
+  it("rejects bad input with GcraInputError", () => {
+    expect(() => gcra(undefined, 1.5, limit)).toThrow(GcraInputError);
+    expect(() => gcra(0.5, 1, limit)).toThrow(GcraInputError);
     expect(() => gcra(undefined, 1, limit, -1)).toThrow(/cost must be an integer ≥ 0/);
-    expect(() => gcra(undefined, 1, limit, Number.NaN)).toThrow(RangeError);
+    expect(() => gcra(undefined, 1, limit, Number.NaN)).toThrow(GcraInputError);
     expect(() => gcra(undefined, 1, limit, 21)).toThrow(/exceeds the limit's burst of 20/);
   });
 

@@ -1,3 +1,4 @@
+import { GcraInputError } from "./errors.ts";
 import { type GcraLimit, requireCost } from "./limit.ts";
 
 /**
@@ -5,6 +6,21 @@ import { type GcraLimit, requireCost } from "./limit.ts";
  * the store was failing (`fallback`: the per-process memory store; `open`/`closed`: no state).
  */
 export type DecisionSource = "store" | "deny-cache" | "fallback" | "open" | "closed";
+
+/** Every decision source, e.g. for a metric's label values. */
+export const DECISION_SOURCES: readonly DecisionSource[] = Object.freeze([
+  "store",
+  "deny-cache",
+  "fallback",
+  "open",
+  "closed",
+]);
+
+/** A decision's outcome as a word, e.g. for a metric's label values. */
+export type DecisionOutcome = "allowed" | "denied";
+
+/** Both outcomes. */
+export const DECISION_OUTCOMES: readonly DecisionOutcome[] = Object.freeze(["allowed", "denied"]);
 
 /** The answer to one rate-limit check. Durations are integer microseconds. */
 export interface GcraDecision {
@@ -70,12 +86,12 @@ function remainingAfter(limit: GcraLimit, resetAfter: number): number {
  * one instant; a client sending every T is never denied; in any window of length W the requests
  * admitted cost at most `floor((W + τ) / T)` in total — see the README for the proof.
  *
- * @throws RangeError when `now` or `tat` is not a safe integer, or `cost` is not an integer in `[0, limit.burst]`.
+ * @throws GcraInputError when `now` or `tat` is not a safe integer, or `cost` is not an integer in `[0, limit.burst]`.
  */
 export function gcra(tat: number | undefined, now: number, limit: GcraLimit, cost = 1): GcraOutcome {
-  if (!Number.isSafeInteger(now)) throw new RangeError(`now must be an integer number of µs, got ${now}`);
+  if (!Number.isSafeInteger(now)) throw new GcraInputError(`now must be an integer number of µs, got ${now}`);
   if (tat !== undefined && !Number.isSafeInteger(tat)) {
-    throw new RangeError(`tat must be an integer number of µs, got ${tat}`);
+    throw new GcraInputError(`tat must be an integer number of µs, got ${tat}`);
   }
   requireCost(cost, limit);
   const base = tat === undefined || tat < now ? now : tat;

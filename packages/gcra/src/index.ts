@@ -4,21 +4,40 @@
  *
  * @packageDocumentation
  */
-export {
-  parseNode,
-  type ValkeyConnectionOptions,
-  type ValkeyMode,
-  type ValkeyNode,
-} from "./connection.ts";
+export type { CircuitOptions } from "./circuit.ts";
+export { parseNode, type ValkeyConnectionOptions } from "./connection.ts";
 export { type DenyCacheOptions, DenyCacheStore } from "./deny-cache.ts";
-export { FAILURE_KINDS, type FailureKind, GcraStoreError, toStoreError } from "./errors.ts";
+export {
+  FAILURE_KINDS,
+  type FailureKind,
+  failureKind,
+  GCRA_ERROR_CODES,
+  GcraError,
+  type GcraErrorOptions,
+  GcraInputError,
+  GcraOptionError,
+  GcraStoreError,
+  replyCode,
+  toStoreError,
+} from "./errors.ts";
+export {
+  STORE_EVENT_TYPES,
+  type StoreEvent,
+  type StoreEventListener,
+} from "./events.ts";
 export {
   createValkeyLimiter,
+  type DenyCacheView,
+  type PolicyStoreView,
   type ValkeyLimiter,
   type ValkeyLimiterConfig,
   type ValkeyLimiterStats,
+  type ValkeyStoreView,
 } from "./factory.ts";
 export {
+  DECISION_OUTCOMES,
+  DECISION_SOURCES,
+  type DecisionOutcome,
   type DecisionSource,
   decision,
   type GcraDecision,
@@ -31,8 +50,10 @@ export {
 export { GcraLimit, type IntervalLimitOptions, MAX_DURATION_US, type RateLimitOptions } from "./limit.ts";
 export { MemoryStore, type MemoryStoreOptions } from "./memory-store.ts";
 export {
+  FAILURE_POLICIES,
   type FailingPartition,
   type FailurePolicy,
+  POLICY_MODES,
   type PolicyMode,
   PolicyStore,
   type PolicyStoreEvents,
@@ -40,11 +61,8 @@ export {
   type PolicyStoreStats,
 } from "./policy-store.ts";
 export { GCRA_SCRIPT } from "./script.ts";
+export { GCRA_SCRIPT_SHA } from "./script-call.ts";
 export { ALL_KEYS, type GcraStore } from "./store.ts";
-export {
-  GCRA_SCRIPT_SHA,
-  ValkeyStore,
-  type ValkeyStoreEvents,
-  type ValkeyStoreOptions,
-  type ValkeyStoreStats,
-} from "./valkey-store.ts";
+export type { ValkeyStoreOptions } from "./store-options.ts";
+export { ValkeyStore, type ValkeyStoreEvents, type ValkeyStoreStats } from "./valkey-store.ts";
+export type { ValkeyMode, ValkeyNode } from "./valkey-types.ts";

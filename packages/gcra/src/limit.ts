@@ -1,3 +1,5 @@
+import { GcraInputError, GcraOptionError } from "./errors.ts";
+
 /**
  * The largest emission interval or burst tolerance accepted, in µs (2^46 µs ≈ 2.2 years). It
  * keeps every intermediate value of a decision (µs since the epoch plus a few tolerances) below
@@ -28,7 +30,7 @@ export interface RateLimitOptions {
 
 function requireDuration(name: string, value: number): number {
   if (!Number.isSafeInteger(value) || value < 1 || value > MAX_DURATION_US) {
-    throw new RangeError(`${name} must be an integer number of µs in [1, 2^46], got ${value}`);
+    throw new GcraOptionError(`${name} must be an integer number of µs in [1, 2^46], got ${value}`);
   }
   return value;
 }
@@ -38,7 +40,7 @@ function requireDuration(name: string, value: number): number {
  * integer µs. A fresh key admits `burst = floor(τ / T)` requests of cost 1 at one instant and
  * one more every T after that; a client sending exactly every T is never denied.
  *
- * Construction throws a `RangeError` naming the offending value: non-finite, negative or zero
+ * Construction throws a `GcraOptionError` (code `GCRA_INVALID_OPTION`) naming the offending value: non-finite, negative or zero
  * rate, period or burst, a burst that is not an integer, or intervals outside `[1 µs, 2^46 µs]`.
  *
  * @example
@@ -59,16 +61,16 @@ export class GcraLimit {
     if ("rate" in options) {
       const { rate, periodMs = 1000, burst } = options;
       if (!Number.isFinite(rate) || rate <= 0)
-        throw new RangeError(`rate must be finite and > 0, got ${rate}`);
+        throw new GcraOptionError(`rate must be finite and > 0, got ${rate}`);
       if (!Number.isFinite(periodMs) || periodMs <= 0) {
-        throw new RangeError(`periodMs must be finite and > 0, got ${periodMs}`);
+        throw new GcraOptionError(`periodMs must be finite and > 0, got ${periodMs}`);
       }
       if (!Number.isSafeInteger(burst) || burst < 1) {
-        throw new RangeError(`burst must be an integer ≥ 1, got ${burst}`);
+        throw new GcraOptionError(`burst must be an integer ≥ 1, got ${burst}`);
       }
       const interval = Math.round((periodMs * 1000) / rate);
       if (interval < 1) {
-        throw new RangeError(
+        throw new GcraOptionError(
           `rate ${rate} per ${periodMs} ms is above one per µs, the resolution of GCRA here`,
         );
       }
@@ -78,7 +80,7 @@ export class GcraLimit {
       this.emissionIntervalUs = requireDuration("emissionIntervalUs", options.emissionIntervalUs);
       this.burstToleranceUs = requireDuration("burstToleranceUs", options.burstToleranceUs);
       if (this.burstToleranceUs < this.emissionIntervalUs) {
-        throw new RangeError(
+        throw new GcraOptionError(
           `burstToleranceUs (${this.burstToleranceUs}) must be ≥ emissionIntervalUs (${this.emissionIntervalUs}), or no request would ever pass`,
         );
       }
@@ -93,35 +95,41 @@ export class GcraLimit {
   }
 }
 
-/** Throws a `RangeError` unless `key` is a non-empty string. */
+/** Throws a `GcraInputError` unless `key` is a non-empty string. */
 export function requireKey(key: string): void {
   if (typeof key !== "string" || key.length === 0) {
-    throw new RangeError(`a rate-limit key must be a non-empty string, got ${JSON.stringify(key)}`);
+    throw new GcraInputError(`a rate-limit key must be a non-empty string, got ${JSON.stringify(key)}`);
   }
 }
 
-/** Throws a `RangeError` unless `cost` is an integer in `[0, limit.burst]`. */
+/** Throws a `GcraInputError` unless `cost` is an integer in `[0, limit.burst]`. */
 export function requireCost(cost: number, limit: GcraLimit): void {
   if (!Number.isSafeInteger(cost) || cost < 0) {
-    throw new RangeError(`cost must be an integer ≥ 0, got ${cost}`);
+    throw new GcraInputError(`cost must be an integer ≥ 0, got ${cost}`);
   }
   if (cost > limit.burst) {
-    throw new RangeError(
+    throw new GcraInputError(
       `cost ${cost} exceeds the limit's burst of ${limit.burst}: such a request could never pass`,
     );
   }
 }
 
 /**
- * The `RangeError` a store call with this input must fail with, or `undefined` when the input is
+ * The `GcraInputError` a store call with this input must fail with, or `undefined` when the input is
  * valid: for stores whose `check()` reports bad input as a rejected promise.
  */
-export function invalidInput(key: string, limit: GcraLimit, cost: number): RangeError | undefined {
+export function invalidInput(key: string, limit: GcraLimit, cost: number): GcraInputError | undefined {
   try {
     requireKey(key);
     requireCost(cost, limit);
     return undefined;
   } catch (error) {
-    return error as RangeError;
+    return error as GcraInputError;
   }
 }
+
+/**
+ * The limit of looks that must never disturb a key: probes and warm-up calls (cost 0, which
+ * changes no state, against a limit whose burst any key fits in).
+ */
+export const PROBE_LIMIT = new GcraLimit({ emissionIntervalUs: 1, burstToleranceUs: MAX_DURATION_US });

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { GcraLimit, gcra, MemoryStore } from "./index.ts";
+import { GcraInputError, GcraLimit, GcraOptionError, gcra, MemoryStore } from "./index.ts";
 
 function manualClock(start = 1_000_000) {
   const clock = { now: start, read: () => clock.now };
@@ -38,7 +38,7 @@ describe("MemoryStore", () => {
   it("keeps denied keys out of the store and forgets keys once their TAT has passed", () => {
     const clock = manualClock();
     const store = new MemoryStore({ clock: clock.read });
-    expect(() => store.decide("k", limit, 21)).toThrow(RangeError);
+    expect(() => store.decide("k", limit, 21)).toThrow(GcraInputError);
     expect(store.size).toBe(0);
     store.decide("a", limit);
     expect(store.size).toBe(1);
@@ -143,13 +143,13 @@ describe("MemoryStore", () => {
   });
 
   it("rejects bad input", async () => {
-    expect(() => new MemoryStore({ maxKeys: 0 })).toThrow(RangeError);
-    expect(() => new MemoryStore({ maxKeys: 2 ** 25 })).toThrow(RangeError);
+    expect(() => new MemoryStore({ maxKeys: 0 })).toThrow(GcraOptionError);
+    expect(() => new MemoryStore({ maxKeys: 2 ** 25 })).toThrow(GcraOptionError);
     const store = new MemoryStore();
     expect(() => store.decide("", limit)).toThrow(/non-empty string/);
-    expect(() => store.decide("k", limit, -1)).toThrow(RangeError);
-    expect(() => store.decide("k", limit, Number.POSITIVE_INFINITY)).toThrow(RangeError);
-    await expect(store.check("", limit)).rejects.toThrow(RangeError);
+    expect(() => store.decide("k", limit, -1)).toThrow(GcraInputError);
+    expect(() => store.decide("k", limit, Number.POSITIVE_INFINITY)).toThrow(GcraInputError);
+    await expect(store.check("", limit)).rejects.toThrow(GcraInputError);
     expect(store.delete("k")).toBe(false);
     store.decide("k", limit);
     expect(store.delete("k")).toBe(true);

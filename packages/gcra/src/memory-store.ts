@@ -1,3 +1,4 @@
+import { GcraOptionError } from "./errors.ts";
 import { decision, type GcraDecision, monotonicMicros } from "./gcra.ts";
 import { type GcraLimit, requireCost, requireKey } from "./limit.ts";
 import type { GcraStore } from "./store.ts";
@@ -63,7 +64,7 @@ export class MemoryStore implements GcraStore {
   constructor(options: MemoryStoreOptions = {}) {
     const maxKeys = options.maxKeys ?? 1_000_000;
     if (!Number.isSafeInteger(maxKeys) || maxKeys < 1 || maxKeys > MAX_KEYS) {
-      throw new RangeError(`maxKeys must be an integer in [1, 2^24], got ${maxKeys}`);
+      throw new GcraOptionError(`maxKeys must be an integer in [1, 2^24], got ${maxKeys}`);
     }
     this.#maxKeys = maxKeys;
     // At most half the slots are ever occupied, which keeps probe sequences short.

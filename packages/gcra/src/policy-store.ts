@@ -1,7 +1,16 @@
 import { EventEmitter } from "node:events";
-import { FAILURE_KINDS, type FailureKind, type GcraStoreError, toStoreError } from "./errors.ts";
+import { Circuit, type CircuitOptions, type CircuitSettings, circuitSettings } from "./circuit.ts";
+import {
+  FAILURE_KINDS,
+  type FailureKind,
+  GcraInputError,
+  GcraOptionError,
+  type GcraStoreError,
+  toStoreError,
+} from "./errors.ts";
+import { notify, type StoreEventListener } from "./events.ts";
 import { type DecisionSource, decision, type GcraDecision, monotonicMicros } from "./gcra.ts";
-import { GcraLimit, requireCost, requireKey } from "./limit.ts";
+import { type GcraLimit, PROBE_LIMIT, requireCost, requireKey } from "./limit.ts";
 import { MemoryStore } from "./memory-store.ts";
 import { ALL_KEYS, type GcraStore } from "./store.ts";
 
@@ -12,16 +21,20 @@ import { ALL_KEYS, type GcraStore } from "./store.ts";
  */
 export type FailurePolicy = "open" | "closed" | "fallback";
 
+/** Every failure policy, e.g. to validate a setting. */
+export const FAILURE_POLICIES: readonly FailurePolicy[] = Object.freeze(["open", "closed", "fallback"]);
+
 /** Who answers right now: the store, or the failure policy. */
 export type PolicyMode = "store" | FailurePolicy;
 
+/** Every policy mode, e.g. for a metric's label values. */
+export const POLICY_MODES: readonly PolicyMode[] = Object.freeze(["store", "open", "closed", "fallback"]);
+
 /** Options of {@link PolicyStore}. */
-export interface PolicyStoreOptions {
+export interface PolicyStoreOptions extends CircuitOptions {
   /** What to answer while the store fails. */
   readonly policy: FailurePolicy;
-  /** Consecutive failures that switch to the policy. Default 1. */
-  readonly failureThreshold?: number;
-  /** First probe delay after switching, ms; doubles (with ±20 % jitter) up to `maxProbeDelayMs`. Default 50. */
+  /** First probe delay after the circuit opens, ms; doubles (with ±20 % jitter) up to `maxProbeDelayMs`. Default 50. */
   readonly probeDelayMs?: number;
   /** Longest probe delay, ms. Default 2000. */
   readonly maxProbeDelayMs?: number;
@@ -31,6 +44,8 @@ export interface PolicyStoreOptions {
   readonly fallback?: MemoryStore;
   /** Monotonic clock in integer µs. Default `performance.now()` in µs. */
   readonly clock?: () => number;
+  /** Receives `circuit-open` and `circuit-closed` events (see `StoreEvent`). */
+  readonly onEvent?: StoreEventListener;
 }
 
 /** Events of {@link PolicyStore}. */
@@ -84,46 +99,31 @@ export interface PolicyStoreStats {
   readonly trips: number;
 }
 
-/** The breaker of one partition; kept only while it counts failures or is failing. */
-interface Circuit {
-  /** Consecutive failures. */
-  consecutive: number;
-  /** Whether the policy answers for this partition (the circuit is open). */
-  failing: boolean;
-  /** Since when (µs, own clock) it has been failing. */
-  since: number;
-  /** The key that failed last: probes check it. */
-  probeKey: string;
-  probeAttempt: number;
-  probes: number;
-  probeTimer: NodeJS.Timeout | undefined;
-}
-
-/** The probe's limit: generous, so a probe (cost 0) never disturbs a key. */
-const PROBE_LIMIT = new GcraLimit({ emissionIntervalUs: 1, burstToleranceUs: 2 ** 46 });
-
 /**
  * Wraps a store with a failure policy — a circuit breaker per partition of the store (see
  * {@link GcraStore.partitionOf}: a Valkey cluster's shards; one partition otherwise). While a
- * partition answers, its decisions pass through. After `failureThreshold` consecutive failures
- * (errors or missed deadlines) on a partition, the policy answers every call for its keys without
- * touching the store, and a probe — a cost-0 check of the key that failed last, which changes no
- * state — is sent with exponential backoff; the first probe that succeeds switches the partition
- * back to the store. Keys of other partitions keep the store's exact decisions meanwhile.
- * Failures and switches are counted and emitted.
+ * partition answers, its decisions pass through; a call that fails (an error or a missed
+ * deadline) gets the policy's answer. The circuit opens only on sustained failure —
+ * `failureThreshold` consecutive failures, or a share `failureRatio` of the calls of the last
+ * `ratioWindowMs` — never on one late answer. While it is open the policy answers every call for
+ * the partition's keys without touching the store, and a probe (the half-open trial: a cost-0
+ * check of the key that failed last, which changes no state) is sent with exponential backoff;
+ * the first probe that succeeds closes it. Keys of other partitions keep the store's exact
+ * decisions meanwhile. Failures and switches are counted, emitted and reported as events.
  *
- * Invalid input (empty key, bad cost) is rejected with a `RangeError` and never counts as a failure.
+ * Invalid input (empty key, bad cost) is rejected with a `GcraInputError` and never counts as a failure.
  */
 export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements GcraStore {
   readonly #store: GcraStore;
   readonly #policy: FailurePolicy;
-  readonly #threshold: number;
+  readonly #circuit: CircuitSettings;
   readonly #probeDelayMs: number;
   readonly #maxProbeDelayMs: number;
   readonly #closedRetryAfterUs: number;
   readonly #fallback: MemoryStore | undefined;
   readonly #clock: () => number;
-  /** Circuits of partitions that failed lately; a healthy partition has none. */
+  readonly #onEvent: StoreEventListener | undefined;
+  /** The circuit of each partition seen. */
   readonly #circuits = new Map<string, Circuit>();
   #failing = 0;
   #closed = false;
@@ -140,35 +140,36 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
     number
   >;
 
-  /** @throws RangeError for an unknown policy or invalid thresholds and delays. */
+  /** @throws GcraOptionError for an unknown policy or invalid thresholds and delays. */
   constructor(store: GcraStore, options: PolicyStoreOptions) {
     super();
-    if (!["open", "closed", "fallback"].includes(options.policy)) {
-      throw new RangeError(`policy must be open, closed or fallback, got ${JSON.stringify(options.policy)}`);
-    }
-    const threshold = options.failureThreshold ?? 1;
-    if (!Number.isSafeInteger(threshold) || threshold < 1) {
-      throw new RangeError(`failureThreshold must be an integer ≥ 1, got ${threshold}`);
+    if (!FAILURE_POLICIES.includes(options.policy)) {
+      throw new GcraOptionError(
+        `policy must be open, closed or fallback, got ${JSON.stringify(options.policy)}`,
+      );
     }
     const probeDelayMs = options.probeDelayMs ?? 50;
     const maxProbeDelayMs = options.maxProbeDelayMs ?? 2000;
     if (!Number.isFinite(probeDelayMs) || probeDelayMs <= 0 || !Number.isFinite(maxProbeDelayMs)) {
-      throw new RangeError(`probe delays must be finite and > 0, got ${probeDelayMs} and ${maxProbeDelayMs}`);
+      throw new GcraOptionError(
+        `probe delays must be finite and > 0, got ${probeDelayMs} and ${maxProbeDelayMs}`,
+      );
     }
     const closedRetryAfterUs = options.closedRetryAfterUs ?? 1_000_000;
     if (!Number.isSafeInteger(closedRetryAfterUs) || closedRetryAfterUs < 0) {
-      throw new RangeError(`closedRetryAfterUs must be an integer ≥ 0, got ${closedRetryAfterUs}`);
+      throw new GcraOptionError(`closedRetryAfterUs must be an integer ≥ 0, got ${closedRetryAfterUs}`);
     }
+    this.#circuit = circuitSettings(options);
     this.#store = store;
     this.#policy = options.policy;
-    this.#threshold = threshold;
     this.#probeDelayMs = probeDelayMs;
     this.#maxProbeDelayMs = Math.max(maxProbeDelayMs, probeDelayMs);
     this.#closedRetryAfterUs = closedRetryAfterUs;
     this.#clock = options.clock ?? monotonicMicros;
+    this.#onEvent = options.onEvent;
     this.#fallback =
       options.policy === "fallback"
-        ? (options.fallback ?? new MemoryStore({ maxKeys: 100_000, clock: options.clock ?? monotonicMicros }))
+        ? (options.fallback ?? new MemoryStore({ maxKeys: 100_000, clock: this.#clock }))
         : undefined;
   }
 
@@ -191,7 +192,7 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
   get ready(): boolean {
     if (this.#failing === 0 || this.#policy !== "closed") return true;
     const known = this.#store.partitions?.() ?? [ALL_KEYS];
-    return known.some((partition) => !this.#circuits.get(partition)?.failing);
+    return known.some((partition) => !this.#circuits.get(partition)?.open);
   }
 
   /** Counters since construction. */
@@ -199,7 +200,7 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
     const now = this.#clock();
     const failing: FailingPartition[] = [];
     for (const [partition, circuit] of this.#circuits) {
-      if (circuit.failing)
+      if (circuit.open)
         failing.push({ partition, failingForUs: now - circuit.since, probes: circuit.probes });
     }
     return {
@@ -220,22 +221,33 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
     requireKey(key);
     requireCost(cost, limit);
     // The partition as it is when the call is made: a failure counts against it.
-    const partition = this.#partitionOf(key);
-    if (this.#circuits.get(partition)?.failing) return this.#answer(key, limit, cost);
+    const partition = this.#store.partitionOf?.(key) ?? ALL_KEYS;
+    let circuit = this.#circuits.get(partition);
+    if (circuit === undefined) {
+      circuit = new Circuit(this.#circuit);
+      this.#circuits.set(partition, circuit);
+    }
+    if (circuit.open) return this.#answer(key, limit, cost);
     try {
       const result = await this.#store.check(key, limit, cost);
-      if (this.#circuits.size > 0) {
-        const circuit = this.#circuits.get(partition);
-        // Consecutive failures end; a failing partition waits for its probe.
-        if (circuit !== undefined && !circuit.failing) this.#circuits.delete(partition);
-      }
+      circuit.succeeded(this.#clock());
       this.#decisions.store++;
       return result;
     } catch (error) {
-      if (error instanceof RangeError) throw error;
-      this.#failed(partition, toStoreError(error), key);
+      if (error instanceof GcraInputError) throw error;
+      this.#failed(partition, circuit, toStoreError(error), key);
       return this.#answer(key, limit, cost);
     }
+  }
+
+  /**
+   * {@inheritDoc GcraStore.warmUp}
+   *
+   * Passes the warm-up on to the wrapped store (true at once for a store without one); its calls
+   * bypass the circuits, so a cold store's misses open none.
+   */
+  warmUp(budgetMs: number): Promise<boolean> {
+    return this.#store.warmUp?.(budgetMs) ?? Promise.resolve(true);
   }
 
   /** Stops probing and closes the wrapped store (and the fallback store). */
@@ -244,10 +256,6 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
     for (const circuit of this.#circuits.values()) clearTimeout(circuit.probeTimer);
     await this.#store.close();
     await this.#fallback?.close();
-  }
-
-  #partitionOf(key: string): string {
-    return this.#store.partitionOf?.(key) ?? ALL_KEYS;
   }
 
   #answer(key: string, limit: GcraLimit, cost: number): GcraDecision {
@@ -264,38 +272,31 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
     }
   }
 
-  #failed(partition: string, error: GcraStoreError, key: string): void {
+  #failed(partition: string, circuit: Circuit, error: GcraStoreError, key: string): void {
     this.#failures[error.kind]++;
-    let circuit = this.#circuits.get(partition);
-    if (circuit === undefined) {
-      circuit = {
-        consecutive: 0,
-        failing: false,
-        since: 0,
-        probeKey: key,
-        probeAttempt: 0,
-        probes: 0,
-        probeTimer: undefined,
-      };
-      this.#circuits.set(partition, circuit);
-    }
     circuit.probeKey = key;
     this.emit("failure", error, partition);
-    if (circuit.failing || ++circuit.consecutive < this.#threshold) return;
+    if (circuit.open) return;
+    const now = this.#clock();
+    const trip = circuit.failed(now);
+    if (trip === undefined) return;
     this.#trips++;
-    circuit.failing = true;
-    circuit.since = this.#clock();
+    circuit.trip(now);
     this.#failing++;
     this.emit("partition", partition, this.#policy, "store");
     if (this.#failing === 1) this.emit("mode", this.#policy, "store");
+    notify(this.#onEvent, { type: "circuit-open", partition, ...trip, error });
     this.#scheduleProbe(partition, circuit);
   }
 
-  #recovered(partition: string): void {
-    this.#circuits.delete(partition);
+  #recovered(partition: string, circuit: Circuit): void {
+    const openForUs = this.#clock() - circuit.since;
+    const probes = circuit.probes;
+    circuit.reset();
     this.#failing--;
     this.emit("partition", partition, "store", this.#policy);
     if (this.#failing === 0) this.emit("mode", "store", this.#policy);
+    notify(this.#onEvent, { type: "circuit-closed", partition, openForUs, probes });
   }
 
   #scheduleProbe(partition: string, circuit: Circuit): void {
@@ -321,6 +322,6 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
       return;
     }
     this.emit("probe", true, undefined, partition);
-    if (this.#circuits.get(partition) === circuit) this.#recovered(partition);
+    if (circuit.open) this.#recovered(partition, circuit);
   }
 }

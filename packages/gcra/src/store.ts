@@ -15,10 +15,20 @@ export interface GcraStore {
   /**
    * Decides one request of `cost` (default 1) against `limit` for `key`, atomically per key.
    *
-   * @throws RangeError (synchronously or as a rejection) for an empty key or a cost that is not an
+   * @throws GcraInputError (synchronously or as a rejection) for an empty key or a cost that is not an
    *   integer in `[0, limit.burst]`.
    */
   check(key: string, limit: GcraLimit, cost?: number): Promise<GcraDecision>;
+  /**
+   * Gets the store ready for traffic before it comes: connects, and loads what the first calls
+   * would otherwise load (for Valkey: every node's connection and the script), so that cold-start
+   * calls do not miss their deadline. Resolves with whether the store answered on every
+   * partition within `budgetMs`; never rejects for store failures. Stores that need no warm-up
+   * (in memory) do not have it; wrappers pass it on.
+   *
+   * @throws GcraOptionError for a budget that is not a finite number ≥ 0.
+   */
+  warmUp?(budgetMs: number): Promise<boolean>;
   /** Releases connections and timers; pending checks settle. */
   close(): Promise<void>;
   /**

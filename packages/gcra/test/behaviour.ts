@@ -2,9 +2,13 @@ import type { RespReply } from "@spoekit/harness";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   createValkeyLimiter,
+  GCRA_SCRIPT_SHA,
   type GcraDecision,
+  GcraInputError,
   GcraLimit,
+  GcraOptionError,
   GcraStoreError,
+  type StoreEvent,
   type ValkeyMode,
   ValkeyStore,
   type ValkeyStoreOptions,
@@ -93,13 +97,17 @@ export function describeValkeyBehaviour(topology: () => Topology): void {
       const store = open();
       const limit = new GcraLimit({ emissionIntervalUs: 1_000_000, burstToleranceUs: 20_000_000 });
       const key = freshKey("burst");
+      const storageKey = store.storageKey(key);
+      await store.warmUp(20_000);
+      const before = await serverMicros(topology(), storageKey);
       const results = await Promise.all(Array.from({ length: 30 }, () => store.check(key, limit)));
+      const after = await serverMicros(topology(), storageKey);
       expect(results.filter((r) => r.allowed)).toHaveLength(20);
       const denied = results.filter((r) => !r.allowed);
       for (const d of denied) {
         expect(d).toMatchObject({ limit: 20, remaining: 0, source: "store" });
-        // tat' − τ − now: one interval ahead, less the time the burst took.
-        expect(d.retryAfter).toBeGreaterThan(800_000);
+        // tat' − τ − now: one interval ahead, less the time the burst took on the server's clock.
+        expect(d.retryAfter).toBeGreaterThanOrEqual(1_000_000 - (after - before));
         expect(d.retryAfter).toBeLessThanOrEqual(1_000_000);
         expect(d.resetAfter).toBe(d.retryAfter + 19_000_000);
       }
@@ -107,14 +115,20 @@ export function describeValkeyBehaviour(topology: () => Topology): void {
 
     it("admits the same request again after exactly retryAfter", async () => {
       const store = open();
-      const limit = new GcraLimit({ emissionIntervalUs: 100_000, burstToleranceUs: 300_000 });
+      // The whole burst in one call, then one more: denied unless half a second passed between.
+      const limit = new GcraLimit({ emissionIntervalUs: 500_000, burstToleranceUs: 1_500_000 });
       const key = freshKey("retry");
-      for (let i = 0; i < 3; i++) expect((await store.check(key, limit)).allowed).toBe(true);
+      expect((await store.check(key, limit, 3)).allowed).toBe(true);
       const denied = await store.check(key, limit);
       expect(denied.allowed).toBe(false);
       await sleep(denied.retryAfter / 1000 + 2);
       const again = await store.check(key, limit);
-      expect(again).toMatchObject({ allowed: true, remaining: 0 });
+      // Allowed once retryAfter has passed (and what remains follows from the TAT, however long
+      // the wait really took on a busy machine).
+      expect(again).toMatchObject({ allowed: true, source: "store" });
+      expect(again.remaining).toBe(
+        Math.floor((limit.burstToleranceUs - again.resetAfter) / limit.emissionIntervalUs),
+      );
     });
 
     it("stores the TAT as integer µs of the server's clock and expires the key at the TAT", async () => {
@@ -151,10 +165,13 @@ export function describeValkeyBehaviour(topology: () => Topology): void {
       const limit = new GcraLimit({ emissionIntervalUs: 50_000, burstToleranceUs: 100_000 });
       const plain = open();
       const key = freshKey("expiry");
-      await plain.check(key, limit);
-      expect(await topology().command(plain.storageKey(key), "EXISTS", plain.storageKey(key))).toBe(1);
+      const storageKey = plain.storageKey(key);
+      const { resetAfter } = await plain.check(key, limit);
+      expect(resetAfter).toBe(50_000);
+      // The key's expiry is its TAT (the expiry itself is checked exactly above); once 80 ms
+      // have passed it is gone, however much longer the wait took.
       await sleep(80);
-      expect(await topology().command(plain.storageKey(key), "EXISTS", plain.storageKey(key))).toBe(0);
+      expect(await topology().command(storageKey, "EXISTS", storageKey)).toBe(0);
 
       const retained = open({ retentionMs: 60_000 });
       const other = freshKey("retention");
@@ -172,19 +189,19 @@ export function describeValkeyBehaviour(topology: () => Topology): void {
       expect(await store.check(key, limit, 0)).toMatchObject({ allowed: true, remaining: 3 });
       expect(await store.check(key, limit, 4)).toMatchObject({ allowed: false, remaining: 3 });
       expect(await store.check(key, limit, 3)).toMatchObject({ allowed: true, remaining: 0 });
-      await expect(store.check(key, limit, 11)).rejects.toThrow(RangeError);
+      await expect(store.check(key, limit, 11)).rejects.toThrow(GcraInputError);
     });
 
-    it("rejects bad input with RangeError before touching Valkey", async () => {
+    it("rejects bad input with GcraInputError (code GCRA_INVALID_INPUT) before touching Valkey", async () => {
       const store = open();
       const limit = new GcraLimit({ rate: 10, burst: 2 });
-      await expect(store.check("", limit)).rejects.toThrow(/non-empty string/);
-      await expect(store.check("k", limit, -1)).rejects.toThrow(RangeError);
-      await expect(store.check("k", limit, Number.NaN)).rejects.toThrow(RangeError);
-      await expect(store.check("k", limit, 1.5)).rejects.toThrow(RangeError);
+      await expect(store.check("", limit)).rejects.toMatchObject({ code: "GCRA_INVALID_INPUT" });
+      await expect(store.check("k", limit, -1)).rejects.toThrow(GcraInputError);
+      await expect(store.check("k", limit, Number.NaN)).rejects.toThrow(GcraInputError);
+      await expect(store.check("k", limit, 1.5)).rejects.toThrow(GcraInputError);
       expect(store.stats().calls).toBe(0);
-      expect(() => open({ timeoutMs: 0 })).toThrow(RangeError);
-      expect(() => open({ retentionMs: -1 })).toThrow(RangeError);
+      expect(() => open({ timeoutMs: 0 })).toThrow(GcraOptionError);
+      expect(() => open({ retentionMs: -1 })).toThrow(GcraOptionError);
       expect(() => new ValkeyStore({ nodes: [] })).toThrow(/at least one Valkey node/);
       expect(() => new ValkeyStore({ nodes: ["http://x"] })).toThrow(/redis:\/\/ or rediss:\/\//);
     });
@@ -201,26 +218,53 @@ export function describeValkeyBehaviour(topology: () => Topology): void {
     });
 
     it("fails a call past its deadline with kind timeout, then recovers", async () => {
-      const store = open({ timeoutMs: 50 });
+      // A deadline the machine's load cannot reach (a cold connection, a slow round trip) and a
+      // server pause well past it: only the pause makes the call late.
+      const store = open({ timeoutMs: 300 });
       const limit = new GcraLimit({ rate: 1000, burst: 1000 });
       const key = freshKey("deadline");
-      await store.check(key, limit);
+      expect(await store.warmUp(20_000)).toBe(true);
       const failures: GcraStoreError[] = [];
       store.on("failure", (error) => failures.push(error));
-      await topology().command(store.storageKey(key), "CLIENT", "PAUSE", "400", "WRITE");
+      await topology().command(store.storageKey(key), "CLIENT", "PAUSE", "1500", "WRITE");
       const started = performance.now();
       const error = await store.check(key, limit).catch((e: unknown) => e);
       const elapsed = performance.now() - started;
       expect(error).toBeInstanceOf(GcraStoreError);
-      expect((error as GcraStoreError).kind).toBe("timeout");
-      expect(elapsed).toBeGreaterThanOrEqual(45);
+      expect(error).toMatchObject({ kind: "timeout", code: "GCRA_STORE_TIMEOUT" });
+      expect(elapsed).toBeGreaterThanOrEqual(295);
       expect(failures.map((f) => f.kind)).toEqual(["timeout"]);
-      await sleep(450);
+      await topology().command(store.storageKey(key), "CLIENT", "UNPAUSE");
       expect((await store.check(key, limit)).source).toBe("store");
     });
 
+    it("warms up before traffic: connected, the script on every primary, no decision, no event", async () => {
+      await topology().onPrimaries("SCRIPT", "FLUSH");
+      const events: StoreEvent[] = [];
+      const store = open({ mode: "auto", onEvent: (event) => events.push(event) });
+      expect(await store.warmUp(20_000)).toBe(true);
+      expect(store.stats()).toMatchObject({ mode: topology().mode, connected: true, denied: 0 });
+      // One key of each partition (each cluster shard): its primary holds the script now.
+      const wanted = new Set(store.partitions());
+      for (let i = 0; wanted.size > 0; i++) {
+        const key = `probe-${i}`;
+        if (!wanted.delete(store.partitionOf(key))) continue;
+        const storageKey = store.storageKey(key);
+        expect(await topology().command(storageKey, "SCRIPT", "EXISTS", GCRA_SCRIPT_SHA)).toEqual([1]);
+      }
+      // The script's first load is no reload, and nothing failed.
+      expect(events).toEqual([]);
+      // Through the whole composition: no decision counted (warm-up calls are no decisions), no circuit touched.
+      const limiter = createValkeyLimiter({ ...topology().connection(), timeoutMs: 2000 });
+      stores.push(limiter);
+      expect(await limiter.warmUp(20_000)).toBe(true);
+      expect(limiter.stats()).toMatchObject({ healthy: true, connected: true, trips: 0 });
+      expect(Object.values(limiter.stats().decisions).every((n) => n === 0)).toBe(true);
+    });
+
     it("decides identically for agents whose clocks disagree (time comes from the server)", async () => {
-      const limit = new GcraLimit({ emissionIntervalUs: 1_000_000, burstToleranceUs: 10_000_000 });
+      // One request a minute, bursts of 10: nothing refills while the test runs, however slow.
+      const limit = new GcraLimit({ emissionIntervalUs: 60_000_000, burstToleranceUs: 600_000_000 });
       const base = () => Math.floor(performance.now() * 1000);
       const ahead = createValkeyLimiter({
         ...topology().connection(),
@@ -234,19 +278,36 @@ export function describeValkeyBehaviour(topology: () => Topology): void {
       });
       stores.push(ahead, behind);
       const key = freshKey("skew");
+      const storageKey = `gcra:${key}`;
       const results = [];
-      for (let i = 0; i < 12; i++) results.push(await (i % 2 === 0 ? ahead : behind).check(key, limit));
-      expect(results.filter((r) => r.allowed)).toHaveLength(10);
-      const [a, b] = results.slice(10);
-      expect(a?.allowed || b?.allowed).toBe(false);
-      // Both deny until the same moment (within the time between the two calls).
-      expect(Math.abs((a?.retryAfter ?? 0) - (b?.retryAfter ?? 0))).toBeLessThan(200_000);
-      expect(a?.retryAfter).toBeGreaterThan(500_000);
-      // The deny cache of each answers the next call locally, in line with Valkey.
+      for (let i = 0; i < 10; i++) results.push(await (i % 2 === 0 ? ahead : behind).check(key, limit));
+      expect(results.every((r) => r.allowed && r.source === "store")).toBe(true);
+      // Each agent's denial, bracketed by the server's clock: both are measured against the one
+      // stored TAT on the server's clock, an hour of skew notwithstanding.
+      const denials = [];
+      let sentB = 0;
+      for (const agent of [ahead, behind]) {
+        const before = await serverMicros(topology(), storageKey);
+        sentB = performance.now();
+        const denial = await agent.check(key, limit);
+        const after = await serverMicros(topology(), storageKey);
+        denials.push({ denial, before, after });
+      }
+      const tat = Number(await topology().command(storageKey, "GET", storageKey));
+      for (const { denial, before, after } of denials) {
+        expect(denial).toMatchObject({ allowed: false, source: "store" });
+        expect(denial.resetAfter).toBeGreaterThanOrEqual(tat - after);
+        expect(denial.resetAfter).toBeLessThanOrEqual(tat - before);
+        expect(denial.retryAfter).toBe(denial.resetAfter + limit.emissionIntervalUs - limit.burstToleranceUs);
+      }
+      // The deny cache answers the next call locally, in line with Valkey: its retryAfter is the
+      // store's less at most the time since that call was sent.
+      const b = denials[1]?.denial.retryAfter ?? 0;
       const cached = await behind.check(key, limit);
+      const elapsedUs = (performance.now() - sentB) * 1000;
       expect(cached).toMatchObject({ allowed: false, source: "deny-cache" });
-      expect(cached.retryAfter).toBeLessThanOrEqual(b?.retryAfter ?? 0);
-      expect(cached.retryAfter).toBeGreaterThan((b?.retryAfter ?? 0) - 200_000);
+      expect(cached.retryAfter).toBeLessThanOrEqual(b);
+      expect(cached.retryAfter).toBeGreaterThanOrEqual(b - elapsedUs);
     });
   });
 }
@@ -267,6 +328,8 @@ export async function decideThroughFailover(
     probeDelayMs: 25,
     maxProbeDelayMs: 250,
   });
+  // A cold limiter's first calls would open connections and load the script within their deadline.
+  expect(await limiter.warmUp(20_000)).toBe(true);
   const limit = new GcraLimit({ rate: 1000, burst: 1000 });
   const sources: string[] = [];
   const modes: string[] = [];

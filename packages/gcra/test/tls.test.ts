@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTlsMaterial, type RedisServer, startRedis, type TlsMaterial } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createValkeyLimiter, type GcraStoreError, ValkeyStore } from "../src/index.ts";
+import { createValkeyLimiter, type GcraStoreError, type StoreEvent, ValkeyStore } from "../src/index.ts";
 import { addLimiterUser, BURST_OF_THREE, EXACT_BURST, fourInARow, freshKey } from "./behaviour.ts";
 
 let redis: RedisServer;
@@ -85,6 +85,8 @@ describe("TLS (rediss://)", () => {
 
   it("refuses a server its CA does not vouch for, and the failure policy answers", async () => {
     const failures: GcraStoreError[] = [];
+    const events: StoreEvent[] = [];
+    const onEvent = (event: StoreEvent) => events.push(event);
     const limiters = [
       // auto mode fails while detecting the deployment, standalone mode while connecting.
       createValkeyLimiter({
@@ -92,6 +94,7 @@ describe("TLS (rediss://)", () => {
         tlsCaFile: stranger.caFile,
         timeoutMs: 300,
         failurePolicy: "closed",
+        onEvent,
       }),
       createValkeyLimiter({
         nodes: [redis.url],
@@ -99,9 +102,16 @@ describe("TLS (rediss://)", () => {
         tls: { ca: stranger.ca },
         timeoutMs: 300,
         failurePolicy: "closed",
+        onEvent,
       }),
       // Node's bundled public CAs do not vouch for a private CA either.
-      createValkeyLimiter({ nodes: [redis.url], mode: "standalone", timeoutMs: 300, failurePolicy: "open" }),
+      createValkeyLimiter({
+        nodes: [redis.url],
+        mode: "standalone",
+        timeoutMs: 300,
+        failurePolicy: "open",
+        onEvent,
+      }),
     ];
     for (const limiter of limiters) limiter.policy.on("failure", (error) => failures.push(error));
     try {
@@ -113,10 +123,14 @@ describe("TLS (rediss://)", () => {
       ]);
       expect(failures).toHaveLength(3);
       for (const failure of failures) {
-        expect(failure.kind).toBe("connection");
+        expect(failure).toMatchObject({ kind: "tls", code: "GCRA_STORE_TLS" });
         expect(failure.message).toMatch(/self-signed certificate in certificate chain/);
       }
       expect(limiters.map((limiter) => limiter.stats().connected)).toEqual([false, false, false]);
+      // One TLS failure per limiter, however often each retried meanwhile; then each call's error.
+      const tlsFailures = events.filter((event) => event.type === "tls-failure");
+      expect(tlsFailures).toHaveLength(3);
+      expect(events.filter((event) => event.type === "unreachable")).toEqual([]);
     } finally {
       await Promise.all(limiters.map((limiter) => limiter.close()));
     }
@@ -146,7 +160,7 @@ describe("TLS (rediss://)", () => {
         allowed: false,
         source: "closed",
       });
-      expect(failures.map((failure) => failure.kind)).toEqual(["connection"]);
+      expect(failures.map((failure) => failure.kind)).toEqual(["tls"]);
       expect(failures[0]?.message).toMatch(/certificate required/);
     } finally {
       await store.close();

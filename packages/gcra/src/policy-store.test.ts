@@ -1,0 +1,188 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import {
+  GcraLimit,
+  GcraOptionError,
+  type GcraStore,
+  GcraStoreError,
+  MemoryStore,
+  PolicyStore,
+  type PolicyStoreOptions,
+  type StoreEvent,
+} from "./index.ts";
+
+/**
+ * A store whose answers the test decides: each call takes the next planned outcome (`ok` decides
+ * in memory, otherwise it fails with that kind), by partition `a` or `b` (the key's first letter).
+ */
+class ScriptedStore implements GcraStore {
+  readonly memory: MemoryStore;
+  fail: GcraStoreError["kind"] | undefined;
+  calls = 0;
+
+  constructor(clock: () => number) {
+    this.memory = new MemoryStore({ clock });
+  }
+
+  check(key: string, limit: GcraLimit, cost = 1) {
+    this.calls++;
+    if (this.fail !== undefined) {
+      return Promise.reject(new GcraStoreError(this.fail, `scripted ${this.fail}`));
+    }
+    return this.memory.check(key, limit, cost);
+  }
+
+  partitionOf(key: string): string {
+    return key.slice(0, 1);
+  }
+
+  partitions(): readonly string[] {
+    return ["a", "b"];
+  }
+
+  close(): Promise<void> {
+    return this.memory.close();
+  }
+}
+
+const limit = new GcraLimit({ rate: 1000, burst: 1000 });
+
+describe("PolicyStore circuits", () => {
+  let now = 0;
+  const clock = () => now;
+  let store: ScriptedStore;
+  let events: StoreEvent[];
+  const policy = (options: Partial<PolicyStoreOptions> = {}) =>
+    new PolicyStore(store, {
+      policy: "closed",
+      clock,
+      onEvent: (event) => events.push(event),
+      probeDelayMs: 100,
+      maxProbeDelayMs: 400,
+      ...options,
+    });
+  /** Advances the injected clock and the fake timers together. */
+  const advance = async (ms: number) => {
+    now += ms * 1000;
+    await vi.advanceTimersByTimeAsync(ms);
+  };
+
+  beforeEach(() => {
+    vi.useFakeTimers();
+    now = 1_000_000_000;
+    store = new ScriptedStore(clock);
+    events = [];
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("answers a late call by the policy but keeps the circuit closed: one late answer is no outage", async () => {
+    const limiter = policy();
+    store.fail = "timeout";
+    expect(await limiter.check("a1", limit)).toMatchObject({ allowed: false, source: "closed" });
+    store.fail = undefined;
+    expect(await limiter.check("a1", limit)).toMatchObject({ allowed: true, source: "store" });
+    expect(limiter.stats()).toMatchObject({ mode: "store", healthy: true, trips: 0, failing: [] });
+    expect(events).toEqual([]);
+  });
+
+  it("opens after failureThreshold consecutive failures, per partition, and reports it once", async () => {
+    const limiter = policy({ failureThreshold: 3 });
+    store.fail = "connection";
+    for (let i = 0; i < 2; i++) await limiter.check("a1", limit);
+    expect(limiter.healthy).toBe(true);
+    await limiter.check("a1", limit);
+    expect(limiter.stats()).toMatchObject({ mode: "closed", trips: 1, failing: [{ partition: "a" }] });
+    const calls = store.calls;
+    // Open: the policy answers without touching the store, and nothing more is reported.
+    for (let i = 0; i < 10; i++) expect((await limiter.check("a2", limit)).source).toBe("closed");
+    expect(store.calls).toBe(calls);
+    expect(events).toEqual([
+      expect.objectContaining({ type: "circuit-open", partition: "a", reason: "consecutive", failures: 3 }),
+    ]);
+    // Partition b has a circuit of its own: a success there, then it answers on its own.
+    store.fail = undefined;
+    expect((await limiter.check("b1", limit)).source).toBe("store");
+    expect(limiter.ready).toBe(true);
+  });
+
+  it("opens on a failure ratio over the window, and forgets failures older than the window", async () => {
+    const limiter = policy({
+      failureThreshold: 100,
+      failureRatio: 0.5,
+      ratioWindowMs: 1000,
+      ratioMinCalls: 10,
+    });
+    // Every other call fails for a window's time: 2 failures and 2 successes per 100 ms …
+    const round = async () => {
+      for (const fail of [true, false, true, false]) {
+        store.fail = fail ? "timeout" : undefined;
+        await limiter.check("a1", limit);
+      }
+    };
+    // … but failures that lie a whole window back no longer count.
+    store.fail = "timeout";
+    for (let i = 0; i < 8; i++) await limiter.check("a1", limit);
+    await advance(1500);
+    store.fail = undefined;
+    for (let i = 0; i < 9; i++) await limiter.check("a1", limit);
+    store.fail = "timeout";
+    await limiter.check("a1", limit);
+    expect(limiter.healthy).toBe(true);
+    await advance(1500);
+    for (let i = 0; i < 2; i++) {
+      await round();
+      await advance(100);
+    }
+    expect(limiter.healthy).toBe(true);
+    await round();
+    expect(limiter.healthy).toBe(false);
+    expect(events).toEqual([
+      expect.objectContaining({
+        type: "circuit-open",
+        partition: "a",
+        reason: "ratio",
+        failures: 6,
+        calls: 11,
+      }),
+    ]);
+  });
+
+  it("probes with backoff while open (half-open: one cost-0 check) and closes on the first success", async () => {
+    const limiter = policy({ failureThreshold: 1 });
+    const probes: boolean[] = [];
+    limiter.on("probe", (ok) => probes.push(ok));
+    store.fail = "connection";
+    await limiter.check("a1", limit);
+    expect(limiter.healthy).toBe(false);
+    // First probe within 100 ms ± 20 %, the next within 200 ms ± 20 % after it: both fail.
+    await advance(120);
+    expect(probes).toEqual([false]);
+    await advance(240);
+    expect(probes).toEqual([false, false]);
+    store.fail = undefined;
+    await advance(480);
+    expect(probes).toEqual([false, false, true]);
+    expect(limiter.stats()).toMatchObject({ mode: "store", healthy: true, failing: [] });
+    expect(events.map((event) => event.type)).toEqual(["circuit-open", "circuit-closed"]);
+    expect(events[1]).toMatchObject({ partition: "a", probes: 3 });
+    expect((events[1] as { openForUs: number }).openForUs).toBeGreaterThanOrEqual(80_000 + 160_000 + 320_000);
+    // The probe changed nothing: the key still has its whole burst, less this call.
+    expect((await limiter.check("a1", limit)).remaining).toBe(999);
+    await limiter.close();
+  });
+
+  it("validates the thresholds with coded errors", () => {
+    for (const options of [
+      { failureThreshold: 0 },
+      { failureRatio: 0 },
+      { failureRatio: 1.5 },
+      { ratioWindowMs: Number.NaN },
+      { ratioMinCalls: 0 },
+      { probeDelayMs: 0 },
+    ]) {
+      expect(() => policy(options)).toThrow(GcraOptionError);
+      expect(() => policy(options)).toThrow(expect.objectContaining({ code: "GCRA_INVALID_OPTION" }));
+    }
+  });
+});

@@ -1,0 +1,190 @@
+import { createHash } from "node:crypto";
+import type { Writable } from "node:stream";
+import type { Cluster, Redis } from "iovalkey";
+import { afterDeadline, DeadlineQueue, type Expiring } from "./deadline.ts";
+import { GcraStoreError, replyCode, toStoreError } from "./errors.ts";
+import type { Incidents } from "./events.ts";
+import { decision, type GcraDecision } from "./gcra.ts";
+import type { GcraLimit } from "./limit.ts";
+import { GCRA_SCRIPT } from "./script.ts";
+import type { Topology } from "./topology.ts";
+
+/** SHA1 of {@link GCRA_SCRIPT}, as EVALSHA wants it. */
+export const GCRA_SCRIPT_SHA = createHash("sha1").update(GCRA_SCRIPT).digest("hex");
+
+type ScriptReply = [number, number, number];
+
+function isScriptReply(reply: unknown): reply is ScriptReply {
+  return (
+    Array.isArray(reply) &&
+    reply.length === 3 &&
+    typeof reply[0] === "number" &&
+    typeof reply[1] === "number" &&
+    typeof reply[2] === "number"
+  );
+}
+
+/** How a finished call is accounted for (counters, latency, events). */
+export interface CallReport {
+  answered(allowed: boolean, started: number): void;
+  /** Counts and reports the failure; returns the error to reject with. */
+  failed(error: GcraStoreError, started: number): GcraStoreError;
+}
+
+/** Settings of {@link ScriptCalls}. */
+export interface ScriptCallSettings {
+  readonly timeoutMs: number;
+  /** `retentionMs` as the script's argument. */
+  readonly retentionArg: string;
+  /** Commands per write when coalescing; 0 writes each command on its own. */
+  readonly maxBatch: number;
+  readonly clock: () => number;
+}
+
+/**
+ * The script-call path: one EVALSHA per decision (EVAL when the server answers NOSCRIPT), each
+ * bounded by a deadline, with the writes of one tick coalesced per connection.
+ */
+export class ScriptCalls {
+  readonly #settings: ScriptCallSettings;
+  readonly #topology: Topology;
+  readonly #incidents: Incidents;
+  readonly #report: CallReport;
+  readonly #deadlines: DeadlineQueue;
+  /** Connections whose writes are being coalesced in this tick, and commands in each batch. */
+  readonly #corked: Writable[] = [];
+  readonly #batched: number[] = [];
+  /** Whether a script call was answered yet: until then NOSCRIPT is the first load, not a reload. */
+  #answered = false;
+
+  constructor(settings: ScriptCallSettings, topology: Topology, incidents: Incidents, report: CallReport) {
+    this.#settings = settings;
+    this.#topology = topology;
+    this.#incidents = incidents;
+    this.#report = report;
+    this.#deadlines = new DeadlineQueue(settings.clock);
+  }
+
+  /**
+   * Runs the script and settles with the decision, or with a {@link GcraStoreError} at
+   * `deadline` (µs). With `queued`, the deadline is kept by the shared queue (calls arrive in
+   * deadline order); otherwise by a timer of its own.
+   */
+  run(
+    client: Redis | Cluster,
+    storageKey: string,
+    limit: GcraLimit,
+    cost: number,
+    started: number,
+    deadline: number,
+    queued: boolean,
+  ): Promise<GcraDecision> {
+    return new Promise<GcraDecision>((resolve, reject) => {
+      const interval = String(limit.emissionIntervalUs);
+      const tolerance = String(limit.burstToleranceUs);
+      const units = String(cost);
+      const retention = this.#settings.retentionArg;
+      let settled = false;
+      let cancel: (() => void) | undefined;
+      const call: Expiring = {
+        deadline,
+        expire: () => {
+          if (settled) return;
+          settled = true;
+          const ms = Math.round((deadline - started) / 1000);
+          reject(
+            this.#report.failed(
+              new GcraStoreError("timeout", `no answer from Valkey within ${ms} ms`),
+              started,
+            ),
+          );
+        },
+      };
+      let ticket = -1;
+      if (queued) ticket = this.#deadlines.add(call);
+      else cancel = afterDeadline((deadline - this.#settings.clock()) / 1000, call.expire);
+      /** Marks the call answered; false when it already was (or expired). */
+      const settle = (): boolean => {
+        if (settled) return false;
+        settled = true;
+        if (queued) this.#deadlines.delete(ticket);
+        else cancel?.();
+        return true;
+      };
+      let reloading: string | undefined;
+      const answered = (reply: unknown) => {
+        if (reloading !== undefined) this.#incidents.reloaded(reloading);
+        if (!settle()) return;
+        if (!isScriptReply(reply)) {
+          const error = new GcraStoreError("reply", `unexpected reply to the GCRA script: ${String(reply)}`);
+          reject(this.#report.failed(error, started));
+          return;
+        }
+        const allowed = reply[0] === 1;
+        this.#answered = true;
+        if (this.#incidents.anyDown) this.#incidents.answered(this.#topology.nodeOf(storageKey));
+        this.#report.answered(allowed, started);
+        resolve(decision(limit, allowed, reply[1], reply[2], "store"));
+      };
+      const failed = (error: unknown) => {
+        if (settle()) reject(this.#report.failed(toStoreError(error), started));
+      };
+      if (this.#settings.maxBatch > 0) this.#coalesce(this.#topology.connectionFor(storageKey));
+      client
+        .evalsha(GCRA_SCRIPT_SHA, 1, storageKey, interval, tolerance, units, retention)
+        .then(answered, (error: unknown) => {
+          if (settled) return;
+          if (replyCode(error) !== "NOSCRIPT") {
+            failed(error);
+            return;
+          }
+          // The server lost its script cache: EVAL sends the script once more, which caches it again.
+          reloading = this.#topology.nodeOf(storageKey);
+          // Outside a cluster every call goes to one node: one answer says the script ran there.
+          // A cluster's nodes are not told apart on the hot path, so there a node's first
+          // NOSCRIPT counts as the first load.
+          this.#incidents.reloading(reloading, !this.#answered || this.#topology.mode === "cluster");
+          client
+            .eval(GCRA_SCRIPT, 1, storageKey, interval, tolerance, units, retention)
+            .then(answered, failed);
+        });
+    });
+  }
+
+  /** Writes what is corked now (pending calls still settle, by answer or deadline). */
+  close(): void {
+    this.#flush();
+  }
+
+  /**
+   * Auto-pipelining: cork a connection's stream at its first command of a tick and uncork it at
+   * the end of the tick, or every `maxBatch` commands — one write per batch and connection.
+   */
+  #coalesce(connection: Redis | undefined): void {
+    if (connection === undefined) return;
+    const stream = connection.stream as Writable;
+    const at = this.#corked.indexOf(stream);
+    if (at >= 0) {
+      const batched = (this.#batched[at] as number) + 1;
+      if (batched >= this.#settings.maxBatch) {
+        stream.uncork();
+        stream.cork();
+        this.#batched[at] = 0;
+      } else {
+        this.#batched[at] = batched;
+      }
+      return;
+    }
+    if (this.#corked.length === 0) process.nextTick(this.#flush);
+    stream.cork();
+    this.#corked.push(stream);
+    this.#batched.push(1);
+  }
+
+  readonly #flush = (): void => {
+    const corked = this.#corked;
+    for (let i = 0; i < corked.length; i++) (corked[i] as Writable).uncork();
+    corked.length = 0;
+    this.#batched.length = 0;
+  };
+}

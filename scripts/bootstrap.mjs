@@ -3,11 +3,21 @@
 // Plain JavaScript on purpose: it runs on whatever Node the machine has (even an end-of-life
 // one) and installs everything else — pnpm, the workspace (which pins Node 24 for every
 // script), and on Debian/Ubuntu the real HAProxy and redis-server the tests drive.
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { spawn, spawnSync } from "node:child_process";
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { constants } from "node:os";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureHaproxy3 } from "./haproxy3.mjs";
+import { nodeRuntime, pinnedNodeVersion } from "./node-runtime.mjs";
 import { ensureValkey8 } from "./valkey8.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -28,6 +38,54 @@ function log(message) {
   process.stderr.write(`[spoekit] ${message}\n`);
 }
 
+/**
+ * Where the set-up steps (pinned Node, pnpm install, build) write their output: they run quietly,
+ * and a failing step names this file. One file per mode, rewritten on every run.
+ */
+const setupLog = join(root, ".cache", "bootstrap", `${mode}.log`);
+
+/** What every set-up step runs with: no turbo telemetry notice, no update notices. */
+const setupEnv = { ...process.env, TURBO_TELEMETRY_DISABLED: "1", NO_UPDATE_NOTIFIER: "1" };
+
+function startSetupLog() {
+  mkdirSync(dirname(setupLog), { recursive: true });
+  writeFileSync(setupLog, "");
+}
+
+/** Runs a set-up step with its output in {@link setupLog}; when it fails, says so and exits. */
+function quietStep(description, command, args, options = {}) {
+  appendFileSync(setupLog, `\n$ ${command} ${args.join(" ")}\n`);
+  const out = openSync(setupLog, "a");
+  const result = spawnSync(command, args, {
+    cwd: root,
+    env: setupEnv,
+    stdio: ["ignore", out, out],
+    ...options,
+  });
+  const status = result.error ? 1 : (result.status ?? 1);
+  if (status !== 0) {
+    const reason = result.error ? String(result.error) : `exit code ${status}`;
+    log(`${description} failed (${reason}); its output is in ${relative(process.cwd(), setupLog)}`);
+    process.exit(1);
+  }
+}
+
+/**
+ * The Node.js the workspace pins (its `node` devDependency) — what pnpm and the app run on, whatever
+ * Node runs this script. Before the first install it comes from the npm registry into `.cache/`.
+ */
+let pinnedNode;
+function pinnedNodeBinary() {
+  if (pinnedNode) return pinnedNode;
+  try {
+    pinnedNode = nodeRuntime(pinnedNodeVersion(), { logFile: setupLog });
+  } catch (error) {
+    log(error instanceof Error ? error.message : String(error));
+    process.exit(1);
+  }
+  return pinnedNode;
+}
+
 function run(command, args, options = {}) {
   const result = spawnSync(command, args, { cwd: root, stdio: "inherit", ...options });
   if (result.error) throw result.error;
@@ -46,24 +104,40 @@ function hasCommand(bin) {
   return spawnSync("sh", ["-c", `command -v ${bin}`], { stdio: "ignore" }).status === 0;
 }
 
-/** pnpm itself: the one running us, one on PATH, or a pinned copy fetched through npx. */
+/**
+ * pnpm itself — the one running us, one on PATH, or a pinned copy fetched through npx — on the
+ * pinned Node: first on PATH for pnpm and every script it runs, so no engine warnings.
+ */
 function pnpmCommand() {
+  const node = pinnedNodeBinary();
+  const env = { ...setupEnv, PATH: `${dirname(node)}:${process.env.PATH ?? ""}` };
   const execPath = process.env.npm_execpath ?? "";
-  if (execPath.includes("pnpm")) return { command: process.execPath, prefix: [execPath] };
-  if (hasCommand("pnpm")) return { command: "pnpm", prefix: [] };
-  return { command: "npx", prefix: ["-y", `pnpm@${pnpmVersion}`] };
+  if (execPath.includes("pnpm")) return { command: node, prefix: [execPath], env };
+  if (hasCommand("pnpm")) return { command: "pnpm", prefix: [], env };
+  return { command: "npx", prefix: ["-y", `pnpm@${pnpmVersion}`], env };
 }
 
 function pnpm(args) {
-  const { command, prefix } = pnpmCommand();
-  return run(command, [...prefix, ...args]);
+  const { command, prefix, env } = pnpmCommand();
+  return run(command, [...prefix, ...args], { env });
+}
+
+/** A quiet set-up step that runs pnpm. */
+function pnpmStep(description, args) {
+  const { command, prefix, env } = pnpmCommand();
+  quietStep(description, command, [...prefix, ...args], { env });
 }
 
 function ensureWorkspaceInstalled() {
   const marker = join(root, "node_modules", ".modules.yaml");
   if (existsSync(marker) && !process.env.CI) return;
-  log("installing the workspace (pnpm install --frozen-lockfile)");
-  if (pnpm(["install", "--frozen-lockfile"]) !== 0) process.exit(1);
+  log(`installing the workspace (first run: about a minute; log in ${relative(process.cwd(), setupLog)})`);
+  pnpmStep("installing the workspace (pnpm install --frozen-lockfile)", ["install", "--frozen-lockfile"]);
+}
+
+/** Packages are run, linted and published from dist: a fresh build (turbo, cached). */
+function buildWorkspace() {
+  pnpmStep("building the workspace (turbo run build)", ["exec", "turbo", "run", "build"]);
 }
 
 function ensureSystemTools() {
@@ -111,16 +185,9 @@ function testSuite() {
   ensureSystemTools();
   ensureTestServers();
   ensureContainerImages();
+  startSetupLog();
   ensureWorkspaceInstalled();
-  // Packages are linted and published from dist, so the suite checks a fresh build.
-  runOrExit(pnpmCommand().command, [
-    ...pnpmCommand().prefix,
-    "exec",
-    "turbo",
-    "run",
-    "build",
-    "--output-logs=errors-only",
-  ]);
+  buildWorkspace();
   const resultsDir = join(root, "test-results");
   const resultsFile = join(resultsDir, "vitest.json");
   rmSync(resultsFile, { force: true });
@@ -152,17 +219,63 @@ function testSuite() {
   process.exit(status === 0 && failed === 0 ? 0 : 1);
 }
 
+/**
+ * The app as its package's `start` script runs it (`node <flags> dist/main.js`), on the pinned
+ * Node, without a package manager in between: its output and exit status are the agent's own.
+ */
+function appCommand() {
+  const appDir = join(root, "apps", "gcra-rate-limiting");
+  const script = JSON.parse(readFileSync(join(appDir, "package.json"), "utf8")).scripts.start;
+  const [program, ...args] = script.split(/\s+/);
+  if (program !== "node")
+    throw new Error(`apps/gcra-rate-limiting's start script does not run node: ${script}`);
+  return {
+    command: pinnedNodeBinary(),
+    args: args.map((arg) => (arg.startsWith("-") ? arg : join(appDir, arg))),
+  };
+}
+
+/** Signals that stop the agent: it drains on SIGINT and SIGTERM; a closed terminal drains too. */
+const stopSignals = { SIGINT: "SIGINT", SIGTERM: "SIGTERM", SIGHUP: "SIGTERM" };
+
+/**
+ * A terminal's Ctrl-C reaches npm, the shell and this script at once, and npm forwards it again:
+ * copies of one signal arriving within this window are one stop request. A signal after it is
+ * forwarded too (a second Ctrl-C makes the agent exit at once).
+ */
+const duplicateSignalWindowMs = 500;
+
 function start() {
+  startSetupLog();
   ensureWorkspaceInstalled();
-  runOrExit(pnpmCommand().command, [
-    ...pnpmCommand().prefix,
-    "exec",
-    "turbo",
-    "run",
-    "build",
-    "--output-logs=errors-only",
-  ]);
-  process.exit(pnpm(["run", "main", ...passThrough]));
+  buildWorkspace();
+  const { command, args } = appCommand();
+  // Its own process group: the terminal's Ctrl-C reaches the agent once, through this script.
+  const agent = spawn(command, [...args, ...passThrough], {
+    cwd: root,
+    stdio: ["ignore", "inherit", "inherit"],
+    detached: true,
+  });
+  let lastForwarded = Number.NEGATIVE_INFINITY;
+  for (const [received, forwarded] of Object.entries(stopSignals)) {
+    process.on(received, () => {
+      const now = performance.now();
+      if (now - lastForwarded < duplicateSignalWindowMs) return;
+      lastForwarded = now;
+      agent.kill(forwarded);
+    });
+  }
+  // If this script dies first, the agent must not outlive it.
+  process.on("exit", () => {
+    if (agent.exitCode === null && agent.signalCode === null) agent.kill("SIGKILL");
+  });
+  agent.on("error", (error) => {
+    log(`cannot start the agent: ${error.message}`);
+    process.exit(1);
+  });
+  agent.on("exit", (code, signal) => {
+    process.exit(code ?? 128 + (constants.signals[signal] ?? 0));
+  });
 }
 
 if (mode === "test") testSuite();

@@ -30,6 +30,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
+  canonicalHaproxy,
   freePort,
   type HaproxyProcess,
   type ManagedProcess,
@@ -40,7 +41,7 @@ import {
   startRedis,
   waitFor,
 } from "@spoekit/harness";
-import { appDir, canonical, loopbackEnvironment } from "../test/stack.ts";
+import { appDir, loopbackEnvironment } from "../test/stack.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -295,6 +296,7 @@ async function run(scenario: Scenario): Promise<ScenarioResult> {
       freePort(),
       freePort(),
     ]);
+    const canonical = canonicalHaproxy();
     haproxy = await startHaproxy({
       config: benchConfig(canonical.haproxyCfg),
       files: { "spoe-rate-limit.conf": canonical.spoeConf },

@@ -1,7 +1,8 @@
 import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { ListenOptions } from "@spoekit/spoe-agent";
 import type { Logger } from "pino";
-import { adminPaths, type ListenAddress } from "./config.ts";
+import { adminPaths } from "./settings.ts";
 
 /** A probe's verdict and the one-line reason it gives in the body. */
 export interface ProbeResult {
@@ -37,7 +38,7 @@ function text(res: ServerResponse, status: number, body: string): void {
  * under policy `closed`), `/metrics` (Prometheus text). GET and HEAD only.
  */
 export async function startAdmin(
-  address: ListenAddress,
+  address: ListenOptions,
   source: AdminSource,
   log: Logger,
 ): Promise<AdminServer> {
@@ -82,7 +83,7 @@ export async function startAdmin(
       server.off("error", reject);
       resolve();
     };
-    if (address.kind === "unix") server.listen({ path: address.path }, done);
+    if ("path" in address) server.listen({ path: address.path }, done);
     else server.listen({ host: address.host, port: address.port }, done);
   });
   server.on("error", (error) => log.error({ err: error }, "admin server error"));

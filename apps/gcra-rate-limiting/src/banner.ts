@@ -1,5 +1,7 @@
 import { readFileSync } from "node:fs";
-import { type Config, type ListenAddress, type SettingName, settings } from "./config.ts";
+import type { ListenOptions } from "@spoekit/spoe-agent";
+import type { Config } from "./config.ts";
+import { type SettingName, settings } from "./settings.ts";
 
 /** The app's version, from its package.json (beside `src/` and `dist/` alike). */
 export const version: string = (() => {
@@ -11,9 +13,11 @@ export const version: string = (() => {
   }
 })();
 
-export function formatAddress(address: ListenAddress): string {
-  if (address.kind === "unix") return `unix:${address.path}`;
-  return address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+/** `host:port`, `[v6]:port` or `unix:/path`: as SPOE_ADDR and ADMIN_ADDR are written. */
+export function formatAddress(address: ListenOptions): string {
+  if ("path" in address) return `unix:${address.path}`;
+  const host = address.host ?? "";
+  return host.includes(":") ? `[${host}]:${address.port}` : `${host}:${address.port}`;
 }
 
 function formatDuration(ms: number): string {
@@ -85,5 +89,6 @@ export function banner(config: Config): string {
     `gcra-rate-limiting ${version} listening on ${formatAddress(config.spoeAddress)} (SPOP), admin on ${formatAddress(config.adminAddress)}`,
     ...names.map((name) => `  ${name.padEnd(width)} : ${values[name]}`),
     `  ${"store".padEnd(width)} : ${store}`,
+    ...config.deprecations.map((line) => `  ${"deprecated".padEnd(width)} : ${line}`),
   ].join("\n");
 }

@@ -1,11 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { allowedCpus, ConfigError, loadConfig, settings } from "./config.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+import { allowedCpus } from "./cpus.ts";
+import { settings } from "./settings.ts";
 
 describe("loadConfig", () => {
   it("gives the seed's defaults and the embedded store with one worker when nothing is set", () => {
     const config = loadConfig({}, () => 8);
-    expect(config.spoeAddress).toEqual({ kind: "tcp", host: "0.0.0.0", port: 9000 });
-    expect(config.adminAddress).toEqual({ kind: "tcp", host: "0.0.0.0", port: 9090 });
+    expect(config.spoeAddress).toEqual({ host: "0.0.0.0", port: 9000 });
+    expect(config.adminAddress).toEqual({ host: "0.0.0.0", port: 9090 });
     expect(config.valkeyNodes).toEqual([]);
     expect(config.rateIntervalUs).toBe(10_000);
     expect(config.rateBurstUs).toBe(200_000);
@@ -30,8 +32,8 @@ describe("loadConfig", () => {
       ADMIN_ADDR: "[::1]:9191",
       DRAIN_TIMEOUT: "1500ms",
     });
-    expect(config.spoeAddress).toEqual({ kind: "unix", path: "/tmp/spoa.sock" });
-    expect(config.adminAddress).toEqual({ kind: "tcp", host: "::1", port: 9191 });
+    expect(config.spoeAddress).toEqual({ path: "/tmp/spoa.sock" });
+    expect(config.adminAddress).toEqual({ host: "::1", port: 9191 });
     expect(config.drainTimeoutMs).toBe(1500);
     expect(loadConfig({ DRAIN_TIMEOUT: "1m" }).drainTimeoutMs).toBe(60_000);
     expect(loadConfig({ DRAIN_TIMEOUT: "45" }).drainTimeoutMs).toBe(45_000);
@@ -120,6 +122,76 @@ describe("loadConfig's cross-checks", () => {
       expect(error.variable).toBe("VALKEY_CA_FILE");
       expect(error.message).toContain(settings.VALKEY_CA_FILE.accepted);
     }
+  });
+});
+
+describe("the seed's variable names", () => {
+  const valkey = { VALKEY_NODES: "redis://v:6379" };
+
+  it("reads TOKIO_WORKER_THREADS as SPOA_WORKERS, with a deprecation line", () => {
+    const config = loadConfig({ ...valkey, TOKIO_WORKER_THREADS: "3" }, () => 8);
+    expect(config.workers).toBe(3);
+    expect(config.workersFromCpus).toBe(false);
+    expect(config.deprecations).toEqual([
+      "TOKIO_WORKER_THREADS=3 is read as SPOA_WORKERS (the seed's name; rename it)",
+    ]);
+  });
+
+  it("lets the new name win and says the old one is ignored", () => {
+    const config = loadConfig({
+      ...valkey,
+      TOKIO_WORKER_THREADS: "3",
+      SPOA_WORKERS: "2",
+      LOG_LEVEL: "debug",
+      RUST_LOG: "off",
+    });
+    expect(config.workers).toBe(2);
+    expect(config.logLevel).toBe("debug");
+    expect(config.deprecations).toEqual([
+      "TOKIO_WORKER_THREADS is ignored: SPOA_WORKERS is set (the seed's name; remove it)",
+      "RUST_LOG is ignored: LOG_LEVEL is set (the seed's name; remove it)",
+    ]);
+    expect(loadConfig({}).deprecations).toEqual([]);
+  });
+
+  it("names the old variable when its value is refused", () => {
+    let error: unknown;
+    try {
+      loadConfig({ TOKIO_WORKER_THREADS: "4" });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variable).toBe("TOKIO_WORKER_THREADS");
+    expect((error as ConfigError).message).toContain("1 with the embedded store");
+  });
+
+  it.each([
+    ["off", "silent"],
+    ["error", "error"],
+    ["WARN", "warn"],
+    ["info", "info"],
+    ["haproxy_spoe=debug", "debug"],
+    ["warn,haproxy_spoe=trace", "trace"],
+    ["info, hyper=warn", "info"],
+  ])("maps RUST_LOG=%s to LOG_LEVEL %s (the most verbose directive)", (value, level) => {
+    const config = loadConfig({ RUST_LOG: value });
+    expect(config.logLevel).toBe(level);
+    expect(config.deprecations).toEqual([
+      `RUST_LOG=${value} is read as LOG_LEVEL (the seed's name; rename it)`,
+    ]);
+  });
+
+  it.each(["loud", "haproxy_spoe=chatty", ",", "="])("refuses RUST_LOG=%j in one line naming it", (value) => {
+    let error: unknown;
+    try {
+      loadConfig({ RUST_LOG: value });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variable).toBe("RUST_LOG");
+    expect((error as ConfigError).message).toContain("off, error, warn, info, debug or trace");
   });
 });
 

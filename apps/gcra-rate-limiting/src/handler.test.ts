@@ -1,4 +1,4 @@
-import { TypedValue } from "@spoekit/spoe-agent";
+import { TypedValue } from "@spoekit/spop-codec";
 import { describe, expect, it } from "vitest";
 import { clientKey } from "./client-ip.ts";
 import { clientAddress } from "./handler.ts";

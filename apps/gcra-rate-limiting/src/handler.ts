@@ -1,5 +1,6 @@
 import type { GcraDecision } from "@spoekit/gcra";
-import { DataType, type MessageContext, type MessageHandler, Scope, TypedValue } from "@spoekit/spoe-agent";
+import type { MessageContext, MessageHandler } from "@spoekit/spoe-agent";
+import { DataType, Scope, TypedValue } from "@spoekit/spop-codec";
 import {
   type AddressBytes,
   addressFromForwarded,

@@ -1,2 +1,4 @@
 export * from "./client-ip.ts";
 export * from "./config.ts";
+export * from "./cpus.ts";
+export * from "./settings.ts";

@@ -1,6 +1,6 @@
 import { createAgent, type ListenOptions, type SpoeAgent } from "@spoekit/spoe-agent";
 import type { Logger } from "pino";
-import type { Config, ListenAddress } from "./config.ts";
+import type { Config } from "./config.ts";
 import { checkRateHandler, MESSAGE } from "./handler.ts";
 import { type AppLimiter, createLimiter } from "./limiter.ts";
 import { type AppMetrics, createMetrics, observeAgent, observeValkey } from "./metrics.ts";
@@ -47,9 +47,8 @@ export function drainBudget(drainTimeoutMs: number): { agentMs: number; storeMs:
   return { agentMs: drainTimeoutMs - reserve, storeMs: Math.min(STORE_CLOSE_MS, Math.floor(reserve / 2)) };
 }
 
-function listenOptions(address: ListenAddress, reusePort: boolean): ListenOptions {
-  if (address.kind === "unix") return { path: address.path };
-  return { host: address.host, port: address.port, ...(reusePort ? { reusePort } : {}) };
+function listenOptions(address: ListenOptions, reusePort: boolean): ListenOptions {
+  return "path" in address || !reusePort ? address : { ...address, reusePort };
 }
 
 export function createService(config: Config, log: Logger): Service {

@@ -65,7 +65,7 @@ export async function runWorker(config: Config): Promise<void> {
   onStopSignals(log, (signal) => drain(signal));
 
   try {
-    await service.listen({ reusePort: config.spoeAddress.kind === "tcp" });
+    await service.listen({ reusePort: "port" in config.spoeAddress });
   } catch (error) {
     if (draining) return;
     fatal(`worker ${cluster.worker?.id}: cannot listen on SPOE_ADDR: ${String(error)}`, 1);

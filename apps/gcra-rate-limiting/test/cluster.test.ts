@@ -3,7 +3,7 @@
  * agent decides; and one agent stopped with SIGTERM under load behind an HAProxy that uses both,
  * which must ride through without a failed or stalled request.
  */
-import { haproxyBinaries, type RedisCluster, startCluster, waitFor } from "@spoekit/harness";
+import { haproxyBinaries, type RedisCluster, sleep, startCluster, waitFor } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type AppProcess,
@@ -107,10 +107,10 @@ describe.each(haproxyBinaries())("two agents on one Valkey Cluster, behind $name
     });
     // Stop the agent HAProxy is using (it prefers the connection that became idle first), once
     // the load has run for a while (its first requests open HAProxy's SPOE connections).
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await sleep(500);
     const warm = performance.now();
     const before = await Promise.all(apps.map(decisionsOf));
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await sleep(500);
     const used = (await Promise.all(apps.map(decisionsOf))).map((n, i) => n - (before[i] ?? 0));
     const leaving = (used[0] ?? 0) >= (used[1] ?? 0) ? 0 : 1;
     const [stopped, staying] = [apps[leaving], apps[1 - leaving]] as [AppProcess, AppProcess];
@@ -123,7 +123,7 @@ describe.each(haproxyBinaries())("two agents on one Valkey Cluster, behind $name
     const stayingBefore = await decisionsOf(staying);
     // Requests sent from here on are decided after that count was taken.
     const countedFrom = performance.now();
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await sleep(1500);
     running = false;
     await Promise.all(clients);
 

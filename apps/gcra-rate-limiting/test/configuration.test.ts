@@ -3,9 +3,9 @@
  * before anything listens; good ones give the start-up banner.
  */
 import { spawn } from "node:child_process";
-import { freePort } from "@spoekit/harness";
+import { freePort, waitFor } from "@spoekit/harness";
 import { describe, expect, it } from "vitest";
-import { type SettingName, settings } from "../src/config.ts";
+import { type SettingName, settings } from "../src/settings.ts";
 import { appDir, appEnvironment, spawnApp } from "./stack.ts";
 
 interface Exit {
@@ -114,23 +114,32 @@ describe("configuration from the environment", () => {
       SPOA_RATE_INTERVAL: "20000",
       SPOA_RATE_BURST: "200000",
       SPOA_IPV6_PREFIX: "56",
+      // The seed's names, read as aliases.
+      TOKIO_WORKER_THREADS: "1",
+      RUST_LOG: "warn",
     });
     try {
-      const deadline = Date.now() + 15_000;
-      while (!app.output().includes("  store ") && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await waitFor(
+        () => app.output().includes("  store "),
+        { timeoutMs: 15_000, what: "the banner" },
+        () => app.output(),
+      );
       const output = app.output();
       expect(output).toContain(`gcra-rate-limiting `);
       expect(output).toContain(`listening on 127.0.0.1:${spop} (SPOP), admin on 127.0.0.1:${admin}`);
       const line = (name: string) => output.split("\n").find((l) => l.trimStart().startsWith(`${name} `));
       expect(line("SPOA_RATE_INTERVAL")).toMatch(/: 20000µs \(= 50 req\/s\)$/);
       expect(line("SPOA_RATE_BURST")).toMatch(/: 200000µs \(= 10 req burst\)$/);
-      expect(line("SPOA_WORKERS")).toMatch(/: 1 \(embedded store\)$/);
+      expect(line("SPOA_WORKERS")).toMatch(/: 1 \(SPOA_WORKERS\)$/);
       expect(line("SPOA_IPV6_PREFIX")).toMatch(/: \/56$/);
       expect(line("VALKEY_NODES")).toMatch(/embedded in-memory store/);
       expect(line("store")).toMatch(/: embedded in-memory \(limits are per process\)$/);
       expect(line("DRAIN_TIMEOUT")).toMatch(/: 30s$/);
+      expect(line("LOG_LEVEL")).toMatch(/: warn$/);
+      expect(output.split("\n").filter((l) => l.trimStart().startsWith("deprecated "))).toEqual([
+        "  deprecated          : TOKIO_WORKER_THREADS=1 is read as SPOA_WORKERS (the seed's name; rename it)",
+        "  deprecated          : RUST_LOG=warn is read as LOG_LEVEL (the seed's name; rename it)",
+      ]);
     } finally {
       await app.stop("SIGTERM");
     }

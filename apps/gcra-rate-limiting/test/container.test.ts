@@ -9,8 +9,8 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
-import { defaultPorts } from "../src/config.ts";
 import { V8_FLAG, workerExecArgv } from "../src/lifecycle.ts";
+import { defaultPorts } from "../src/settings.ts";
 import { appDir } from "./stack.ts";
 
 const repoRoot = join(appDir, "..", "..");

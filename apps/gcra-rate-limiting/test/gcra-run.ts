@@ -3,6 +3,7 @@
  * slack made explicit: the test knows each request's send and answer time, not the instant the
  * store decided it, which lies between the two.
  */
+import { sleep } from "@spoekit/harness";
 import type { HttpReply } from "./stack.ts";
 
 /** Sends `count` requests, the i-th at `start + i × periodMs`, without waiting for answers. */
@@ -15,7 +16,7 @@ export async function paced(
   const pending: Promise<HttpReply>[] = [];
   for (let i = 0; i < count; i++) {
     const wait = start + i * periodMs - performance.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    if (wait > 0) await sleep(wait);
     pending.push(send(i));
   }
   return Promise.all(pending);

@@ -6,8 +6,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createValkeyLimiter } from "@spoekit/gcra";
 import { afterAll, describe, expect, it } from "vitest";
-import { settings } from "../src/config.ts";
 import { createMetrics, createPrimaryMetrics, observeAgent, observeValkey } from "../src/metrics.ts";
+import { settings } from "../src/settings.ts";
 import { appDir } from "./stack.ts";
 
 const readme = readFileSync(join(appDir, "README.md"), "utf8");

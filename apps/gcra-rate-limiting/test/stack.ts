@@ -4,10 +4,10 @@
  * 2.6 or 3.0, see `haproxyBinaries`), a tiny HTTP
  * backend, and helpers to read the app's admin API and metrics. Everything on 127.0.0.1.
  */
-import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import {
+  canonicalHaproxy,
   freePort,
   type HaproxyProcess,
   type HttpReply,
@@ -18,17 +18,16 @@ import {
   startHaproxy,
   waitFor,
 } from "@spoekit/harness";
-import { settings } from "../src/config.ts";
+import { deprecatedAliases, settings } from "../src/settings.ts";
 
 export type { HttpReply };
 
 export const appDir = join(import.meta.dirname, "..");
-const repoRoot = join(appDir, "..", "..");
 
 /** The environment the app gets: the test process's, without any variable the app reads, plus `env`. */
 export function appEnvironment(env: Record<string, string>): NodeJS.ProcessEnv {
   const base = { ...process.env };
-  for (const name of Object.keys(settings)) delete base[name];
+  for (const name of [...Object.keys(settings), ...Object.keys(deprecatedAliases)]) delete base[name];
   return { ...base, ...env };
 }
 
@@ -133,12 +132,6 @@ export async function startBackend(): Promise<{ port: number; close(): Promise<v
   };
 }
 
-/** deploy/base/haproxy: the HAProxy configuration every deployment runs. */
-export const canonical = {
-  haproxyCfg: readFileSync(join(repoRoot, "deploy/base/haproxy/haproxy.cfg"), "utf8"),
-  spoeConf: readFileSync(join(repoRoot, "deploy/base/haproxy/spoe-rate-limit.conf"), "utf8"),
-};
-
 /**
  * The canonical haproxy.cfg with its agent `server-template` (one DNS name, one port) replaced by
  * one `server` per port, with the template's options: for tests that run two agents on loopback.
@@ -204,6 +197,7 @@ export async function startProxy(
   const httpPort = await freePort();
   const statsPort = await freePort();
   const [agentPort] = agentPorts;
+  const canonical = canonicalHaproxy();
   const proxy = await startHaproxy({
     haproxy,
     config:

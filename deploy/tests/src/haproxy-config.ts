@@ -1,14 +1,14 @@
-import { readFileSync } from "node:fs";
 import type { KubernetesObject, V1ConfigMap } from "@kubernetes/client-node";
-import { checkHaproxyConfig, type HaproxyCheckResult, type ServerBinary } from "@spoekit/harness";
-import { fromRoot } from "./paths.ts";
+import {
+  canonicalHaproxy,
+  checkHaproxyConfig,
+  type HaproxyCheckResult,
+  type ServerBinary,
+} from "@spoekit/harness";
 import { container, containerEnvironment, named, workload } from "./workloads.ts";
 
 /** The canonical files, as kept in the repository. */
-export const canonical = {
-  haproxyCfg: readFileSync(fromRoot("deploy/base/haproxy/haproxy.cfg"), "utf8"),
-  spoeConf: readFileSync(fromRoot("deploy/base/haproxy/spoe-rate-limit.conf"), "utf8"),
-};
+export const canonical = canonicalHaproxy();
 
 /** Environment variables a configuration expands (`"${NAME}"`, `"${NAME-default}"`), with their defaults. */
 export function configVariables(text: string): Map<string, string | undefined> {

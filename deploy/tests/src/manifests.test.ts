@@ -135,8 +135,8 @@ describe.each(renderings)("$name", ({ name, documents, objects }) => {
   it("gives the agent only variables its configuration schema defines, with values it accepts", () => {
     for (const variable of agentContainer.env ?? []) expect(Object.keys(settings)).toContain(variable.name);
     const config = loadConfig(containerEnvironment(agentContainer, { namespace }), () => 1);
-    const spop = config.spoeAddress.kind === "tcp" ? config.spoeAddress.port : undefined;
-    const admin = config.adminAddress.kind === "tcp" ? config.adminAddress.port : undefined;
+    const spop = "port" in config.spoeAddress ? config.spoeAddress.port : undefined;
+    const admin = "port" in config.adminAddress ? config.adminAddress.port : undefined;
     expect(spop).toBe(resolvePort(agentContainer, "spop"));
     expect(admin).toBe(resolvePort(agentContainer, "admin"));
     expect(config.valkeyNodes.length).toBeGreaterThan(0);

@@ -4,6 +4,7 @@ import { connect } from "node:net";
 import type { KubernetesObject, V1ConfigMap, V1Service } from "@kubernetes/client-node";
 import { adminPaths } from "@spoekit/gcra-rate-limiting";
 import {
+  canonicalHaproxy,
   freePort,
   type HaproxyProcess,
   haproxyBinaries,
@@ -43,8 +44,7 @@ const dashboard = JSON.parse(dashboardFile) as {
   templating: { list: { query: string }[] };
 };
 const readme = readFileSync(fromRoot("deploy/README.md"), "utf8");
-const haproxyCfg = readFileSync(fromRoot("deploy/base/haproxy/haproxy.cfg"), "utf8");
-const spoeConf = readFileSync(fromRoot("deploy/base/haproxy/spoe-rate-limit.conf"), "utf8");
+const { haproxyCfg, spoeConf } = canonicalHaproxy();
 
 function rulesOf(objects: KubernetesObject[]): Rule[] {
   const rule = named<KubernetesObject & { spec: { groups: { rules: Rule[] }[] } }>(

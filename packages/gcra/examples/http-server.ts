@@ -1,24 +1,28 @@
 /**
  * A node:http server rate-limited per client address with @spoekit/gcra.
  *
- *   node --conditions=@spoekit/source examples/http-server.ts               # in-memory store
- *   VALKEY_NODES=redis://127.0.0.1:6379 node --conditions=@spoekit/source examples/http-server.ts
- *   VALKEY_NODES=rediss://valkey:6380 VALKEY_CA_FILE=/etc/valkey/ca.crt node …  # TLS, private CA
+ *   pnpm example                                  # in this package: the in-memory store
+ *   RATE=1 BURST=5 pnpm example                   # 1 request/s, bursts of 5 (default 100 and 20)
+ *   VALKEY_NODES=redis://127.0.0.1:6379 pnpm example
+ *   VALKEY_NODES=rediss://valkey:6380 VALKEY_CA_FILE=/etc/valkey/ca.crt pnpm example  # TLS, private CA
  *
  * (A `rediss://` node whose CA is a public one, or one in NODE_EXTRA_CA_CERTS, needs no CA file.
- * VALKEY_TIMEOUT_MS sets the deadline of each decision, 10 ms by default.)
+ * VALKEY_TIMEOUT_MS sets the deadline of each decision, 10 ms by default; PORT the port, 8080.)
  *
- * Then: `for i in $(seq 25); do curl -s -o /dev/null -w '%{http_code} ' localhost:8080; done`
- * prints about twenty 200s (the burst, plus what refilled meanwhile) and then 429s (100
- * requests/s, bursts of 20). With EXAMPLE_SELF_TEST=1 the script sends 40 requests at once itself,
- * prints the status codes and how long they took (µs) as JSON, and exits: the burst of 20 gets
- * 200, plus one for every 10 ms the 40 requests took.
+ * Then, with RATE=1 BURST=5: `for i in $(seq 8); do curl -s -o /dev/null -w '%{http_code} '
+ * localhost:8080; done` prints five 200s (the burst) and then 429s. With EXAMPLE_SELF_TEST=1
+ * the script sends 40 requests at once itself, prints the status codes and how long they took
+ * (µs) as JSON, and exits: the burst gets 200, plus one for every emission interval the 40
+ * requests took.
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createValkeyLimiter, GcraLimit, type GcraStore, MemoryStore, toSeconds } from "@spoekit/gcra";
 
-const limit = new GcraLimit({ rate: 100, burst: 20 });
+const limit = new GcraLimit({
+  rate: Number(process.env.RATE ?? 100),
+  burst: Number(process.env.BURST ?? 20),
+});
 const nodes = process.env.VALKEY_NODES
   ? process.env.VALKEY_NODES.split(",").map((node) => node.trim())
   : undefined;
@@ -52,7 +56,10 @@ if (!(await (store.warmUp?.(5000) ?? true))) console.warn("Valkey does not answe
 
 server.listen(Number(process.env.PORT ?? 8080), "127.0.0.1", async () => {
   const { port } = server.address() as AddressInfo;
-  console.log(`listening on http://127.0.0.1:${port} (${nodes ? "Valkey" : "in-memory"} store)`);
+  console.log(
+    `listening on http://127.0.0.1:${port} (${nodes ? "Valkey" : "in-memory"} store): ` +
+      `${limit.burst} requests at once per client, then one every ${limit.emissionIntervalUs / 1000} ms`,
+  );
   if (process.env.EXAMPLE_SELF_TEST !== "1") return;
   const started = performance.now();
   const responses = await Promise.all(Array.from({ length: 40 }, () => fetch(`http://127.0.0.1:${port}/`)));

@@ -1,4 +1,4 @@
-// `pnpm example`: decodes the frames captured from HAProxy 2.6 and 3.5, then builds the
+// `pnpm example:captured`: decodes the frames captured from HAProxy 2.6 and 3.5, then builds the
 // AGENT-HELLO and an ACK an agent would answer with, and prints them.
 import {
   ActionType,

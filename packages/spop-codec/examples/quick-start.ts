@@ -1,4 +1,4 @@
-// The README's example: read a NOTIFY, answer with an ACK.
+// The README's example (`pnpm example`): read a NOTIFY, answer with an ACK.
 import {
   DataType,
   FrameReader,

@@ -25,7 +25,7 @@ describe("examples", () => {
     ]);
   });
 
-  it("captured-frames (pnpm example) decodes every captured frame and answers", () => {
+  it("captured-frames (pnpm example:captured) decodes every captured frame and answers", () => {
     const output = runExample("captured-frames.ts");
     expect(output.match(/^ {2}\[(2\.6\.12|3\.5-dev5)\] /gm)).toHaveLength(15);
     expect(output).toContain(

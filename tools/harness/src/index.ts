@@ -4,6 +4,7 @@
  * to this repository.
  */
 export { requireBinary } from "./binaries.ts";
+export { type CanonicalHaproxy, canonicalHaproxy } from "./canonical.ts";
 export {
   type ClusterNodeInfo,
   type ClusterOptions,
@@ -25,6 +26,7 @@ export { type ManagedProcess, type SpawnOptions, spawnManaged, waitFor } from ".
 export { isRunning, type RedisOptions, type RedisServer, startRedis } from "./redis.ts";
 export { type RawCommandOptions, type RespReply, rawCommand, rawCommands } from "./resp.ts";
 export { type SentinelOptions, type SentinelTopology, startSentinel } from "./sentinel.ts";
+export { sleep } from "./time.ts";
 export { createTlsMaterial, type TlsMaterial } from "./tls.ts";
 export {
   type DataServerKind,

@@ -23,10 +23,17 @@ function run(command: string, args: string[], cwd = root) {
 }
 
 describe("repository", () => {
-  it("passes the linter and formatter (biome ci)", () => {
-    const result = run("pnpm", ["exec", "biome", "ci", "."]);
-    expect(result.status, result.output).toBe(0);
-  });
+  // Whole-tree tool runs: seconds when the machine is idle, more while the suite loads it.
+  const toolTimeoutMs = 60_000;
+
+  it(
+    "passes the linter and formatter (biome ci)",
+    () => {
+      const result = run("pnpm", ["exec", "biome", "ci", "."]);
+      expect(result.status, result.output).toBe(0);
+    },
+    toolTimeoutMs,
+  );
 
   it.each(workspaces.map((dir) => [dir.slice(root.length + 1), dir]))(
     "typechecks %s strictly",
@@ -34,6 +41,7 @@ describe("repository", () => {
       const result = run("pnpm", ["exec", "tsc", "-p", "tsconfig.json", "--noEmit"], dir);
       expect(result.status, result.output).toBe(0);
     },
+    toolTimeoutMs,
   );
 });
 

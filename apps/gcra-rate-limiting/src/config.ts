@@ -45,6 +45,8 @@ export interface Config {
   adminAddress: ListenAddress;
   drainTimeoutMs: number;
   logLevel: LogLevel;
+  /** The rules file (YAML or JSON); undefined: one per-IP rule from SPOA_RATE_INTERVAL/BURST. */
+  rulesFile: string | undefined;
 }
 
 /** A configuration value that cannot be used; the message is one line naming the variable. */
@@ -136,6 +138,12 @@ export const settings = {
     undefined,
     "a whole number of seconds from 0 to 31536000 (a year)",
     "retention after the last request in s (unset: keys expire at their TAT)",
+  ),
+  SPOA_RULES_FILE: setting(
+    "SPOA_RULES_FILE",
+    undefined,
+    "an absolute path of a YAML or JSON rules file",
+    "rules per route, method, tenant or key, CIDR lists, shadow rules; reloaded live (unset: one per-IP rule)",
   ),
   SPOA_FAILURE_POLICY: setting(
     "SPOA_FAILURE_POLICY",
@@ -332,6 +340,8 @@ export function loadConfig(
   const keyPrefix = value("VALKEY_KEY_PREFIX");
   if (Buffer.byteLength(keyPrefix) > 64) fail("VALKEY_KEY_PREFIX", keyPrefix);
   const sentinelName = value("VALKEY_SENTINEL_NAME").trim();
+  const rulesFile = read("SPOA_RULES_FILE")?.trim();
+  if (rulesFile !== undefined && !isAbsolute(rulesFile)) fail("SPOA_RULES_FILE", rulesFile);
   return {
     spoeAddress: parseAddress("SPOE_ADDR", value("SPOE_ADDR")),
     valkeyNodes,
@@ -369,5 +379,6 @@ export function loadConfig(
       "fatal",
       "silent",
     ]),
+    rulesFile,
   };
 }

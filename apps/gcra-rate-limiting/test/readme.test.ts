@@ -8,6 +8,7 @@ import { createValkeyLimiter } from "@spoekit/gcra";
 import { afterAll, describe, expect, it } from "vitest";
 import { settings } from "../src/config.ts";
 import { createMetrics, createPrimaryMetrics, observeAgent, observeValkey } from "../src/metrics.ts";
+import { createRuleMetrics } from "../src/rules/metrics.ts";
 import { appDir } from "./stack.ts";
 
 const readme = readFileSync(join(appDir, "README.md"), "utf8");
@@ -38,6 +39,7 @@ describe("README.md", () => {
     const worker = createMetrics("valkey");
     const unsubscribe = observeAgent(worker.registry);
     observeValkey(worker.registry, limiter);
+    createRuleMetrics(worker.registry);
     const primary = createPrimaryMetrics(() => 0);
     try {
       const exported = [

@@ -1,4 +1,12 @@
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type GcraRequest, MemoryStore } from "@spoekit/gcra";
@@ -78,6 +86,17 @@ describe("parseRules", () => {
     expect(
       parseRules("rules: [{name: a, key: [x], rate: 2/h, burst: 1}]", "f").rules[0]?.limit.emissionIntervalUs,
     ).toBe(1_800_000_000);
+  });
+
+  it("accepts the deployment's example file, the README's example", () => {
+    const path = join(import.meta.dirname, "../../../../deploy/base/agent/rules.yaml");
+    const text = readFileSync(path, "utf8");
+    expect(text).toContain(EXAMPLE);
+    expect(parseRules(text, path).rules.map((rule) => rule.name)).toEqual(["login", "tenant", "per-ip"]);
+    const readme = readFileSync(join(import.meta.dirname, "../../README.md"), "utf8");
+    // The README's formatter aligns comments its own way.
+    const spaced = (t: string) => t.replace(/ +#/g, " #");
+    expect(spaced(readme)).toContain(spaced(EXAMPLE));
   });
 
   it("accepts JSON", () => {

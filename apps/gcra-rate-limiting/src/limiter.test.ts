@@ -1,12 +1,12 @@
 import { Writable } from "node:stream";
 import { freePort, type RedisServer, startRedis, waitFor } from "@spoekit/harness";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "./config.ts";
 import { createLimiter } from "./limiter.ts";
 
 /** A pino logger whose JSON lines the test reads. */
-function capturedLog(): { log: ReturnType<typeof pino>; lines: () => Record<string, unknown>[] } {
+function capturedLog(): { log: Logger; lines: () => Record<string, unknown>[] } {
   const chunks: string[] = [];
   const sink = new Writable({
     write(chunk, _encoding, done) {
@@ -14,7 +14,7 @@ function capturedLog(): { log: ReturnType<typeof pino>; lines: () => Record<stri
       done();
     },
   });
-  const log = pino({ level: "debug" }, sink);
+  const log: Logger = pino({ level: "debug" }, sink);
   return {
     log,
     lines: () =>

@@ -1,45 +1,17 @@
 import { createConnection, type Socket } from "node:net";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
 import type { RedisOptions } from "iovalkey";
-import type { Resolved, ValkeyNode } from "./valkey-types.ts";
+import { type ProbeOptions, withProbe } from "./probe.ts";
+import type { ValkeyNode } from "./valkey-types.ts";
 
 /** The iovalkey module, as `connection.ts` loads it. */
 type Iovalkey = typeof import("iovalkey");
 
-/** What a {@link findPrimary} probe needs to log in. */
-export interface ProbeOptions {
-  readonly resolved: Resolved;
-  readonly connectTimeoutMs: number;
-}
-
 /** Asks `node` for its role (`ROLE`): `master`, `slave`, `sentinel`. */
-async function roleOf(iovalkey: Iovalkey, node: ValkeyNode, options: ProbeOptions): Promise<string> {
-  const { resolved } = options;
-  const probe = new iovalkey.Redis({
-    host: node.host,
-    port: node.port,
-    ...(resolved.tls !== undefined ? { tls: resolved.tls } : {}),
-    ...(resolved.username !== undefined ? { username: resolved.username } : {}),
-    ...(resolved.password !== undefined ? { password: resolved.password } : {}),
-    connectTimeout: options.connectTimeoutMs,
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    enableReadyCheck: false,
-  });
-  let socketError: unknown;
-  probe.on("error", (error) => {
-    socketError ??= error;
-  });
-  try {
-    await probe.connect();
-    const role = (await probe.call("ROLE")) as unknown[];
-    return String(role[0]);
-  } catch (error) {
-    throw socketError ?? error;
-  } finally {
-    probe.disconnect();
-  }
+function roleOf(iovalkey: Iovalkey, node: ValkeyNode, options: ProbeOptions): Promise<string> {
+  return withProbe(iovalkey, node, options, async (probe) =>
+    String(((await probe.call("ROLE")) as unknown[])[0]),
+  );
 }
 
 /**

@@ -3,6 +3,7 @@ import type { Cluster, Redis } from "iovalkey";
 import { createClient, iovalkeyModule, resolve, type ValkeyConnectionOptions } from "./connection.ts";
 import { failureKind, GcraStoreError, toStoreError } from "./errors.ts";
 import type { Incidents } from "./events.ts";
+import { withProbe } from "./probe.ts";
 import { ALL_KEYS } from "./store.ts";
 import type { ValkeyMode } from "./valkey-types.ts";
 
@@ -19,39 +20,25 @@ const DETECT_DELAYS_MS = [50, 100, 200, 500, 1000, 2000];
  */
 export async function detectMode(options: ValkeyConnectionOptions): Promise<ValkeyMode> {
   const resolved = resolve(options, "auto");
+  const connectTimeoutMs = options.connectTimeoutMs ?? 2000;
   let lastError: unknown = new Error("no Valkey node to ask");
   for (const node of resolved.nodes) {
-    for (const withCredentials of [false, true]) {
-      if (withCredentials && resolved.username === undefined && resolved.password === undefined) break;
-      const probe = new (iovalkeyModule().Redis)({
-        host: node.host,
-        port: node.port,
-        ...(resolved.tls !== undefined ? { tls: resolved.tls } : {}),
-        ...(withCredentials && resolved.username !== undefined ? { username: resolved.username } : {}),
-        ...(withCredentials && resolved.password !== undefined ? { password: resolved.password } : {}),
-        connectTimeout: options.connectTimeoutMs ?? 2000,
-        lazyConnect: true,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-        enableReadyCheck: false,
-      });
-      // The socket's own error (a refused TLS certificate, say) says more than the rejection.
-      let socketError: unknown;
-      probe.on("error", (error) => {
-        socketError ??= error;
-      });
+    for (const credentials of [false, true]) {
+      if (credentials && resolved.username === undefined && resolved.password === undefined) break;
       try {
-        await probe.connect();
-        const info = await probe.info();
+        const info = await withProbe(
+          iovalkeyModule(),
+          node,
+          { resolved, connectTimeoutMs, credentials },
+          (probe) => probe.info(),
+        );
         if (/redis_mode:sentinel/.test(info)) return "sentinel";
         if (/cluster_enabled:1/.test(info)) return "cluster";
         // Several nodes of a plain deployment: a primary and its replicas, whichever answered.
         return resolved.nodes.length > 1 ? "replication" : "standalone";
       } catch (error) {
-        lastError = socketError ?? error;
+        lastError = error;
         if (failureKind(error) !== "auth") break;
-      } finally {
-        probe.disconnect();
       }
     }
   }

@@ -200,6 +200,8 @@ describe("failure policies", () => {
       onEvent: (event) => closedEvents.push(event),
     });
     try {
+      // Connected and the script loaded: the first calls do not race their 100 ms deadline.
+      expect(await Promise.all([open.warmUp(20_000), closed.warmUp(20_000)])).toEqual([true, true]);
       expect((await open.check("a", limit)).source).toBe("store");
       expect((await closed.check("a", limit)).source).toBe("store");
       await own.kill();

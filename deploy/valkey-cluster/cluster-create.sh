@@ -7,11 +7,14 @@ set -eu
 cli="${VALKEY_CLI:-valkey-cli}"
 user="${VALKEY_USER:-default}"
 tries="${WAIT_TRIES:-90}"
+# With TLS (deploy/components/valkey-tls): e.g. "--tls --cacert /tls/ca.crt".
+tls="${VALKEY_CLI_TLS:-}"
 
 ask() {
   node="$1"
   shift
-  "$cli" --no-auth-warning --user "$user" -h "${node%:*}" -p "${node##*:}" "$@"
+  # shellcheck disable=SC2086 # $tls: one argument per word
+  "$cli" $tls --no-auth-warning --user "$user" -h "${node%:*}" -p "${node##*:}" "$@"
 }
 
 for node in $CLUSTER_NODES; do

@@ -34,40 +34,48 @@ export function kustomize(name: string, directory: string): Rendering {
   return { name, yaml, documents: parseDocuments(yaml), objects: loadAllYaml(yaml) as KubernetesObject[] };
 }
 
-/** The components block the Kubernetes overlay carries commented out, and its enabled form. */
-export const valkeyClusterSwitch = {
-  commented: "# components:\n#   - ../../valkey-cluster\n",
-  enabled: "components:\n  - ../../valkey-cluster\n",
-} as const;
+/** The component line of the Kubernetes overlay that makes the Valkey Cluster the store. */
+export const valkeyClusterComponent = "  - ../../valkey-cluster\n";
 
 /**
- * Renders an overlay after the edit deploy/README.md tells operators to make for a Valkey
- * Cluster: uncommenting the component in the Kubernetes overlay, in a copy of deploy/.
+ * Renders an overlay of a copy of deploy/ after `edit` changed the Kubernetes overlay's
+ * kustomization.yaml (which the OpenShift overlay builds on); `edit` must change something.
  */
-export function kustomizeWithValkeyCluster(name: string, overlay: "kubernetes" | "openshift"): Rendering {
+export function kustomizeEdited(
+  name: string,
+  overlay: "kubernetes" | "openshift",
+  edit: (kustomization: string) => string,
+): Rendering {
   const copy = mkdtempSync(join(tmpdir(), "spoekit-deploy-"));
   try {
-    for (const part of ["base", "overlays", "valkey-cluster"]) {
+    for (const part of ["base", "overlays", "valkey-cluster", "components"]) {
       cpSync(fromRoot(`deploy/${part}`), join(copy, part), { recursive: true });
     }
     const file = join(copy, "overlays/kubernetes/kustomization.yaml");
     const text = readFileSync(file, "utf8");
-    if (!text.includes(valkeyClusterSwitch.commented)) {
-      throw new Error("deploy/overlays/kubernetes no longer carries the commented valkey-cluster component");
-    }
-    writeFileSync(file, text.replace(valkeyClusterSwitch.commented, valkeyClusterSwitch.enabled));
+    const edited = edit(text);
+    if (edited === text) throw new Error(`${name}: the edit changed nothing in deploy/overlays/kubernetes`);
+    writeFileSync(file, edited);
     return kustomize(name, join(copy, "overlays", overlay));
   } finally {
     rmSync(copy, { recursive: true, force: true });
   }
 }
 
-/** Every way the repository's manifests are meant to be rendered. */
+/**
+ * Renders an overlay after the edit deploy/README.md describes for the valkey Helm chart
+ * option: the valkey-cluster component left out of the Kubernetes overlay.
+ */
+export function kustomizeWithValkeyChart(name: string, overlay: "kubernetes" | "openshift"): Rendering {
+  return kustomizeEdited(name, overlay, (text) => text.replace(valkeyClusterComponent, ""));
+}
+
+/** Every way the repository's manifests are meant to be rendered: the defaults first. */
 export function renderAll(): Rendering[] {
   return [
     kustomize("kubernetes", fromRoot("deploy/overlays/kubernetes")),
     kustomize("openshift", fromRoot("deploy/overlays/openshift")),
-    kustomizeWithValkeyCluster("kubernetes + valkey-cluster", "kubernetes"),
-    kustomizeWithValkeyCluster("openshift + valkey-cluster", "openshift"),
+    kustomizeWithValkeyChart("kubernetes + valkey chart", "kubernetes"),
+    kustomizeWithValkeyChart("openshift + valkey chart", "openshift"),
   ];
 }

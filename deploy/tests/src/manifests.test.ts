@@ -32,6 +32,29 @@ import {
 const renderings = renderAll();
 const agentImage = "ghcr.io/spoekit/gcra-rate-limiting";
 
+/** The highest "agent peak RSS" apps/gcra-rate-limiting/BENCHMARKS.md reports, in MiB. */
+const measuredPeakRssMiB = Math.max(
+  ...readFileSync(fromRoot("apps/gcra-rate-limiting/BENCHMARKS.md"), "utf8")
+    .split("\n")
+    .filter((line) => line.includes("**agent peak RSS**"))
+    .flatMap((line) => [...line.matchAll(/\*\*([\d.]+) MiB\*\*/g)].map((m) => Number(m[1]))),
+);
+
+/**
+ * The SPOP connections one agent accepts: the app's SPOA_MAX_CONNECTIONS default once it has
+ * that setting, else the cap deploy/README.md (Sizing) plans with.
+ */
+const agentConnectionCap = Number(
+  (settings as Record<string, { default?: string | undefined }>).SPOA_MAX_CONNECTIONS?.default ?? 1024,
+);
+
+/** A Kubernetes memory quantity (Mi or Gi) in MiB. */
+function mebibytes(quantity: string | undefined): number {
+  const match = /^(\d+)(Mi|Gi)$/.exec(quantity ?? "");
+  if (!match) throw new Error(`unexpected memory quantity ${quantity}`);
+  return Number(match[1]) * (match[2] === "Gi" ? 1024 : 1);
+}
+
 describe.each(renderings)("$name", ({ name, documents, objects }) => {
   const agent = workload(objects, "Deployment", "gcra-rate-limiting");
   const agentContainer = container(agent.pod, "agent");
@@ -124,10 +147,48 @@ describe.each(renderings)("$name", ({ name, documents, objects }) => {
     expect(agent.pod.terminationGracePeriodSeconds ?? 30).toBeGreaterThan(config.drainTimeoutMs / 1000 + 10);
   });
 
-  it("asks for the agent's resources as sized (250m/64Mi, limits 1 CPU/128Mi)", () => {
-    expect(agentContainer.resources).toEqual({
-      requests: { cpu: "250m", memory: "64Mi" },
-      limits: { cpu: "1", memory: "128Mi" },
+  it("gives the agent a memory limit of at least its measured peak RSS + 25 %, and requests below it", () => {
+    const config = loadConfig(containerEnvironment(agentContainer, { namespace }), () =>
+      Number(agentContainer.resources?.limits?.cpu),
+    );
+    expect(config.workers).toBe(1);
+    const limit = mebibytes(agentContainer.resources?.limits?.memory);
+    expect(limit).toBeGreaterThanOrEqual(measuredPeakRssMiB * 1.25);
+    expect(mebibytes(agentContainer.resources?.requests?.memory)).toBeGreaterThanOrEqual(measuredPeakRssMiB);
+    expect(mebibytes(agentContainer.resources?.requests?.memory)).toBeLessThanOrEqual(limit);
+  });
+
+  it("orders the Argo CD sync: Valkey, its cluster-create Job, agents, then HAProxy", () => {
+    const wave = (o: KubernetesObject) =>
+      Number(o.metadata?.annotations?.["argocd.argoproj.io/sync-wave"] ?? 0);
+    const valkey = objects.filter(
+      (o) => o.metadata?.labels?.["app.kubernetes.io/instance"] === "valkey-cluster",
+    );
+    const nodes = valkey.filter((o) => o.kind !== "Job");
+    const job = valkey.find((o) => o.kind === "Job");
+    // Monitoring objects (ServiceMonitors) carry the same labels but need no order.
+    const workloadObjects = objects.filter((o) => o.kind !== "ServiceMonitor");
+    const component = (value: string) =>
+      workloadObjects.filter((o) => o.metadata?.labels?.["app.kubernetes.io/component"] === value);
+    const agentObjects = component("agent");
+    const haproxyObjects = component("load-balancer");
+    expect(agentObjects.length).toBeGreaterThan(0);
+    expect(haproxyObjects.length).toBeGreaterThan(0);
+    const agentWaves = new Set(agentObjects.map(wave));
+    expect([...agentWaves]).toEqual([0]);
+    for (const o of haproxyObjects) expect(wave(o), `${o.kind} ${o.metadata?.name}`).toBe(1);
+    if (name.includes("valkey chart")) {
+      expect(valkey).toEqual([]);
+      return;
+    }
+    // The nodes' ConfigMaps are unlabelled (generated): they go with the nodes.
+    const configMaps = objects.filter(
+      (o) => o.kind === "ConfigMap" && o.metadata?.name?.startsWith("valkey-"),
+    );
+    for (const o of [...nodes, ...configMaps]) expect(wave(o), `${o.kind} ${o.metadata?.name}`).toBe(-2);
+    expect(job?.metadata?.annotations).toMatchObject({
+      "argocd.argoproj.io/hook": "Sync",
+      "argocd.argoproj.io/sync-wave": "-1",
     });
   });
 
@@ -214,6 +275,61 @@ describe.each(renderings)("$name", ({ name, documents, objects }) => {
     const env = containerEnvironment(container(haproxy.pod, "haproxy"), { namespace });
     expect(hpa.spec?.maxReplicas).toBeLessThanOrEqual(Number(env.AGENT_SLOTS));
     expect(hpa.spec?.maxReplicas).toBeGreaterThanOrEqual(hpa.spec?.minReplicas ?? 1);
+  });
+
+  describe("HAProxy's own policies", () => {
+    const hpa = named<V2HorizontalPodAutoscaler & V1HorizontalPodAutoscaler>(
+      objects,
+      "HorizontalPodAutoscaler",
+      "haproxy",
+    );
+    const policy = named<V1NetworkPolicy>(objects, "NetworkPolicy", "haproxy");
+    const haproxyContainer = container(haproxy.pod, "haproxy");
+
+    it("autoscales HAProxy, which therefore sets no replica count of its own", () => {
+      expect(hpa.spec?.scaleTargetRef).toMatchObject({ kind: "Deployment", name: haproxy.name });
+      expect(hpa.spec?.minReplicas).toBeGreaterThanOrEqual(2);
+      expect(hpa.spec?.maxReplicas).toBeGreaterThan(hpa.spec?.minReplicas ?? 0);
+      const deployment = named<{ spec?: { replicas?: number } } & KubernetesObject>(
+        objects,
+        "Deployment",
+        "haproxy",
+      );
+      expect(deployment.spec?.replicas).toBeUndefined();
+    });
+
+    it("keeps every HAProxy's SPOE connections to one agent within the agent's connection cap", () => {
+      const env = containerEnvironment(haproxyContainer, { namespace });
+      const perServer = Number(env.AGENT_MAXCONN);
+      expect(perServer).toBeGreaterThan(0);
+      expect((hpa.spec?.maxReplicas ?? 0) * perServer).toBeLessThanOrEqual(agentConnectionCap);
+    });
+
+    it("admits HTTP from the ingress only and stats/metrics from monitoring only", () => {
+      expect(selects(policy.spec?.podSelector, haproxy.podLabels)).toBe(true);
+      expect(policy.spec?.policyTypes).toEqual(["Ingress"]);
+      const [http, stats, ...rest] = policy.spec?.ingress ?? [];
+      expect(rest).toEqual([]);
+      expect(http?.ports?.map((p) => resolvePort(haproxyContainer, p.port))).toEqual([
+        resolvePort(haproxyContainer, "http"),
+      ]);
+      expect(http?._from).toEqual(
+        name.startsWith("openshift")
+          ? [
+              {
+                namespaceSelector: { matchLabels: { "policy-group.network.openshift.io/ingress": "" } },
+                podSelector: {},
+              },
+            ]
+          : [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ingress-nginx" } } }],
+      );
+      expect(stats?.ports?.map((p) => resolvePort(haproxyContainer, p.port))).toEqual([
+        resolvePort(haproxyContainer, "stats"),
+      ]);
+      expect(stats?._from?.[0]?.namespaceSelector?.matchLabels?.["kubernetes.io/metadata.name"]).toBe(
+        name.startsWith("openshift") ? "openshift-user-workload-monitoring" : "monitoring",
+      );
+    });
   });
 
   describe("the agent's NetworkPolicy", () => {

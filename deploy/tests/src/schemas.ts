@@ -1,5 +1,6 @@
+import { readFileSync } from "node:fs";
 import { Application } from "@kubernetes-models/argo-cd/argoproj.io/v1alpha1";
-import { Ajv } from "ajv";
+import { Ajv, type ValidateFunction } from "ajv";
 import { Deployment, StatefulSet } from "kubernetes-models/apps/v1";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
 import { Job } from "kubernetes-models/batch/v1";
@@ -7,6 +8,7 @@ import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { ConfigMap, Secret, Service, ServiceAccount } from "kubernetes-models/v1";
 import type { Plain } from "./kustomize.ts";
+import { fromRoot } from "./paths.ts";
 
 interface ValidatingModel {
   validate(): void;
@@ -29,6 +31,8 @@ const models: Record<string, ModelClass> = {
 };
 
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+// The OpenAPI integer format of the CRD schemas (JavaScript numbers: safe integers).
+ajv.addFormat("int64", { type: "number", validate: (value: number) => Number.isSafeInteger(value) });
 
 /**
  * route.openshift.io/v1 Route, as OpenShift's API reference defines the fields used here;
@@ -87,12 +91,22 @@ const validateRoute = ajv.compile({
   },
 });
 
+/** prometheus-operator's custom resources, from the vendored CRD schemas (see their README). */
+const crdFixture = (file: string) =>
+  ajv.compile(
+    JSON.parse(readFileSync(fromRoot(`deploy/tests/fixtures/prometheus-operator-crds/${file}`), "utf8")),
+  );
+const validators: Record<string, ValidateFunction> = {
+  "route.openshift.io/v1/Route": validateRoute,
+  "monitoring.coreos.com/v1/ServiceMonitor": crdFixture("servicemonitor.schema.json"),
+  "monitoring.coreos.com/v1/PrometheusRule": crdFixture("prometheusrule.schema.json"),
+};
+
 /** Schema errors of one object (empty when valid). */
 export function schemaErrors(document: Plain): string[] {
   const key = `${String(document.apiVersion)}/${String(document.kind)}`;
-  if (key === "route.openshift.io/v1/Route") {
-    return validateRoute(document) ? [] : ajv.errorsText(validateRoute.errors).split(", ");
-  }
+  const validate = validators[key];
+  if (validate) return validate(document) ? [] : ajv.errorsText(validate.errors).split(", ");
   const Model = models[key];
   if (!Model) return [`no schema known for ${key}`];
   try {

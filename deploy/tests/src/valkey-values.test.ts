@@ -1,15 +1,15 @@
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { settings } from "@spoekit/gcra-rate-limiting";
-import { rawCommands, requireBinary, startRedis } from "@spoekit/harness";
+import { rawCommands, startRedis } from "@spoekit/harness";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { coalesce, entriesDeep, unknownKeys } from "./helm-values.ts";
 import { kustomize, type Plain } from "./kustomize.ts";
 import { fromRoot } from "./paths.ts";
+import { writeAcl } from "./valkey-acl.ts";
 import { container, workload } from "./workloads.ts";
 
 const chart = "deploy/tests/fixtures/valkey-helm-0.11.0";
@@ -111,18 +111,18 @@ describe("the Valkey ACL", () => {
   it("lets the agent's user run its script on its keys and nothing beyond them", async () => {
     const dir = mkdtempSync(join(tmpdir(), "spoekit-acl-"));
     cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-    writeFileSync(join(dir, "default"), "admin-password");
-    writeFileSync(join(dir, "gcra"), "agent-password");
-    execFileSync(requireBinary("sh"), [fromRoot("deploy/valkey-cluster/write-acl.sh")], {
-      env: {
-        PATH: process.env.PATH ?? "",
-        SECRETS: dir,
-        ACL_FILE: join(dir, "users.acl"),
-        GCRA_PERMISSIONS: typed.auth.aclUsers.gcra?.permissions ?? "",
-      },
-    });
+    writeAcl(
+      dir,
+      { default: "admin-password", gcra: "agent-password" },
+      typed.auth.aclUsers.gcra?.permissions ?? "",
+    );
     const acl = readFileSync(join(dir, "users.acl"), "utf8");
     expect(acl).not.toContain("password");
+    // Replicas authenticate to their primary as "default": that file needs the password itself.
+    expect(readFileSync(join(dir, "replication.conf"), "utf8")).toBe(
+      'masteruser default\nmasterauth "admin-password"\n',
+    );
+    expect(statSync(join(dir, "replication.conf")).mode & 0o077).toBe(0);
 
     const redis = await startRedis();
     cleanup.push(() => redis.stop());

@@ -121,6 +121,31 @@ describe("PolicyStore.checkAll", () => {
     await policy.close();
   });
 
+  it("counts a failed call against every partition the keys live on, and answers from the policy while any is open", async () => {
+    const store = Object.assign(
+      flaky(() => 0),
+      { partitionOf: (key: string) => key.slice(0, 1) },
+    );
+    const policy = new PolicyStore(store, { policy: "open", failureThreshold: 1, clock: () => 0 });
+    store.failing = true;
+    await policy.checkAll([
+      { key: "a1", limit: TWO },
+      { key: "b1", limit: TWO },
+    ]);
+    expect(
+      policy
+        .stats()
+        .failing.map((f) => f.partition)
+        .sort(),
+    ).toEqual(["a", "b"]);
+    store.failing = false;
+    const calls = store.calls;
+    // Partition b's circuit is open: a request touching it is answered by the policy, not the store.
+    expect((await policy.checkAll([{ key: "b2", limit: TWO }])).source).toBe("open");
+    expect(store.calls).toBe(calls);
+    await policy.close();
+  });
+
   it("closed denies every limit and open allows every limit", async () => {
     for (const mode of ["open", "closed"] as const) {
       const store = flaky(() => 0);

@@ -246,23 +246,23 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
   async checkAll(requests: readonly GcraRequest[]): Promise<GcraMultiDecision> {
     const invalid = invalidRequests(requests);
     if (invalid) throw invalid;
-    const circuits = new Map<string, Circuit>();
+    // Each partition the keys live on, with its circuit and a key of it (to probe it with).
+    const circuits = new Map<string, [Circuit, string]>();
     for (const { key } of requests) {
       const partition = this.#store.partitionOf?.(key) ?? ALL_KEYS;
-      if (!circuits.has(partition)) circuits.set(partition, this.#circuitOf(partition));
+      if (!circuits.has(partition)) circuits.set(partition, [this.#circuitOf(partition), key]);
     }
-    for (const circuit of circuits.values()) if (circuit.open) return this.#answerAll(requests);
+    for (const [circuit] of circuits.values()) if (circuit.open) return this.#answerAll(requests);
     try {
       const result = await this.#store.checkAll(requests);
       const now = this.#clock();
-      for (const circuit of circuits.values()) circuit.succeeded(now);
+      for (const [circuit] of circuits.values()) circuit.succeeded(now);
       this.#decisions.store++;
       return result;
     } catch (error) {
       if (error instanceof GcraInputError) throw error;
       const failure = toStoreError(error);
-      const key = (requests[0] as GcraRequest).key;
-      for (const [partition, circuit] of circuits) this.#failed(partition, circuit, failure, key);
+      for (const [partition, [circuit, key]] of circuits) this.#failed(partition, circuit, failure, key);
       return this.#answerAll(requests);
     }
   }

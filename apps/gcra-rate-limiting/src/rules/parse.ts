@@ -1,5 +1,7 @@
+import { createRequire } from "node:module";
 import { GcraLimit } from "@spoekit/gcra";
-import { isMap, isScalar, isSeq, LineCounter, type Node, type Pair, parseDocument, type YAMLMap } from "yaml";
+import type * as Yaml from "yaml";
+import type { Node, Pair, YAMLMap } from "yaml";
 import { type Cidr, inAny, parseCidr, unmapped } from "./cidr.ts";
 
 /**
@@ -56,8 +58,13 @@ const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 const RATE = /^\s*(\d+(?:\.\d+)?)\s*\/\s*(s|m|h)\s*$/;
 const PERIOD_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000 };
 
+/** The YAML parser, loaded on first use: an agent without a rules file never pays for it at start. */
+let yaml: typeof Yaml | undefined;
+
 /** Parses and validates the text of a rules file; `file` names it in errors. */
 export function parseRules(text: string, file: string): RuleSet {
+  yaml ??= createRequire(import.meta.url)("yaml") as typeof Yaml;
+  const { isMap, isScalar, isSeq, LineCounter, parseDocument } = yaml;
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   const first = doc.errors[0];

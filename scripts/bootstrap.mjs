@@ -88,9 +88,15 @@ function ensureSystemTools() {
   }
 }
 
+/** podman, its companions and the base and stand-in images the container tests run on. */
+function ensureContainerImages() {
+  runOrExit(process.execPath, [join(root, "scripts", "container-images.mjs"), "setup"]);
+}
+
 /** Runs the whole suite once (every workspace as a vitest project) and prints the totals. */
 function testSuite() {
   ensureSystemTools();
+  ensureContainerImages();
   ensureWorkspaceInstalled();
   // Packages are linted and published from dist, so the suite checks a fresh build.
   runOrExit(pnpmCommand().command, [

@@ -1,5 +1,5 @@
 /**
- * The Containerfile, read as a container engine would (there is none on the test machine): two
+ * The Containerfile, read as text (container-image.test.ts builds and runs it with podman): two
  * stages on Node 24 slim, what it copies exists and is not ignored, the ports are the app's, it
  * does not run as root, and its ENTRYPOINT is a file the build produces.
  */

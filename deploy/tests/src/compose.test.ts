@@ -19,6 +19,7 @@ interface ComposeService {
   read_only?: boolean;
   tmpfs?: string[];
   stop_grace_period?: string;
+  deploy?: { replicas?: number };
 }
 
 const file = fromRoot("deploy/compose/compose.yaml");
@@ -32,11 +33,17 @@ const service = (name: string): ComposeService => {
 const haproxy = service("haproxy");
 const agent = service("gcra-rate-limiting");
 
-/** Compose's `${NAME:?message}` interpolation, as the operator's environment would fill it. */
-const interpolate = (env: Record<string, string>) =>
-  Object.fromEntries(
-    Object.entries(env).map(([k, v]) => [k, v.replace(/\$\{[A-Z_]+(:?[?-][^}]*)?\}/g, "x")]),
+/**
+ * Compose's interpolation (`${NAME}`, `${NAME:-default}`, `${NAME:?message}`) with the
+ * environment of an operator who set only what the file requires: defaults apply, required
+ * variables are "x".
+ */
+const interpolate = (text: string): string =>
+  text.replace(/\$\{([A-Z_]+)(?::?([?-])([^}]*))?\}/g, (_, _name: string, kind?: string, value?: string) =>
+    kind === "-" ? (value ?? "") : "x",
   );
+const interpolateAll = (env: Record<string, string>) =>
+  Object.fromEntries(Object.entries(env).map(([k, v]) => [k, interpolate(v)]));
 
 const portOf = (address: string | undefined) => Number(address?.split(":").pop());
 
@@ -74,7 +81,10 @@ describe("deploy/compose/compose.yaml", () => {
     const read = configVariables(canonical.haproxyCfg);
     for (const name of Object.keys(env)) expect(read.has(name), name).toBe(true);
     expect(Object.keys(compose.services)).toEqual(expect.arrayContaining([env.AGENT_HOST, env.BACKEND_HOST]));
-    expect(haproxy.ports).toEqual([`${portOf(env.HTTP_BIND)}:8080`, `${portOf(env.STATS_BIND)}:8404`]);
+    expect(haproxy.ports?.map(interpolate)).toEqual([
+      `${portOf(env.HTTP_BIND)}:8080`,
+      `${portOf(env.STATS_BIND)}:8404`,
+    ]);
   });
 
   it("passes haproxy -c with the compose environment", async () => {
@@ -89,10 +99,11 @@ describe("deploy/compose/compose.yaml", () => {
   it("configures the agent with variables and values its configuration schema accepts", () => {
     const env = agent.environment ?? {};
     for (const name of Object.keys(env)) expect(Object.keys(settings), name).toContain(name);
-    const config = loadConfig(interpolate(env), () => 1);
+    const config = loadConfig(interpolateAll(env), () => 1);
     expect(config.spoeAddress).toMatchObject({ port: Number(haproxy.environment?.AGENT_PORT) });
     expect(config.valkeyNodes.map((url) => url.hostname)).toEqual(["valkey"]);
-    expect(agent.ports).toEqual([`127.0.0.1:${portOf(env.ADMIN_ADDR)}:${portOf(env.ADMIN_ADDR)}`]);
+    // Each replica's admin port on a free loopback port of the host.
+    expect(agent.ports).toEqual([`127.0.0.1::${portOf(env.ADMIN_ADDR)}`]);
     expect(Number.parseInt(agent.stop_grace_period ?? "0", 10)).toBeGreaterThan(config.drainTimeoutMs / 1000);
   });
 
@@ -123,10 +134,19 @@ describe("deploy/compose/compose.yaml", () => {
     expect(command.join(" ")).toContain("--appendonly yes --appendfsync everysec");
   });
 
-  it("pins every image to an explicit tag other than latest", () => {
+  it("runs two agents, which HAProxy's server-template has slots for", () => {
+    const replicas = agent.deploy?.replicas ?? 1;
+    expect(replicas).toBe(2);
+    expect(Number(haproxy.environment?.AGENT_SLOTS)).toBeGreaterThanOrEqual(replicas);
+  });
+
+  it("names each image through a variable whose default pins an explicit tag other than latest", () => {
     for (const [name, s] of Object.entries(compose.services)) {
-      expect(s.image, name).toMatch(/:[^/:]+$/);
-      expect(s.image?.endsWith(":latest"), name).toBe(false);
+      const variable = name === "gcra-rate-limiting" ? "AGENT" : name.toUpperCase();
+      expect(s.image, name).toMatch(new RegExp(`^\\$\\{${variable}_IMAGE:-[^}]+\\}$`));
+      const image = interpolate(s.image ?? "");
+      expect(image, name).toMatch(/^[\w.-]+\/[\w./-]+:[^/:]+$/);
+      expect(image.endsWith(":latest"), name).toBe(false);
     }
   });
 });

@@ -11,6 +11,15 @@ export function spoekitProject(name: string, test: NonNullable<ViteUserConfig["t
   return defineProject({
     resolve: { conditions: sourceConditions },
     ssr: { resolve: { conditions: sourceConditions, externalConditions: ["@spoekit/source"] } },
-    test: { name, include: ["src/**/*.test.ts", "test/**/*.test.ts"], ...test },
+    test: {
+      name,
+      include: ["src/**/*.test.ts", "test/**/*.test.ts"],
+      // A guard against hangs, not a speed requirement: with every core busy, starting real
+      // servers and fuzzing take many times what they take on a quiet machine. What a test
+      // asserts about time, it asserts on its own clocks.
+      testTimeout: 60_000,
+      hookTimeout: 120_000,
+      ...test,
+    },
   });
 }

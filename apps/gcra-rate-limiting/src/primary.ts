@@ -15,7 +15,10 @@ import {
 } from "./lifecycle.ts";
 import { createPrimaryMetrics } from "./metrics.ts";
 
-/** How long a scrape waits for a worker's metrics before leaving that worker out. */
+/**
+ * How long a scrape waits for a worker's metrics before using that worker's last reply instead
+ * (Prometheus' default scrape timeout is 10 s).
+ */
 const METRICS_TIMEOUT_MS = 2000;
 /** Pause before replacing a worker that died. */
 const RESTART_DELAY_MS = 1000;
@@ -24,6 +27,8 @@ interface Tracked {
   readonly worker: Worker;
   state: WorkerState | undefined;
   listened: boolean;
+  /** The worker's last metrics reply: a late worker is summed with it, so no total goes backwards. */
+  lastMetrics: MetricsReply["metrics"] | undefined;
 }
 
 /**
@@ -43,19 +48,19 @@ export async function runPrimary(config: Config): Promise<void> {
   let nextRequest = 0;
   const pending = new Map<number, (reply: MetricsReply | undefined) => void>();
 
-  const metricsOf = (worker: Worker): Promise<MetricsReply | undefined> =>
+  const metricsOf = ({ worker, lastMetrics }: Tracked): Promise<MetricsReply["metrics"] | undefined> =>
     new Promise((resolve) => {
-      if (!worker.isConnected()) return resolve(undefined);
+      if (!worker.isConnected()) return resolve(lastMetrics);
       const id = nextRequest++;
       const timer = setTimeout(() => {
         pending.delete(id);
-        log.warn({ worker: worker.id }, "a worker did not send its metrics in time");
-        resolve(undefined);
+        log.warn({ worker: worker.id }, "a worker did not send its metrics in time: its last ones are used");
+        resolve(lastMetrics);
       }, METRICS_TIMEOUT_MS);
       pending.set(id, (reply) => {
         clearTimeout(timer);
         pending.delete(id);
-        resolve(reply);
+        resolve(reply?.metrics);
       });
       worker.send({ type: "gcra:metrics", id } satisfies ToWorker);
     });
@@ -70,7 +75,7 @@ export async function runPrimary(config: Config): Promise<void> {
 
   const fork = () => {
     const worker = cluster.fork();
-    const entry: Tracked = { worker, state: undefined, listened: false };
+    const entry: Tracked = { worker, state: undefined, listened: false, lastMetrics: undefined };
     tracked.set(worker.id, entry);
     worker.on("message", (message: unknown) => {
       if (isMessage<WorkerState>(message, "gcra:state")) {
@@ -84,6 +89,7 @@ export async function runPrimary(config: Config): Promise<void> {
           }
         }
       } else if (isMessage<MetricsReply>(message, "gcra:metrics")) {
+        entry.lastMetrics = message.metrics;
         pending.get(message.id)?.(message);
       }
     });
@@ -132,9 +138,9 @@ export async function runPrimary(config: Config): Promise<void> {
         });
       },
       metrics: async () => {
-        const replies = await Promise.all([...tracked.values()].map((t) => metricsOf(t.worker)));
+        const replies = await Promise.all([...tracked.values()].map(metricsOf));
         const own = await registry.getMetricsAsJSON();
-        const all = [own, ...replies.flatMap((reply) => (reply ? [reply.metrics] : []))];
+        const all = [own, ...replies.flatMap((metrics) => (metrics ? [metrics] : []))];
         const aggregated = AggregatorRegistry.aggregate(all);
         return { contentType: aggregated.contentType, body: await aggregated.metrics() };
       },

@@ -7,7 +7,7 @@ import { type RedisServer, startRedis, waitFor } from "@spoekit/harness";
 import { checkRateMessage, connectClient, type SpopClient } from "@spoekit/spoe-agent/testing";
 import { ActionType, Scope } from "@spoekit/spop-codec";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AppProcess, startApp, total } from "./stack.ts";
+import { type AppProcess, type Sample, startApp, total } from "./stack.ts";
 
 const password = "lifecycle-secret-7f3a";
 
@@ -141,12 +141,22 @@ describe("the process model", () => {
     expect(pids.size).toBe(2);
     expect(pids.has(agent.process.pid)).toBe(false);
 
-    const metrics = await agent.metrics();
-    expect(total(metrics, "gcra_decisions_total", { outcome: "allowed", source: "store" })).toBe(48);
+    // Summing is what is tested here, not who decided: on a busy machine a store call may miss
+    // VALKEY_TIMEOUT and the policy (open) decide. A worker that misses a scrape's deadline is
+    // summed from its last reply, which its late answer refreshes for the next scrape.
+    let metrics: Sample[] = [];
+    await waitFor(
+      async () => {
+        metrics = await agent.metrics();
+        return total(metrics, "gcra_decisions_total", { outcome: "allowed" }) === 48;
+      },
+      { what: "48 allowed decisions summed over the workers" },
+      () => JSON.stringify(metrics.filter((sample) => sample.name === "gcra_decisions_total")),
+    );
     expect(total(metrics, "spoa_frames_received_total", { type: "notify" })).toBe(48);
     expect(total(metrics, "spoa_connections")).toBe(24);
     expect(total(metrics, "gcra_rate_limiting_workers")).toBe(2);
-    expect(total(metrics, "gcra_store_mode", { mode: "store" })).toBe(2);
+    expect(total(metrics, "gcra_store_mode")).toBe(2);
     expect((await agent.admin("/readyz")).status).toBe(200);
 
     expect(await agent.stop("SIGTERM")).toBe(0);

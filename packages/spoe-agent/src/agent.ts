@@ -4,10 +4,9 @@
  */
 import type { Server, Socket } from "node:net";
 import type { Logger } from "pino";
-import { Connection, type ConnectionInfo } from "./connection.ts";
-import { type CloseCause, dc } from "./diagnostics.ts";
+import { dc } from "./channels.ts";
+import { Connection } from "./connection.ts";
 import { AgentClosedError, InvalidOptionError } from "./errors.ts";
-import type { MessageHandler } from "./exchange.ts";
 import {
   createServer,
   type ListenAddress,
@@ -15,26 +14,11 @@ import {
   parseListenAddress,
   startListening,
 } from "./listen.ts";
+import type { MessageHandler } from "./message-context.ts";
 import { type AgentOptions, resolveOptions } from "./options.ts";
 import { Runtime } from "./runtime.ts";
-
-/**
- * Named lifecycle hooks, run in the order they were added. The synchronous ones
- * (`onConnection`, `onConnectionClose`) run on the connection's path: keep them cheap. A hook
- * that throws is logged and reported on the `error` channel; it does not stop the agent.
- */
-export interface AgentHooks {
-  /** A server started listening (awaited by `listen()`). */
-  onListen: (address: ListenAddress) => void | Promise<void>;
-  /** A connection was accepted, before its HELLO (e.g. to record it, or wrap its socket in tests). */
-  onConnection: (connection: ConnectionInfo) => void;
-  /** A connection closed. */
-  onConnectionClose: (connection: ConnectionInfo, cause: CloseCause) => void;
-  /** `close()` began; awaited before the servers stop accepting. */
-  preClose: () => void | Promise<void>;
-  /** `close()` is done: every server and connection is closed. */
-  onClose: () => void | Promise<void>;
-}
+import { refuse } from "./teardown.ts";
+import type { AgentHooks, ConnectionInfo } from "./types.ts";
 
 /**
  * An SPOE agent: register handlers, then `listen()`. Create it with {@link createAgent}.
@@ -140,7 +124,7 @@ export class SpoeAgent {
     if (runtime.closing) throw new AgentClosedError("the agent is closing; it cannot listen");
     const options = typeof target === "string" ? parseListenAddress(target) : target;
     const server = createServer(options, runtime.options.helloTimeout, this.#accept, this.#onTlsError);
-    server.on("connection", this.#track);
+    server.on("connection", options.tls === undefined ? this.#track : this.#trackTls);
     let address: ListenAddress;
     try {
       address = await startListening(server, options);
@@ -191,14 +175,15 @@ export class SpoeAgent {
       if (runtime.connections.size === 0) resolve();
     });
     for (const connection of runtime.connections) connection.drain();
-    let deadline: NodeJS.Timeout | undefined;
+    const { clock } = runtime.options;
+    let deadline: unknown;
     const timedOut = await Promise.race([
       allClosed.then(() => false),
       new Promise<boolean>((resolve) => {
-        deadline = setTimeout(() => resolve(true), runtime.options.closeTimeout);
+        deadline = clock.setTimer(() => resolve(true), runtime.options.closeTimeout);
       }),
     ]);
-    clearTimeout(deadline);
+    clock.clearTimer(deadline);
     if (timedOut) {
       runtime.log.warn(
         { connections: runtime.connections.size },
@@ -229,11 +214,24 @@ export class SpoeAgent {
     socket.once("close", () => this.#sockets.delete(socket));
   };
 
+  /** A TCP socket under a TLS server: refused at once beyond `maxConnections` (handshakes count). */
+  readonly #trackTls = (socket: Socket): void => {
+    if (this.#sockets.size >= this.#runtime.options.maxConnections) {
+      refuse(this.#runtime, socket, true);
+      return;
+    }
+    this.#track(socket);
+  };
+
   readonly #accept = (socket: Socket, tls: boolean): void => {
     const runtime = this.#runtime;
     if (runtime.closing) {
       // A TLS handshake that finished after close() began.
       socket.destroy();
+      return;
+    }
+    if (runtime.connections.size >= runtime.options.maxConnections) {
+      refuse(runtime, socket, false);
       return;
     }
     runtime.connectionOpened(new Connection(runtime, socket, tls));

@@ -1,7 +1,7 @@
 /**
- * One SPOP connection from HAProxy: the HELLO handshake, NOTIFYs dispatched to handlers and
- * answered in completion order, backpressure, deadlines, DISCONNECT in both directions and
- * every way a socket can end.
+ * One SPOP connection from HAProxy: the socket's events, the session's state machine (HELLO,
+ * open, draining, closing), the read pump and its backpressure, and every way a socket can end.
+ * The handlers run in the {@link Dispatcher}; their ACKs wait in the {@link Outbox}.
  *
  * Reading is pulled: frames are taken from the {@link FrameReader} only while fewer than
  * `maxInFlight` NOTIFYs are unanswered and the socket does not need draining; otherwise the
@@ -11,97 +11,40 @@
  */
 import type { Socket } from "node:net";
 import {
-  type Action,
   agentDisconnectFrame,
   agentHelloFrame,
+  type Disconnect,
   DisconnectStatus,
   disconnectReason,
   type Frame,
   FrameReader,
   FrameType,
-  type FrameWriter,
-  frameTypeNames,
   type HaproxyDisconnectFrame,
   type HaproxyHello,
   type HaproxyHelloFrame,
-  type NotifyFrame,
-  negotiateHello,
   parseDisconnect,
-  parseHaproxyHello,
   SpopError,
 } from "@spoekit/spop-codec";
 import type { Logger } from "pino";
-import { type CloseCause, dc, type NotifyOutcome } from "./diagnostics.ts";
+import { dc } from "./channels.ts";
+import { Dispatcher } from "./dispatch.ts";
 import {
-  AckEncodingError,
   AgentClosedError,
   ConnectionClosedError,
-  HandlerFailedError,
-  HandlerTimeoutError,
   ProtocolError,
+  ResourceLimitError,
+  type SpoeAgentError,
 } from "./errors.ts";
-import { Exchange, MessageContext, NO_ACTIONS } from "./exchange.ts";
+import type { Exchange } from "./exchange.ts";
+import { Outbox, publishDisconnect, publishFramesOut } from "./outbox.ts";
 import type { Runtime } from "./runtime.ts";
-
-/** What handlers, hooks and diagnostics see of a connection. */
-export interface ConnectionInfo {
-  /** Unique per agent, from 1. */
-  readonly id: number;
-  /** The socket (a `TLSSocket` with TLS). Writing to it breaks the protocol: read only. */
-  readonly socket: Socket;
-  readonly tls: boolean;
-  /** HAProxy's address (`undefined` on a unix socket). */
-  readonly remoteAddress: string | undefined;
-  readonly remotePort: number | undefined;
-  /** The connection's logger: a child of the agent's with `connection` and `remote`. */
-  readonly log: Logger;
-  /** What HAProxy's HELLO said, once received. */
-  readonly hello: HaproxyHello | undefined;
-  /** The `engine-id` of HAProxy's HELLO (one per SPOE engine and HAProxy process). */
-  readonly engineId: string | undefined;
-  /** A health-check connection (`healthcheck` in the HELLO). */
-  readonly healthcheck: boolean;
-  /** The negotiated max-frame-size (the agent's own until the HELLO). */
-  readonly maxFrameSize: number;
-  /** The negotiated capabilities (empty until the HELLO). */
-  readonly capabilities: readonly string[];
-  /** NOTIFYs received and not yet answered on this connection. */
-  readonly inFlight: number;
-}
-
-const State = {
-  /** Waiting for HAPROXY-HELLO. */
-  HANDSHAKE: 0,
-  OPEN: 1,
-  /** Answering what is in flight (and, on `close()`, what is buffered), then AGENT-DISCONNECT. */
-  DRAINING: 2,
-  /** AGENT-DISCONNECT (or a health check's AGENT-HELLO) sent; waiting for the socket to close. */
-  CLOSING: 3,
-  CLOSED: 4,
-} as const;
-type State = (typeof State)[keyof typeof State];
-
-/** Errors that mean "HAProxy went away": a normal close, logged at debug. */
-const RESET_CODES = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE"]);
-/** How long a socket may take to close after the agent ended it before it is destroyed. */
-const END_GRACE_MS = 1000;
-
-function asError(value: unknown): Error {
-  return value instanceof Error
-    ? value
-    : new HandlerFailedError(`a handler threw a non-Error value: ${String(value)}`, { cause: value });
-}
-
-function isThenable(value: unknown): value is PromiseLike<void> {
-  return (
-    value !== null &&
-    (typeof value === "object" || typeof value === "function") &&
-    typeof (value as PromiseLike<void>).then === "function"
-  );
-}
+import { acceptHello, type Handshake, outOfOrder, State } from "./session.ts";
+import { peerOf, Teardown } from "./teardown.ts";
+import { Timeouts } from "./timeouts.ts";
+import type { ManagedConnection } from "./types.ts";
 
 /** @internal Created by the agent for each accepted socket. */
-export class Connection implements ConnectionInfo {
+export class Connection implements ManagedConnection {
   readonly id: number;
   readonly socket: Socket;
   readonly tls: boolean;
@@ -117,36 +60,22 @@ export class Connection implements ConnectionInfo {
 
   readonly #runtime: Runtime;
   readonly #reader: FrameReader;
+  readonly #dispatcher: Dispatcher;
+  readonly #outbox: Outbox;
   #state: State = State.HANDSHAKE;
   /** False once HAPROXY-DISCONNECT arrived: nothing after it is read. */
   #readFrames = true;
   #paused = false;
   /** Inside #pump(): a nested call (a drain started by a frame) leaves the work to the outer one. */
   #pumping = false;
-  /** The last write hit the socket's high-water mark; wait for 'drain'. */
-  #writeBlocked = false;
   /** In the runtime's flush queue. */
   #scheduled = false;
   /** Inside a 'data' event: ACKs ready by its end are written at its end, not at setImmediate. */
   #reading = false;
-  /** Recycled exchanges, at most maxInFlight. */
-  readonly #pool: Exchange[] = [];
-  /**
-   * Settled exchanges whose ACK is not written yet: the first `#readyCount`. The array keeps its
-   * store between flushes (`length = 0` would free it), so that queueing the ACKs of a read does
-   * not allocate a new one each time.
-   */
-  readonly #ready: Exchange[] = [];
-  #readyCount = 0;
-  /** Exchanges whose handlers still run, oldest first (so the head has the nearest deadline). */
-  #head: Exchange | undefined = undefined;
-  #tail: Exchange | undefined = undefined;
-  #deadlineTimer: NodeJS.Timeout | undefined = undefined;
-  #helloTimer: NodeJS.Timeout | undefined = undefined;
-  #endTimer: NodeJS.Timeout | undefined = undefined;
-  #closeCause: CloseCause | undefined = undefined;
-  #sawEnd = false;
-  #socketError: Error | undefined = undefined;
+  readonly #timeouts: Timeouts;
+  /** Bytes received and not yet decoded, as last counted into the runtime's total. */
+  #buffered = 0;
+  readonly #teardown: Teardown;
 
   constructor(runtime: Runtime, socket: Socket, tls: boolean) {
     const { options } = runtime;
@@ -165,14 +94,14 @@ export class Connection implements ConnectionInfo {
       maxFrameSize: options.maxFrameSize,
       fragmentation: options.fragmentation,
     });
+    this.#dispatcher = new Dispatcher(runtime, this, this.#onSettled);
+    this.#outbox = new Outbox(runtime, this);
+    this.#teardown = new Teardown(runtime, this);
     socket.setNoDelay(true);
     socket.on("data", this.#onData);
-    socket.on("error", this.#onError);
-    socket.on("end", this.#onEnd);
     socket.on("close", this.#onClose);
     socket.on("drain", this.#onDrain);
-    socket.on("timeout", this.#onIdle);
-    this.#helloTimer = setTimeout(this.#onHelloTimeout, options.helloTimeout);
+    this.#timeouts = new Timeouts(options, this.#onHelloTimeout, this.#onIdle, () => this.inFlight > 0);
     this.log.debug("connection accepted");
   }
 
@@ -180,6 +109,7 @@ export class Connection implements ConnectionInfo {
 
   readonly #onData = (chunk: Buffer): void => {
     if (this.#state >= State.CLOSING || !this.#readFrames) return; // read and discarded
+    this.#timeouts.touch();
     this.#reader.push(chunk);
     this.#reading = true;
     try {
@@ -188,18 +118,24 @@ export class Connection implements ConnectionInfo {
       this.#reading = false;
     }
     // The ACKs of synchronous handlers are ready now: one write for all of this read's.
-    if (this.#readyCount > 0) this.flush();
+    if (this.#outbox.size > 0) this.flush();
   };
 
-  /** Takes frames while the bounds allow; pauses or resumes the socket accordingly. */
+  /** Takes what the bounds allow, then counts what stays buffered against its bounds. */
   #pump(): void {
+    this.#take();
+    if (this.#reader.bufferedBytes !== this.#buffered) this.#account();
+  }
+
+  /** Takes frames while the bounds allow; pauses or resumes the socket accordingly. */
+  #take(): void {
     if (this.#pumping) return;
     const reader = this.#reader;
     const maxInFlight = this.#runtime.options.maxInFlight;
     this.#pumping = true;
     try {
       while (this.#state <= State.DRAINING && this.#readFrames) {
-        if (this.inFlight >= maxInFlight || this.#writeBlocked) {
+        if (this.inFlight >= maxInFlight || this.#outbox.blocked) {
           this.#pauseReading();
           return;
         }
@@ -223,6 +159,22 @@ export class Connection implements ConnectionInfo {
     }
   }
 
+  /** Updates the runtime's total of buffered bytes; disconnects when a bound is passed. */
+  #account(): void {
+    const runtime = this.#runtime;
+    const buffered = this.#state >= State.CLOSING ? 0 : this.#reader.bufferedBytes;
+    runtime.bufferedBytes += buffered - this.#buffered;
+    this.#buffered = buffered;
+    const message = buffered === 0 ? undefined : runtime.overBufferBounds(buffered);
+    if (message === undefined) return;
+    this.#sendDisconnect(
+      DisconnectStatus.RESOURCE_ALLOCATION_ERROR,
+      message,
+      undefined,
+      new ResourceLimitError(message),
+    );
+  }
+
   #pauseReading(): void {
     if (this.#paused) return;
     this.#paused = true;
@@ -239,74 +191,48 @@ export class Connection implements ConnectionInfo {
     if (dc.frameIn.hasSubscribers) {
       dc.frameIn.publish({ agent: this.#runtime.agent, connection: this, type: frame.type, count: 1 });
     }
-    switch (frame.type) {
-      case FrameType.NOTIFY:
-        if (this.#state === State.HANDSHAKE) {
-          this.#protocolError(
-            new SpopError(DisconnectStatus.INVALID_FRAME, "NOTIFY before HAPROXY-HELLO", {
-              field: "frame type",
-            }),
-          );
-        } else {
-          this.#onNotify(frame);
-        }
-        return;
-      case FrameType.HAPROXY_HELLO:
-        this.#onHello(frame);
-        return;
-      case FrameType.HAPROXY_DISCONNECT:
-        this.#onHaproxyDisconnect(frame);
-        return;
-      default:
-        this.#protocolError(
-          new SpopError(
-            DisconnectStatus.INVALID_FRAME,
-            `${frameTypeNames[frame.type]} is not a frame HAProxy sends`,
-            { field: "frame type" },
-          ),
-        );
+    const { type } = frame;
+    if (type === FrameType.NOTIFY && this.#state !== State.HANDSHAKE) {
+      this.inFlight++;
+      this.#dispatcher.dispatch(frame, this.#outbox.take());
+    } else if (type === FrameType.HAPROXY_HELLO && this.#state === State.HANDSHAKE) {
+      this.#onHello(frame);
+    } else if (type === FrameType.HAPROXY_DISCONNECT) {
+      this.#onHaproxyDisconnect(frame);
+    } else {
+      this.#protocolError(outOfOrder(type, this.#state));
     }
   }
 
   // ── handshake and disconnect ────────────────────────────────────────────────────────────
 
   #onHello(frame: HaproxyHelloFrame): void {
-    if (this.#state !== State.HANDSHAKE) {
-      this.#protocolError(
-        new SpopError(DisconnectStatus.INVALID_FRAME, "a second HAPROXY-HELLO", { field: "frame type" }),
-      );
-      return;
-    }
     const { options } = this.#runtime;
-    let hello: HaproxyHello;
-    let agreed: ReturnType<typeof negotiateHello>;
+    let handshake: Handshake;
     try {
-      hello = parseHaproxyHello(frame);
-      agreed = negotiateHello(hello, {
-        maxFrameSize: options.maxFrameSize,
-        capabilities: options.capabilities,
-      });
+      handshake = acceptHello(frame, options);
     } catch (error) {
       this.#protocolError(error);
       return;
     }
-    clearTimeout(this.#helloTimer);
+    const { hello, agreed } = handshake;
+    this.#timeouts.clear();
     this.hello = hello;
     this.engineId = hello.engineId;
     this.healthcheck = hello.healthcheck;
     this.maxFrameSize = agreed.maxFrameSize;
     this.capabilities = agreed.capabilities;
     this.#reader.maxFrameSize = agreed.maxFrameSize;
-    const writer = this.#writer();
+    const writer = this.#runtime.writerFor(this.maxFrameSize);
     writer.write(agentHelloFrame(agreed));
     const bytes = writer.flush();
-    this.#published(FrameType.AGENT_HELLO, 1);
+    publishFramesOut(this.#runtime, this, FrameType.AGENT_HELLO, 1);
     if (dc.hello.hasSubscribers) {
       dc.hello.publish({ agent: this.#runtime.agent, connection: this, healthcheck: hello.healthcheck });
     }
     if (hello.healthcheck) {
       this.log.debug("health check answered");
-      this.#closeCause = "healthcheck";
+      this.#teardown.cause = "healthcheck";
       this.#end(bytes);
       return;
     }
@@ -316,31 +242,21 @@ export class Connection implements ConnectionInfo {
       { engineId: hello.engineId, maxFrameSize: agreed.maxFrameSize, capabilities: agreed.capabilities },
       "handshake done",
     );
-    const { idleTimeout } = options;
-    if (idleTimeout > 0) this.socket.setTimeout(idleTimeout);
+    this.#timeouts.helloDone();
     if (this.#runtime.closing) this.drain();
   }
 
   #onHaproxyDisconnect(frame: HaproxyDisconnectFrame): void {
-    let status: number;
-    let message: string;
+    let disconnect: Disconnect;
     try {
-      ({ status, message } = parseDisconnect(frame));
+      disconnect = parseDisconnect(frame);
     } catch (error) {
       this.#protocolError(error);
       return;
     }
-    this.log.debug({ status, reason: message }, "HAPROXY-DISCONNECT received");
-    if (dc.disconnect.hasSubscribers) {
-      dc.disconnect.publish({
-        agent: this.#runtime.agent,
-        connection: this,
-        direction: "received",
-        status,
-        message,
-      });
-    }
-    this.#closeCause = "haproxy-disconnect";
+    this.log.debug({ status: disconnect.status, reason: disconnect.message }, "HAPROXY-DISCONNECT received");
+    publishDisconnect(this.#runtime, this, "received", disconnect);
+    this.#teardown.cause = "haproxy-disconnect";
     this.#readFrames = false;
     this.#state = State.DRAINING;
     // The rest is answered by #pump(): AGENT-DISCONNECT once the in-flight ACKs are written.
@@ -356,19 +272,21 @@ export class Connection implements ConnectionInfo {
    * Sends the ready ACKs and AGENT-DISCONNECT in one write and ends the socket. Handlers still
    * running are cancelled: after a DISCONNECT HAProxy reads nothing more on this connection.
    */
-  #sendDisconnect(status: number, message: string, cause?: SpopError): void {
-    const { agent } = this.#runtime;
+  #sendDisconnect(status: number, message: string, cause?: SpopError, limit?: SpoeAgentError): void {
+    const runtime = this.#runtime;
     if (status !== DisconnectStatus.NORMAL) {
-      const error = new ProtocolError(status, message, { cause });
-      this.log.warn({ err: error, status }, "disconnecting: %s", message);
-      this.#runtime.reportError("protocol", error, this, status);
+      // What a peer did: one line without a stack, rate-limited per peer (the stack at debug).
+      const error = limit ?? new ProtocolError(status, message, { cause });
+      runtime.peerWarn(this.log, peerOf(this.socket), { status }, error, `disconnecting: ${message}`);
+      runtime.reportError(limit === undefined ? "protocol" : "limit", error, this, status);
     } else {
       this.log.debug({ reason: message }, "disconnecting");
     }
-    this.#closeCause ??= "agent-disconnect";
-    this.#cancelRunning(new ConnectionClosedError(`the agent disconnected: ${message}`));
-    const writer = this.#writer();
-    const acks = this.#encodeReady(writer);
+    this.#teardown.cause ??= "agent-disconnect";
+    this.#dispatcher.cancelAll(new ConnectionClosedError(`the agent disconnected: ${message}`));
+    const writer = this.#runtime.writerFor(this.maxFrameSize);
+    const acks = this.#outbox.encode(writer);
+    this.inFlight -= acks;
     try {
       writer.write(agentDisconnectFrame(status, message));
     } catch {
@@ -376,23 +294,19 @@ export class Connection implements ConnectionInfo {
       writer.write(agentDisconnectFrame(status));
     }
     this.#end(writer.flush());
-    if (acks > 0) this.#published(FrameType.ACK, acks);
-    this.#published(FrameType.AGENT_DISCONNECT, 1);
-    if (dc.disconnect.hasSubscribers) {
-      dc.disconnect.publish({ agent, connection: this, direction: "sent", status, message });
-    }
+    if (acks > 0) publishFramesOut(runtime, this, FrameType.ACK, acks);
+    publishFramesOut(runtime, this, FrameType.AGENT_DISCONNECT, 1);
+    publishDisconnect(runtime, this, "sent", { status, message });
   }
 
   /** Writes `bytes` as the last write, then waits (bounded) for the socket to close. */
   #end(bytes: Buffer): void {
     this.#state = State.CLOSING;
-    clearTimeout(this.#helloTimer);
-    this.socket.setTimeout(0);
-    this.socket.end(bytes);
+    this.#timeouts.clear();
+    this.#account(); // what is buffered now is discarded: it no longer counts
+    this.#teardown.end(bytes);
     // Keep reading (and discarding) so that HAProxy's FIN is seen and the socket closes.
     this.#resumeReading();
-    this.#endTimer = setTimeout(() => this.socket.destroy(), END_GRACE_MS);
-    this.#endTimer.unref();
   }
 
   readonly #onHelloTimeout = (): void => {
@@ -404,7 +318,7 @@ export class Connection implements ConnectionInfo {
   };
 
   readonly #onIdle = (): void => {
-    if (this.#state !== State.OPEN || this.inFlight > 0) return;
+    if (this.#state !== State.OPEN) return;
     this.#sendDisconnect(DisconnectStatus.NORMAL, `idle for ${this.#runtime.options.idleTimeout} ms`);
   };
 
@@ -419,7 +333,7 @@ export class Connection implements ConnectionInfo {
     }
     if (this.#state !== State.OPEN) return;
     this.#state = State.DRAINING;
-    this.socket.setTimeout(0);
+    this.#timeouts.clear();
     this.#pauseReading();
     this.#pump();
   }
@@ -431,291 +345,52 @@ export class Connection implements ConnectionInfo {
       this.socket.destroy();
       return;
     }
-    const reason = new AgentClosedError("the agent's close deadline passed");
-    while (this.#head !== undefined) this.#settle(this.#head, "timeout", reason);
+    this.#dispatcher.timeOutAll(new AgentClosedError("the agent's close deadline passed"));
     this.#sendDisconnect(DisconnectStatus.NORMAL, "the agent is closing");
-  }
-
-  // ── NOTIFY → handlers → ACK ─────────────────────────────────────────────────────────────
-
-  #onNotify(frame: NotifyFrame): void {
-    const runtime = this.#runtime;
-    const exchange = this.#pool.pop() ?? new Exchange(this);
-    // The clock is read only when something needs it: async handlers' deadline, diagnostics.
-    exchange.begin(frame, dc.notify.hasSubscribers ? performance.now() : 0);
-    this.inFlight++;
-    const messages = frame.messages;
-    for (let i = 0; i < messages.length; i++) {
-      const message = messages[i] as NotifyFrame["messages"][number];
-      const handler = runtime.handlerFor(message.name);
-      if (handler === undefined) {
-        this.log.debug({ message: message.name }, "no handler for this message");
-        continue;
-      }
-      let result: void | PromiseLike<void>;
-      try {
-        result = handler(new MessageContext(exchange, message));
-      } catch (error) {
-        this.#settle(exchange, "error", asError(error));
-        return;
-      }
-      if (isThenable(result)) {
-        exchange.pending++;
-        this.#watch(exchange, result);
-        if (exchange.settled) return;
-      }
-    }
-    if (exchange.pending === 0) {
-      this.#settle(exchange, "ok", undefined);
-      return;
-    }
-    this.#track(exchange);
-  }
-
-  #watch(exchange: Exchange, result: PromiseLike<void>): void {
-    const { generation } = exchange;
-    try {
-      result.then(
-        () => {
-          if (exchange.generation !== generation || exchange.settled) return;
-          if (--exchange.pending === 0) this.#settle(exchange, "ok", undefined);
-        },
-        (error: unknown) => {
-          if (exchange.generation === generation && !exchange.settled) {
-            this.#settle(exchange, "error", asError(error));
-          }
-        },
-      );
-    } catch (error) {
-      this.#settle(exchange, "error", asError(error));
-    }
-  }
-
-  /** Appends a running exchange to the pending list and arms the deadline timer if idle. */
-  #track(exchange: Exchange): void {
-    const tail = this.#tail;
-    exchange.prev = tail;
-    if (tail === undefined) this.#head = exchange;
-    else tail.next = exchange;
-    this.#tail = exchange;
-    const timeout = this.#runtime.options.handlerTimeout;
-    if (exchange.start === 0) exchange.start = performance.now();
-    if (timeout > 0) {
-      exchange.deadline = exchange.start + timeout;
-      if (this.#deadlineTimer === undefined) this.#deadlineTimer = setTimeout(this.#onDeadline, timeout);
-    }
-  }
-
-  #untrack(exchange: Exchange): void {
-    const { prev, next } = exchange;
-    if (prev === undefined) {
-      if (this.#head !== exchange) return; // not tracked (settled synchronously)
-      this.#head = next;
-    } else {
-      prev.next = next;
-    }
-    if (next === undefined) this.#tail = prev;
-    else next.prev = prev;
-    exchange.prev = undefined;
-    exchange.next = undefined;
-  }
-
-  /** One timer per connection, armed for the oldest running exchange (deadlines are in start order). */
-  readonly #onDeadline = (): void => {
-    this.#deadlineTimer = undefined;
-    const now = performance.now();
-    const timeout = this.#runtime.options.handlerTimeout;
-    for (let head = this.#head; head !== undefined && head.deadline <= now + 1; head = this.#head) {
-      this.#settle(
-        head,
-        "timeout",
-        new HandlerTimeoutError(`the handlers did not finish within ${timeout} ms; answered without them`),
-      );
-    }
-    const head = this.#head;
-    if (head !== undefined && this.#state < State.CLOSED) {
-      this.#deadlineTimer = setTimeout(this.#onDeadline, Math.max(1, head.deadline - now));
-    }
-  };
-
-  /** Ends an exchange: outcome, failure policy, diagnostics; queues its ACK. */
-  #settle(exchange: Exchange, outcome: NotifyOutcome, error: Error | undefined): void {
-    exchange.settled = true;
-    exchange.outcome = outcome;
-    this.#untrack(exchange);
-    if (error !== undefined) this.#failed(exchange, outcome, error);
-    this.#publishNotify(exchange);
-    // From here on only the ids are needed: let the decoded NOTIFY go now, not at the flush.
-    exchange.releaseFrame();
-    this.#ready[this.#readyCount++] = exchange;
-    if (!this.#scheduled && !this.#reading) {
-      this.#scheduled = true;
-      this.#runtime.schedule(this);
-    }
-  }
-
-  #failed(exchange: Exchange, outcome: NotifyOutcome, error: Error): void {
-    const { frame } = exchange;
-    const runtime = this.#runtime;
-    const kind = outcome === "timeout" ? "timeout" : "error";
-    const details = {
-      err: error,
-      streamId: frame.streamId,
-      frameId: frame.frameId,
-      messages: frame.messages.map((message) => message.name),
-    };
-    if (kind === "timeout") this.log.warn(details, "NOTIFY answered at its deadline");
-    else this.log.error(details, "handler failed; NOTIFY answered");
-    runtime.reportError(kind === "timeout" ? "timeout" : "handler", error, this);
-    exchange.abort(error);
-    const policy = runtime.options.failureAck;
-    if (policy === "partial") return;
-    if (policy === "empty") {
-      exchange.ack = NO_ACTIONS;
-      return;
-    }
-    try {
-      exchange.ack = policy({ kind, error, notify: frame, actions: [...exchange.list], connection: this });
-    } catch (policyError) {
-      runtime.hookFailed("failureAck", policyError);
-      exchange.ack = NO_ACTIONS;
-    }
-  }
-
-  #publishNotify(exchange: Exchange): void {
-    if (!dc.notify.hasSubscribers) return;
-    const { frame } = exchange;
-    // A subscriber that came after the NOTIFY was read finds no start time: duration 0.
-    dc.notify.publish({
-      agent: this.#runtime.agent,
-      connection: this,
-      streamId: frame.streamId,
-      frameId: frame.frameId,
-      messages: frame.messages.length,
-      duration: exchange.start === 0 ? 0 : performance.now() - exchange.start,
-      outcome: exchange.outcome,
-    });
-  }
-
-  /** The connection is going away: handlers still running are aborted, their ACK never sent. */
-  #cancelRunning(reason: Error): void {
-    clearTimeout(this.#deadlineTimer);
-    this.#deadlineTimer = undefined;
-    for (let exchange = this.#head; exchange !== undefined; ) {
-      const next = exchange.next;
-      exchange.settled = true;
-      exchange.outcome = "cancelled";
-      exchange.prev = undefined;
-      exchange.next = undefined;
-      exchange.abort(reason);
-      this.#publishNotify(exchange);
-      exchange = next;
-    }
-    this.#head = undefined;
-    this.#tail = undefined;
   }
 
   // ── writing ─────────────────────────────────────────────────────────────────────────────
 
-  #writer(): FrameWriter {
-    const writer = this.#runtime.writer;
-    writer.maxFrameSize = this.maxFrameSize;
-    return writer;
-  }
+  readonly #onSettled = (exchange: Exchange): void => {
+    this.#outbox.push(exchange);
+    if (!this.#scheduled && !this.#reading) {
+      this.#scheduled = true;
+      this.#runtime.schedule(this);
+    }
+  };
 
   /** Writes every ready ACK in one socket write; called by the runtime once per tick. */
   flush(): void {
     this.#scheduled = false;
-    if (this.#state >= State.CLOSING || this.#readyCount === 0) return;
-    if (this.socket.writableNeedDrain) {
-      this.#writeBlocked = true;
+    if (this.#state >= State.CLOSING || this.#outbox.size === 0) return;
+    const written = this.#outbox.write(this.socket, this.#runtime.writerFor(this.maxFrameSize));
+    if (written < 0) {
       this.#pauseReading();
       return;
     }
-    const count = this.#encodeReady(this.#writer());
-    if (!this.socket.write(this.#runtime.writer.flush())) this.#writeBlocked = true;
-    this.#published(FrameType.ACK, count);
+    this.inFlight -= written;
+    this.#timeouts.touch();
     this.#pump();
   }
 
-  /** Encodes the ready ACKs into `writer`; returns how many. */
-  #encodeReady(writer: FrameWriter): number {
-    const ready = this.#ready;
-    const pool = this.#pool;
-    const poolSize = this.#runtime.options.maxInFlight;
-    const count = this.#readyCount;
-    for (let i = 0; i < count; i++) {
-      const exchange = ready[i] as Exchange;
-      this.#encodeAck(writer, exchange);
-      exchange.recycle();
-      if (pool.length < poolSize) pool.push(exchange);
-    }
-    this.#readyCount = 0;
-    this.inFlight -= count;
-    return count;
-  }
-
-  #encodeAck(writer: FrameWriter, exchange: Exchange): void {
-    const { streamId, frameId } = exchange;
-    const filler = this.#runtime.options.noEmptyAck;
-    let actions: readonly Action[] = exchange.ackActions;
-    if (actions.length === 0 && filler !== undefined) actions = filler;
-    try {
-      writer.writeAck(streamId, frameId, actions);
-    } catch (error) {
-      // A SpopError (a value out of range, too many actions for the frame size), or a TypeError
-      // for an object that is no typed value: never let a handler's data break the connection.
-      const failure = new AckEncodingError(
-        `the ACK for stream-id ${streamId} frame-id ${frameId} cannot be encoded; sent without its actions: ${(error as Error).message}`,
-        { cause: error },
-      );
-      this.log.error({ err: failure, streamId, frameId }, "ACK sent without the handlers' actions");
-      this.#runtime.reportError("encoding", failure, this);
-      writer.writeAck(streamId, frameId, filler ?? NO_ACTIONS);
-    }
-  }
-
-  #published(type: FrameType, count: number): void {
-    if (dc.frameOut.hasSubscribers) {
-      dc.frameOut.publish({ agent: this.#runtime.agent, connection: this, type, count });
-    }
-  }
-
   readonly #onDrain = (): void => {
-    if (!this.#writeBlocked) return;
-    this.#writeBlocked = false;
-    if (this.#readyCount > 0) this.flush();
+    if (!this.#outbox.blocked) return;
+    this.#outbox.blocked = false;
+    if (this.#outbox.size > 0) this.flush();
     else this.#pump();
   };
 
   // ── the socket ends ─────────────────────────────────────────────────────────────────────
 
-  readonly #onError = (error: NodeJS.ErrnoException): void => {
-    this.#socketError = error;
-    if (error.code !== undefined && RESET_CODES.has(error.code)) {
-      this.log.debug({ code: error.code }, "connection reset");
-    } else {
-      this.log.warn({ err: error }, "socket error");
-      this.#runtime.reportError("socket", error, this);
-    }
-  };
-
-  readonly #onEnd = (): void => {
-    this.#sawEnd = true;
-    this.log.debug("HAProxy closed the connection");
-  };
-
   readonly #onClose = (): void => {
     this.#state = State.CLOSED;
-    clearTimeout(this.#helloTimer);
-    clearTimeout(this.#endTimer);
-    this.#cancelRunning(new ConnectionClosedError("the connection closed", { cause: this.#socketError }));
-    this.#ready.length = 0;
-    this.#readyCount = 0;
-    const cause: CloseCause =
-      this.#closeCause ??
-      (this.#socketError !== undefined ? "reset" : this.#sawEnd ? "peer-closed" : "destroyed");
+    this.#timeouts.clear();
+    this.#account();
+    const { error } = this.#teardown;
+    this.#dispatcher.cancelAll(new ConnectionClosedError("the connection closed", { cause: error }));
+    this.#outbox.clear();
+    const cause = this.#teardown.closed();
     this.log.debug({ cause }, "connection closed");
-    this.#runtime.connectionClosed(this, cause, this.#socketError);
+    this.#runtime.connectionClosed(this, cause, error);
   };
 }

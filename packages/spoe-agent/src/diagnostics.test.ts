@@ -2,7 +2,7 @@ import { DisconnectStatus, FrameType, Scope, TypedValue } from "@spoekit/spop-co
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { captured } from "../test/captured-frames.ts";
-import { cleanup, logSink, recordChannel, startAgent, until } from "../test/helpers.ts";
+import { allClosed, cleanup, logSink, recordChannel, startAgent } from "../test/helpers.ts";
 import {
   type ConnectionCloseMessage,
   type ConnectionMessage,
@@ -56,7 +56,8 @@ describe("diagnostics channels", () => {
     const checker = await client();
     checker.send(captured.healthcheck26);
     await checker.closed;
-    await until(() => seen.close.length === 2);
+    await allClosed(agent);
+    expect(seen.close).toHaveLength(2);
 
     const [first, second] = seen.open.map((m) => m.connection);
     expect(seen.open.every((m) => m.agent === agent)).toBe(true);

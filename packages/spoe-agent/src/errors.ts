@@ -47,6 +47,14 @@ export class HandlerFailedError extends SpoeAgentError {
   }
 }
 
+/** A lifecycle hook or the `failureAck` function threw something that is not an `Error` (in `cause`). */
+export class HookFailedError extends SpoeAgentError {
+  override readonly name = "HookFailedError";
+  constructor(message: string, options: SpoeAgentErrorOptions = {}) {
+    super("SPOE_AGENT_HOOK_FAILED", message, options);
+  }
+}
+
 /**
  * The connection a NOTIFY came on is gone (HAProxy closed or reset it, or it broke the
  * protocol): the reason of the `signal` of handlers still running. Their ACK is not sent.
@@ -92,5 +100,17 @@ export class AckEncodingError extends SpoeAgentError {
   override readonly name = "AckEncodingError";
   constructor(message: string, options: SpoeAgentErrorOptions = {}) {
     super("SPOE_AGENT_ACK_ENCODING", message, options);
+  }
+}
+
+/**
+ * A bound of the agent was hit: a connection refused because the agent holds `maxConnections`,
+ * or disconnected (status 13) because it buffered more than `maxBufferedBytes` or pushed the
+ * total over `maxTotalBufferedBytes`.
+ */
+export class ResourceLimitError extends SpoeAgentError {
+  override readonly name = "ResourceLimitError";
+  constructor(message: string) {
+    super("SPOE_AGENT_RESOURCE_LIMIT", message);
   }
 }

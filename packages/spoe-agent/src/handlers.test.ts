@@ -1,7 +1,15 @@
 import { ActionType, type Message, Scope, setVar, TypedValue, unsetVar } from "@spoekit/spop-codec";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { cleanup, logSink, numberArg, recordChannel, sleep, startAgent, until } from "../test/helpers.ts";
+import {
+  Counter,
+  cleanup,
+  deferred,
+  logSink,
+  numberArg,
+  recordChannel,
+  startAgent,
+} from "../test/helpers.ts";
 import {
   channels,
   DataType,
@@ -11,7 +19,7 @@ import {
   type MessageContext,
   type NotifyMessage,
 } from "./index.ts";
-import { checkRateMessage, spoeMessage } from "./testing/index.ts";
+import { checkRateMessage, ManualClock, spoeMessage } from "./testing/index.ts";
 
 afterEach(cleanup);
 
@@ -110,7 +118,7 @@ describe("handlers", () => {
     const { ready } = await startAgent({}, (agent) =>
       agent
         .message("first", async (message) => {
-          await sleep(10);
+          await null; // finishes after the synchronous handlers
           calls.push(message.name);
           message.setVar(Scope.TXN, "a", TypedValue.int32(1));
         })
@@ -172,7 +180,7 @@ describe("a handler that fails", () => {
       "rejects",
       async (m: MessageContext) => {
         m.setVar(Scope.SESS, "ip_score", TypedValue.int32(100));
-        await sleep(1);
+        await null;
         throw new Error("store down");
       },
     ],
@@ -203,42 +211,56 @@ describe("a handler that fails", () => {
 
   it("misses its deadline: answered at the deadline, the late result discarded, its signal aborted", async () => {
     let signal: AbortSignal | undefined;
-    let finished = false;
-    const { ready, errors, notifies } = await failing({ handlerTimeout: 60 }, async (m) => {
+    const clock = new ManualClock();
+    const started = deferred();
+    const late = deferred();
+    const finished = deferred();
+    const { ready, errors, notifies } = await failing({ handlerTimeout: 60, clock }, async (m) => {
       signal = m.signal;
       m.setVar(Scope.SESS, "ip_score", TypedValue.int32(0));
-      await sleep(200);
+      started.resolve();
+      await late.promise;
       m.setVar(Scope.SESS, "late", TypedValue.int32(1));
-      finished = true;
+      finished.resolve();
     });
     const haproxy = await ready();
-    const started = performance.now();
-    const ack = await haproxy.notify([checkRateMessage()]);
-    const elapsed = performance.now() - started;
-    expect(ack.actions).toEqual([score(0)]);
-    expect(elapsed).toBeGreaterThanOrEqual(55);
-    expect(elapsed).toBeLessThan(190);
+    let answered = false;
+    const ack = haproxy.notify([checkRateMessage()]).then((frame) => {
+      answered = true;
+      return frame;
+    });
+    await started.promise;
+    clock.advance(59);
+    expect(signal?.aborted).toBe(false);
+    clock.advance(1);
+    expect((await ack).actions).toEqual([score(0)]);
+    expect(answered).toBe(true);
     expect(signal?.aborted).toBe(true);
     expect(signal?.reason).toMatchObject({ code: "SPOE_AGENT_HANDLER_TIMEOUT" });
     expect(errors.map((e) => e.kind)).toEqual(["timeout"]);
     expect(notifies.map((n) => n.outcome)).toEqual(["timeout"]);
-    await until(() => finished);
-    await sleep(20);
+    late.resolve();
+    await finished.promise;
     expect(haproxy.disconnectReceived).toBeUndefined();
     expect((await haproxy.notify([spoeMessage("quick", {})])).type).toBe(103); // no stray ACK before it
   });
 
   it("misses its deadline among others: only it is answered at the deadline", async () => {
-    const { ready } = await failing({ handlerTimeout: 50 }, async (m) => {
+    const clock = new ManualClock();
+    const running = new Counter();
+    const { ready } = await failing({ handlerTimeout: 50, clock }, async (m) => {
       const ms = numberArg(m, "ms");
-      await sleep(ms);
+      running.hit();
+      await clock.sleep(ms);
       m.setVar(Scope.TXN, "ms", TypedValue.int32(ms));
     });
     const haproxy = await ready();
-    const acks = await Promise.all(
+    const acks = Promise.all(
       [10, 500, 20, 30].map((ms) => haproxy.notify([spoeMessage("m", { ms: TypedValue.int32(ms) })])),
     );
-    expect(acks.map((ack) => ack.actions.length)).toEqual([1, 0, 1, 1]);
+    await running.reached(4);
+    await clock.advanceAsync(50);
+    expect((await acks).map((ack) => ack.actions.length)).toEqual([1, 0, 1, 1]);
   });
 
   it('is answered with no action under failureAck "empty"', async () => {
@@ -250,21 +272,28 @@ describe("a handler that fails", () => {
   });
 
   it("is answered with what a failureAck function decides", async () => {
+    const clock = new ManualClock();
+    const running = new Counter();
     const { ready } = await failing(
       {
         handlerTimeout: 30,
+        clock,
         failureAck: (failure) => [setVar(Scope.TXN, "failed", TypedValue.string(failure.kind))],
       },
       async (m) => {
+        running.hit();
         if (m.args.fail !== undefined) throw new Error("x");
-        await sleep(100);
+        await clock.sleep(100);
       },
     );
     const haproxy = await ready();
-    const [thrown, late] = await Promise.all([
+    const both = Promise.all([
       haproxy.notify([spoeMessage("m", { fail: TypedValue.bool(true) })]),
       haproxy.notify([spoeMessage("m", {})]),
     ]);
+    await running.reached(2);
+    clock.advance(30);
+    const [thrown, late] = await both;
     expect(thrown.actions).toEqual([setVar(Scope.TXN, "failed", TypedValue.string("error"))]);
     expect(late.actions).toEqual([setVar(Scope.TXN, "failed", TypedValue.string("timeout"))]);
   });
@@ -275,10 +304,10 @@ describe("a handler that fails", () => {
       agent
         .message("slow", async (m) => {
           sibling = m.signal;
-          await sleep(100);
+          await new Promise((resolve) => m.signal.addEventListener("abort", resolve));
         })
         .message("fails", async () => {
-          await sleep(5);
+          await null;
           throw new Error("boom");
         }),
     );

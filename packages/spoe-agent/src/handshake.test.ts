@@ -11,7 +11,7 @@ import {
 } from "@spoekit/spop-codec";
 import { afterEach, describe, expect, it } from "vitest";
 import { captured } from "../test/captured-frames.ts";
-import { cleanup, startAgent, until } from "../test/helpers.ts";
+import { allClosed, cleanup, startAgent } from "../test/helpers.ts";
 import { spoeMessage } from "./testing/index.ts";
 
 afterEach(cleanup);
@@ -123,6 +123,6 @@ describe("the HELLO handshake", () => {
     const hello = parseAgentHello(closed.unclaimed[0] as AgentHelloFrame);
     expect(hello).toEqual({ version: "2.0", maxFrameSize: 16380, capabilities: [] });
     expect(handled).toBe(0);
-    await until(() => agent.connections.size === 0);
+    await allClosed(agent);
   });
 });

@@ -18,21 +18,18 @@ export {
   Scope,
   TypedValue,
 } from "@spoekit/spop-codec";
-export { type AgentHooks, createAgent, SpoeAgent } from "./agent.ts";
-export type { ConnectionInfo } from "./connection.ts";
-export {
-  type CloseCause,
-  type ConnectionCloseMessage,
-  type ConnectionMessage,
-  channels,
-  type DisconnectMessage,
-  type ErrorKind,
-  type ErrorMessage,
-  type FrameMessage,
-  type HelloMessage,
-  type ListenMessage,
-  type NotifyMessage,
-  type NotifyOutcome,
+export { createAgent, SpoeAgent } from "./agent.ts";
+export { channels } from "./channels.ts";
+export type { AgentClock, TimerHandle } from "./clock.ts";
+export type {
+  ConnectionCloseMessage,
+  ConnectionMessage,
+  DisconnectMessage,
+  ErrorMessage,
+  FrameMessage,
+  HelloMessage,
+  ListenMessage,
+  NotifyMessage,
 } from "./diagnostics.ts";
 export {
   AckEncodingError,
@@ -40,12 +37,13 @@ export {
   ConnectionClosedError,
   HandlerFailedError,
   HandlerTimeoutError,
+  HookFailedError,
   InvalidOptionError,
   ProtocolError,
+  ResourceLimitError,
   SpoeAgentError,
   type SpoeAgentErrorOptions,
 } from "./errors.ts";
-export { type HandlerFailure, MessageContext, type MessageHandler } from "./exchange.ts";
 export {
   type ListenAddress,
   type ListenOptions,
@@ -53,9 +51,18 @@ export {
   type TcpListenOptions,
   type UnixListenOptions,
 } from "./listen.ts";
+export { MessageContext, type MessageHandler } from "./message-context.ts";
 export {
   type AgentOptions,
   defaultOptions,
   type FailureAck,
   type NoEmptyAckVariable,
 } from "./options.ts";
+export type {
+  AgentHooks,
+  CloseCause,
+  ConnectionInfo,
+  ErrorKind,
+  HandlerFailure,
+  NotifyOutcome,
+} from "./types.ts";

@@ -3,7 +3,16 @@ import { DisconnectStatus, FrameType, Scope, setVar, TypedValue } from "@spoekit
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { captured } from "../test/captured-frames.ts";
-import { cleanup, logSink, numberArg, recordChannel, sleep, startAgent, until } from "../test/helpers.ts";
+import {
+  allClosed,
+  Counter,
+  cleanup,
+  logSink,
+  nextMessage,
+  numberArg,
+  recordChannel,
+  startAgent,
+} from "../test/helpers.ts";
 import {
   AgentClosedError,
   type ConnectionCloseMessage,
@@ -12,22 +21,28 @@ import {
   type ErrorMessage,
   type MessageContext,
 } from "./index.ts";
-import { spoeMessage } from "./testing/index.ts";
+import { ManualClock, spoeMessage } from "./testing/index.ts";
 
 afterEach(cleanup);
 
-/** Handlers that wait `ms` (an argument) and then set `done`, watching their signal. */
+/**
+ * Handlers that wait `ms` (an argument) on a manual clock and then set `done`, watching their
+ * signal; `running` counts the handlers started.
+ */
 function slowAgent(options: Parameters<typeof startAgent>[0] = {}) {
   const signals: AbortSignal[] = [];
-  const started = startAgent(options, (agent) =>
+  const running = new Counter();
+  const clock = new ManualClock();
+  const started = startAgent({ clock, ...options }, (agent) =>
     agent.catchAll(async (message: MessageContext) => {
       signals.push(message.signal);
       message.setVar(Scope.TXN, "started", TypedValue.bool(true));
-      await sleep(numberArg(message, "ms"));
+      running.hit();
+      await clock.sleep(numberArg(message, "ms"));
       message.setVar(Scope.TXN, "done", TypedValue.bool(true));
     }),
   );
-  return { signals, started };
+  return { signals, started, running, clock };
 }
 const slow = (ms: number) => spoeMessage("slow", { ms: TypedValue.int32(ms) });
 const both = [
@@ -37,7 +52,7 @@ const both = [
 
 describe("HAPROXY-DISCONNECT", () => {
   it("is answered after the in-flight ACKs: AGENT-DISCONNECT status 0, then the agent closes", async () => {
-    const { started } = slowAgent();
+    const { started, running, clock } = slowAgent();
     const { ready } = await started;
     const haproxy = await ready();
     const events: string[] = [];
@@ -45,6 +60,8 @@ describe("HAPROXY-DISCONNECT", () => {
       haproxy.notify([slow(ms)]).then((ack) => events.push(`ack ${ack.streamId}`)),
     );
     haproxy.send(captured.disconnect26);
+    await running.reached(2);
+    await clock.advanceAsync(40);
     const closed = await haproxy.closed;
     events.push(`disconnect ${closed.disconnect?.status}`);
     await Promise.all(acks);
@@ -56,7 +73,7 @@ describe("HAPROXY-DISCONNECT", () => {
     const { ready, agent } = await startAgent();
     const haproxy = await ready();
     expect(await haproxy.disconnect(0, "normal")).toEqual({ status: 0, message: "normal" });
-    await until(() => agent.connections.size === 0);
+    await allClosed(agent);
   });
 });
 
@@ -70,37 +87,55 @@ describe("HAProxy closing the connection", () => {
       const sink = logSink();
       const errors = recordChannel<ErrorMessage>(channels.error);
       const closes = recordChannel<ConnectionCloseMessage>(channels.connectionClose);
-      const { signals, started } = slowAgent({ logger: pino({ level: "debug" }, sink) });
+      const { signals, started, running, clock } = slowAgent({ logger: pino({ level: "debug" }, sink) });
       const { ready } = await started;
       const haproxy = await ready();
       haproxy.notify([slow(300)]).catch(() => {});
-      await until(() => signals.length === 1);
+      await running.reached(1);
+      const closing = nextMessage(channels.connectionClose);
       await haproxy[method]();
-      await until(() => closes.length === 1);
+      await closing;
       expect(signals[0]?.aborted).toBe(true);
       expect(signals[0]?.reason).toMatchObject({ code: "SPOE_AGENT_CONNECTION_CLOSED" });
       expect(closes[0]?.cause).toBe(method === "reset" ? "reset" : "peer-closed");
       expect(errors).toEqual([]);
       expect(sink.lines.filter((line) => (line.level as number) >= 40)).toEqual([]);
-      await sleep(350); // the aborted handler finishes: its late ACK goes nowhere, quietly
+      await clock.advanceAsync(300); // the aborted handler finishes: its late ACK goes nowhere, quietly
       expect(errors).toEqual([]);
+      expect(sink.lines.filter((line) => (line.level as number) >= 40)).toEqual([]);
     },
   );
 });
 
 describe("timeouts", () => {
   it("closes a connection that says no HELLO within helloTimeout, with status 2", async () => {
-    const { client } = await startAgent({ helloTimeout: 80 });
+    const clock = new ManualClock();
+    const { client } = await startAgent({ helloTimeout: 80, clock });
+    const accepted = nextMessage(channels.connectionOpen);
     const haproxy = await client();
+    await accepted;
+    clock.advance(79);
+    expect(clock.pending).toBe(1);
+    clock.advance(1);
     const closed = await haproxy.closed;
     expect(closed.disconnect?.status).toBe(DisconnectStatus.TIMEOUT);
   });
 
   it("closes a connection idle for idleTimeout, but not while a NOTIFY is in flight", async () => {
-    const { started } = slowAgent({ idleTimeout: 80 });
+    const { started, running, clock } = slowAgent({ idleTimeout: 80 });
     const { ready } = await started;
     const haproxy = await ready();
-    expect((await haproxy.notify([slow(250)])).actions).toEqual(both);
+    const ack = haproxy.notify([slow(250)]);
+    await running.reached(1);
+    await clock.advanceAsync(250);
+    expect((await ack).actions).toEqual(both);
+    let closedYet = false;
+    void haproxy.closed.then(() => {
+      closedYet = true;
+    });
+    await clock.advanceAsync(79); // 79 ms after the ACK: not idle yet
+    expect(closedYet).toBe(false);
+    await clock.advanceAsync(1);
     const closed = await haproxy.closed;
     expect(closed.disconnect).toEqual({ status: 0, message: "idle for 80 ms" });
   });
@@ -108,13 +143,14 @@ describe("timeouts", () => {
 
 describe("close()", () => {
   it("stops accepting, lets in-flight NOTIFYs finish, sends AGENT-DISCONNECT 0, then resolves", async () => {
-    const { started } = slowAgent();
+    const { started, running, clock } = slowAgent();
     const { ready, agent, port } = await started;
     const haproxy = await ready();
     const idle = await ready();
     const ack = haproxy.notify([slow(80)]);
-    await sleep(10);
+    await running.reached(1);
     const closing = agent.close();
+    await clock.advanceAsync(80);
     expect((await ack).actions).toEqual(both);
     expect((await haproxy.closed).disconnect).toEqual({ status: 0, message: "normal" });
     expect((await idle.closed).disconnect?.status).toBe(0);
@@ -129,26 +165,36 @@ describe("close()", () => {
   });
 
   it("answers the NOTIFYs already received but not yet taken (maxInFlight) before disconnecting", async () => {
-    const { started } = slowAgent({ maxInFlight: 2 });
+    const { started, running, clock } = slowAgent({ maxInFlight: 2 });
     const { ready, agent } = await started;
     const haproxy = await ready();
     haproxy.socket.cork();
     const acks = [30, 30, 30, 30, 30].map((ms) => haproxy.notify([slow(ms)]));
     haproxy.socket.uncork();
-    await sleep(10);
-    await agent.close();
+    await running.reached(2);
+    const closing = agent.close();
+    for (let round = 1; round <= 3; round++) {
+      await running.reached(Math.min(5, 2 * round));
+      await clock.advanceAsync(30);
+    }
+    await closing;
     expect((await Promise.all(acks)).map((ack) => ack.actions)).toEqual(Array(5).fill(both));
   });
 
   it("at closeTimeout answers what still runs with the actions so far, disconnects and resolves", async () => {
-    const { signals, started } = slowAgent({ closeTimeout: 60, handlerTimeout: 0 });
+    const { signals, started, running, clock } = slowAgent({ closeTimeout: 60, handlerTimeout: 0 });
     const { ready, agent } = await started;
     const haproxy = await ready();
     const ack = haproxy.notify([slow(10_000)]);
-    await until(() => signals.length === 1);
-    const began = performance.now();
-    await agent.close();
-    expect(performance.now() - began).toBeLessThan(2000);
+    await running.reached(1);
+    let closed = false;
+    const closing = agent.close().then(() => {
+      closed = true;
+    });
+    await clock.advanceAsync(59);
+    expect(closed).toBe(false);
+    await clock.advanceAsync(1);
+    await closing;
     expect((await ack).actions).toEqual([setVar(Scope.TXN, "started", TypedValue.bool(true))]);
     expect((await haproxy.closed).disconnect?.status).toBe(0);
     expect(signals[0]?.reason).toBeInstanceOf(AgentClosedError);
@@ -194,7 +240,7 @@ describe("close()", () => {
           events.push(`close ${connection.id} ${cause}`);
         })
         .addHook("preClose", async () => {
-          await sleep(5);
+          await null;
           events.push(`preClose ${agent.connections.size}`);
         })
         .addHook("onClose", () => {
@@ -236,5 +282,20 @@ describe("health checks and the close of the agent", () => {
     await haproxy.hello().catch(() => undefined);
     await closing;
     expect((await haproxy.closed).disconnect?.status).toBe(0);
+  });
+});
+
+describe("a hook that throws something that is not an Error", () => {
+  it("is reported as a HookFailedError with the value as its cause", async () => {
+    const errors = recordChannel<ErrorMessage>(channels.error);
+    const { ready } = await startAgent({}, (agent) =>
+      agent.addHook("onConnection", () => {
+        throw "plain string";
+      }),
+    );
+    await ready();
+    expect(errors.map((e) => [e.kind, e.error])).toEqual([
+      ["hook", expect.objectContaining({ code: "SPOE_AGENT_HOOK_FAILED", cause: "plain string" })],
+    ]);
   });
 });

@@ -6,13 +6,15 @@ import {
   type Action,
   Capability,
   DEFAULT_MAX_FRAME_SIZE,
+  FRAME_LENGTH_BYTES,
   MIN_FRAME_SIZE,
   Scope,
   unsetVar,
 } from "@spoekit/spop-codec";
 import { type Logger, type LoggerOptions, pino } from "pino";
+import { type AgentClock, systemClock } from "./clock.ts";
 import { InvalidOptionError } from "./errors.ts";
-import type { HandlerFailure } from "./exchange.ts";
+import type { HandlerFailure } from "./types.ts";
 
 /**
  * What the ACK of a NOTIFY whose handler threw or missed its deadline carries:
@@ -72,6 +74,27 @@ export interface AgentOptions {
    * is closed. Default `10000`.
    */
   closeTimeout?: number;
+  /**
+   * The most connections the agent holds at once (over all its `listen()` addresses, TLS
+   * handshakes included). A connection beyond it is refused at accept: AGENT-DISCONNECT status
+   * 13 (resource allocation error) with a message saying so, then closed (a TLS socket still in
+   * its handshake is closed). Default `1000`: an idle connection costs about 10 KiB, so the
+   * bound holds idle floods to about 10 MiB of a 128 MiB pod.
+   */
+  maxConnections?: number;
+  /**
+   * The most bytes received and not yet decoded one connection may hold (a partial frame, and
+   * frames waiting while `maxInFlight` NOTIFYs run). Beyond it the agent sends AGENT-DISCONNECT
+   * status 13 and closes. At least `maxFrameSize + 4`. Default: 64 KiB (one socket read) plus
+   * two frames of `maxFrameSize`, which a well-behaved HAProxy never reaches.
+   */
+  maxBufferedBytes?: number;
+  /**
+   * The most bytes received and not yet decoded all connections together may hold. The
+   * connection whose bytes go beyond it gets AGENT-DISCONNECT status 13 and is closed; the
+   * others keep theirs. Default 16 MiB.
+   */
+  maxTotalBufferedBytes?: number;
   /** What the ACK carries when a handler throws or times out. Default `"partial"`. */
   failureAck?: FailureAck;
   /**
@@ -89,6 +112,12 @@ export interface AgentOptions {
   logger?: Logger | LoggerOptions | false;
   /** Aborting it closes the agent, as `close()`. */
   signal?: AbortSignal;
+  /**
+   * The clock every deadline and timeout reads and arms its timers on. Default: the process's
+   * monotonic clock and `setTimeout`. Tests pass a manual clock (`ManualClock` from
+   * `@spoekit/spoe-agent/testing`) to move time without waiting.
+   */
+  clock?: AgentClock;
 }
 
 /** The options after validation, with every default filled in. */
@@ -101,10 +130,14 @@ export interface ResolvedOptions {
   readonly helloTimeout: number;
   readonly idleTimeout: number;
   readonly closeTimeout: number;
+  readonly maxConnections: number;
+  readonly maxBufferedBytes: number;
+  readonly maxTotalBufferedBytes: number;
   readonly failureAck: FailureAck;
   /** The action an otherwise empty ACK carries, or `undefined`. */
   readonly noEmptyAck: readonly Action[] | undefined;
   readonly logger: Logger;
+  readonly clock: AgentClock;
 }
 
 /** The defaults of {@link AgentOptions}, as documented there. */
@@ -116,12 +149,18 @@ export const defaultOptions = {
   helloTimeout: 5000,
   idleTimeout: 120_000,
   closeTimeout: 10_000,
+  maxConnections: 1000,
+  /** Added to two frames of `maxFrameSize` for the default of `maxBufferedBytes`. */
+  maxBufferedBytesBase: 64 * 1024,
+  maxTotalBufferedBytes: 16 * 1024 * 1024,
   failureAck: "partial",
   noEmptyAck: false,
   noEmptyAckVariable: { scope: Scope.TXN, name: "noop" } as NoEmptyAckVariable,
 } as const;
 
 const knownCapabilities: readonly string[] = Object.values(Capability);
+/** The bound of counts (connections, NOTIFYs in flight). */
+const MAX_COUNT = 1_000_000;
 /** The largest delay `setTimeout` honours. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -168,19 +207,32 @@ function failureAckOf(value: FailureAck): FailureAck {
   return value;
 }
 
+function clockOf(value: AgentClock): AgentClock {
+  if (
+    typeof value?.now !== "function" ||
+    typeof value.setTimer !== "function" ||
+    typeof value.clearTimer !== "function"
+  ) {
+    throw new InvalidOptionError("clock must have now(), setTimer() and clearTimer()");
+  }
+  return value;
+}
+
 /** Validates `options` and fills in the defaults; throws {@link InvalidOptionError}. */
 export function resolveOptions(options: AgentOptions): ResolvedOptions {
   const capabilities = capabilitiesOf(options.capabilities ?? defaultOptions.capabilities);
+  const maxFrameSize = integerIn(
+    "maxFrameSize",
+    options.maxFrameSize ?? defaultOptions.maxFrameSize,
+    MIN_FRAME_SIZE,
+    0xffffffff,
+  );
+  const frameBytes = maxFrameSize + FRAME_LENGTH_BYTES;
   return {
-    maxFrameSize: integerIn(
-      "maxFrameSize",
-      options.maxFrameSize ?? defaultOptions.maxFrameSize,
-      MIN_FRAME_SIZE,
-      0xffffffff,
-    ),
+    maxFrameSize,
     capabilities,
     fragmentation: capabilities.includes(Capability.FRAGMENTATION),
-    maxInFlight: integerIn("maxInFlight", options.maxInFlight ?? defaultOptions.maxInFlight, 1, 1_000_000),
+    maxInFlight: integerIn("maxInFlight", options.maxInFlight ?? defaultOptions.maxInFlight, 1, MAX_COUNT),
     handlerTimeout: integerIn(
       "handlerTimeout",
       options.handlerTimeout ?? defaultOptions.handlerTimeout,
@@ -200,8 +252,27 @@ export function resolveOptions(options: AgentOptions): ResolvedOptions {
       0,
       MAX_TIMER_MS,
     ),
+    maxConnections: integerIn(
+      "maxConnections",
+      options.maxConnections ?? defaultOptions.maxConnections,
+      1,
+      MAX_COUNT,
+    ),
+    maxBufferedBytes: integerIn(
+      "maxBufferedBytes",
+      options.maxBufferedBytes ?? defaultOptions.maxBufferedBytesBase + 2 * frameBytes,
+      frameBytes,
+      Number.MAX_SAFE_INTEGER,
+    ),
+    maxTotalBufferedBytes: integerIn(
+      "maxTotalBufferedBytes",
+      options.maxTotalBufferedBytes ?? defaultOptions.maxTotalBufferedBytes,
+      frameBytes,
+      Number.MAX_SAFE_INTEGER,
+    ),
     failureAck: failureAckOf(options.failureAck ?? defaultOptions.failureAck),
     noEmptyAck: noEmptyAckOf(options.noEmptyAck ?? defaultOptions.noEmptyAck),
     logger: loggerOf(options.logger),
+    clock: clockOf(options.clock ?? systemClock),
   };
 }

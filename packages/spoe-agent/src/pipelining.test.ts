@@ -14,9 +14,9 @@ import {
 } from "@spoekit/spop-codec";
 import { afterEach, describe, expect, it } from "vitest";
 import { captured } from "../test/captured-frames.ts";
-import { cleanup, numberArg, sleep, startAgent, until } from "../test/helpers.ts";
+import { Counter, cleanup, numberArg, startAgent } from "../test/helpers.ts";
 import { type ConnectionInfo, DataType } from "./index.ts";
-import { checkRateMessage, spoeMessage } from "./testing/index.ts";
+import { checkRateMessage, ManualClock, spoeMessage } from "./testing/index.ts";
 
 afterEach(cleanup);
 
@@ -42,23 +42,28 @@ function framesOf(write: Buffer): Frame[] {
 /** A message whose handler waits `ms` before answering. */
 const wait = (ms: number) => spoeMessage("wait", { ms: TypedValue.int32(ms) });
 
-function waitingAgent() {
-  return startAgent({}, (agent) =>
+/** An agent whose "wait" handler waits `ms` on a manual clock; `running` counts the started. */
+async function waitingAgent() {
+  const clock = new ManualClock();
+  const running = new Counter();
+  const started = await startAgent({ clock }, (agent) =>
     agent.message("wait", async (message) => {
       const ms = numberArg(message, "ms");
-      await sleep(ms);
+      running.hit();
+      await clock.sleep(ms);
       message.setVar(Scope.TXN, "waited", TypedValue.int32(ms));
     }),
   );
+  return { ...started, clock, running };
 }
 
 describe("pipelining", () => {
   it("answers pipelined NOTIFYs as their handlers finish, each ACK echoing its ids", async () => {
-    const { ready } = await waitingAgent();
+    const { ready, clock, running } = await waitingAgent();
     const haproxy = await ready();
     const order: number[] = [];
     const delays = [120, 10, 80, 0, 40];
-    const acks = await Promise.all(
+    const answered = Promise.all(
       delays.map((ms, i) =>
         haproxy.notify([wait(ms)], { streamId: 100 + i, frameId: i + 1 }).then((ack) => {
           order.push(ms);
@@ -66,6 +71,9 @@ describe("pipelining", () => {
         }),
       ),
     );
+    await running.reached(5);
+    await clock.advanceAsync(120);
+    const acks = await answered;
     expect(order).toEqual([0, 10, 40, 80, 120]);
     expect(acks.map((ack) => [ack.streamId, ack.frameId, ack.actions[0]])).toEqual(
       delays.map((ms, i) => [
@@ -98,25 +106,36 @@ describe("pipelining", () => {
 
   it("writes every frame whole, whatever order the handlers finish in", async () => {
     const writes: Buffer[] = [];
-    const { ready } = await startAgent({}, (agent) => {
+    const clock = new ManualClock();
+    const running = new Counter();
+    const { ready } = await startAgent({ clock }, (agent) => {
       agent.addHook("onConnection", (connection) => recordWrites(connection, writes));
       agent.message("wait", async (message) => {
-        await sleep(numberArg(message, "ms"));
+        running.hit();
+        await clock.sleep(numberArg(message, "ms"));
         message.setVar(Scope.TXN, "padding", TypedValue.string("x".repeat(3000)));
       });
     });
     const haproxy = await ready();
-    await Promise.all(Array.from({ length: 40 }, (_, i) => haproxy.notify([wait((i * 7) % 23)])));
+    const acks = Promise.all(Array.from({ length: 40 }, (_, i) => haproxy.notify([wait((i * 7) % 23)])));
+    await running.reached(40);
+    await clock.advanceAsync(23);
+    await acks;
     const frames = writes.flatMap(framesOf);
     expect(frames.filter((frame) => frame.type === FrameType.ACK)).toHaveLength(40);
   });
 
   it("answers HAProxy 3.x's odd stream ids and 2.6's counting ones alike", async () => {
-    const { ready } = await waitingAgent();
+    const { ready, clock, running } = await waitingAgent();
     const v3 = await ready({ ids: "haproxy-3" });
     const v26 = await ready({ ids: "haproxy-2.6" });
-    const acks3 = await Promise.all([5, 1, 3].map((ms) => v3.notify([wait(ms)])));
-    const acks26 = await Promise.all([5, 1, 3].map((ms) => v26.notify([wait(ms)])));
+    const answered = Promise.all([
+      Promise.all([5, 1, 3].map((ms) => v3.notify([wait(ms)]))),
+      Promise.all([5, 1, 3].map((ms) => v26.notify([wait(ms)]))),
+    ]);
+    await running.reached(6);
+    await clock.advanceAsync(5);
+    const [acks3, acks26] = await answered;
     expect(acks3.map((ack) => [ack.streamId, ack.frameId])).toEqual([
       [1, 1],
       [3, 1],
@@ -185,19 +204,25 @@ describe("pipelining", () => {
   });
 
   it("never mixes up connections that use the same stream and frame ids", async () => {
-    const { ready } = await startAgent({}, (agent) =>
+    const clock = new ManualClock();
+    const running = new Counter();
+    const { ready } = await startAgent({ clock }, (agent) =>
       agent.message("echo", async (message) => {
         const value = message.args.value as TypedValue;
-        await sleep(value.type === DataType.STRING && value.value === "first" ? 30 : 1);
+        running.hit();
+        await clock.sleep(value.type === DataType.STRING && value.value === "first" ? 30 : 1);
         message.setVar(Scope.TXN, "echo", value);
       }),
     );
     const [first, second] = [await ready(), await ready()];
     const ids = { streamId: 1, frameId: 1 };
-    const [a, b] = await Promise.all([
+    const answered = Promise.all([
       first.notify([spoeMessage("echo", { value: TypedValue.string("first") })], ids),
       second.notify([spoeMessage("echo", { value: TypedValue.string("second") })], ids),
     ]);
+    await running.reached(2);
+    await clock.advanceAsync(30);
+    const [a, b] = await answered;
     expect(a.actions[0]).toMatchObject({ value: TypedValue.string("first") });
     expect(b.actions[0]).toMatchObject({ value: TypedValue.string("second") });
   });
@@ -206,22 +231,28 @@ describe("pipelining", () => {
 describe("backpressure", () => {
   it("stops reading at maxInFlight unanswered NOTIFYs and resumes as ACKs go out", async () => {
     const gates: (() => void)[] = [];
+    const running = new Counter();
     const { ready, agent } = await startAgent({ maxInFlight: 4 }, (a) =>
-      a.catchAll(() => new Promise<void>((resolve) => gates.push(resolve))),
+      a.catchAll(() => {
+        running.hit();
+        return new Promise<void>((resolve) => gates.push(resolve));
+      }),
     );
     const haproxy = await ready();
     const acks = Array.from({ length: 10 }, () => haproxy.notify([checkRateMessage()]));
-    await until(() => gates.length === 4);
-    await sleep(50);
-    expect(gates).toHaveLength(4);
+    await running.reached(4);
     const [connection] = agent.connections;
+    // At the bound the agent stops reading: the other NOTIFYs stay in the socket.
+    expect(connection?.socket.isPaused()).toBe(true);
     expect(connection?.inFlight).toBe(4);
+    expect(running.count).toBe(4);
     gates.shift()?.();
-    await until(() => gates.length === 4 && connection?.inFlight === 4);
     await acks[0];
+    await running.reached(5);
     // One answered, one more taken: still four running, five started in all.
-    for (let released = 0; released < 9; released++) {
-      await until(() => gates.length > 0);
+    expect(connection?.inFlight).toBe(4);
+    for (let released = 1; released < 10; released++) {
+      await running.reached(Math.min(10, released + 4));
       gates.shift()?.();
     }
     expect((await Promise.all(acks)).map((ack) => ack.streamId)).toEqual(acks.map((_, i) => 2 * i + 1));
@@ -240,12 +271,23 @@ describe("backpressure", () => {
     const [connection] = agent.connections;
     const total = 2000; // ~32 MB of ACKs: far more than loopback's socket buffers hold
     haproxy.socket.pause(); // HAProxy stops reading
+    const socket = connection?.socket as Socket & { write: (...args: unknown[]) => boolean };
+    // The agent's write that fills the socket's buffer; nothing drains it while HAProxy does not
+    // read, so from then on the agent must take no more NOTIFYs.
+    const stalled = new Promise<void>((resolve) => {
+      const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+      socket.write = (...args: unknown[]) => {
+        const ok = write(...args);
+        if (!ok) resolve();
+        return ok;
+      };
+    });
     const acks = Array.from({ length: total }, () => haproxy.notify([checkRateMessage()]));
-    let stalled = -1;
-    for (let i = 0; i < 100 && stalled !== handled; i++) {
-      stalled = handled;
-      await sleep(30);
-    }
+    await stalled;
+    const atStall = handled;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(socket.isPaused()).toBe(true);
+    expect(handled).toBe(atStall);
     expect(handled).toBeLessThan(total);
     expect(connection?.socket.writableLength).toBeLessThan(16 * 16_100 + 64 * 1024);
     haproxy.socket.resume();

@@ -5,17 +5,19 @@
  */
 import { FrameWriter } from "@spoekit/spop-codec";
 import type { Logger } from "pino";
-import type { AgentHooks, SpoeAgent } from "./agent.ts";
-import type { Connection } from "./connection.ts";
-import { type CloseCause, dc, type ErrorKind } from "./diagnostics.ts";
-import type { MessageHandler } from "./exchange.ts";
+import { dc } from "./channels.ts";
+import { HookFailedError } from "./errors.ts";
+import type { MessageHandler } from "./message-context.ts";
 import type { ResolvedOptions } from "./options.ts";
+import { PeerLog } from "./peer-log.ts";
+import type { AgentHooks, CloseCause, ConnectionInfo, ErrorKind, ManagedConnection } from "./types.ts";
 
 type HookLists = { [K in keyof AgentHooks]: AgentHooks[K][] };
 
 /** Internal: what one agent's connections share. */
 export class Runtime {
-  readonly agent: SpoeAgent;
+  /** The agent, as published on the diagnostics channels. */
+  readonly agent: object;
   readonly options: ResolvedOptions;
   readonly log: Logger;
   /**
@@ -32,20 +34,31 @@ export class Runtime {
     preClose: [],
     onClose: [],
   };
-  readonly connections = new Set<Connection>();
+  readonly connections = new Set<ManagedConnection>();
   closing = false;
+  /** Bytes received and not yet decoded, over every connection. */
+  bufferedBytes = 0;
+  /** Rate limit of what peers make the agent log. */
+  readonly peerLog: PeerLog;
   #nextConnectionId = 1;
-  #dirty: Connection[] = [];
-  #spare: Connection[] = [];
+  #dirty: ManagedConnection[] = [];
+  #spare: ManagedConnection[] = [];
   #immediate: NodeJS.Immediate | undefined = undefined;
   /** Called when the last connection closes while the agent is closing. */
   onIdle: (() => void) | undefined = undefined;
 
-  constructor(agent: SpoeAgent, options: ResolvedOptions) {
+  constructor(agent: object, options: ResolvedOptions) {
     this.agent = agent;
     this.options = options;
     this.log = options.logger;
     this.writer = new FrameWriter({ maxFrameSize: options.maxFrameSize });
+    this.peerLog = new PeerLog(options.clock);
+  }
+
+  /** The shared writer, set to a connection's negotiated max-frame-size. */
+  writerFor(maxFrameSize: number): FrameWriter {
+    this.writer.maxFrameSize = maxFrameSize;
+    return this.writer;
   }
 
   nextConnectionId(): number {
@@ -57,7 +70,7 @@ export class Runtime {
   }
 
   /** Queues `connection` for a flush once this tick's I/O is done (one setImmediate for all). */
-  schedule(connection: Connection): void {
+  schedule(connection: ManagedConnection): void {
     this.#dirty.push(connection);
     if (this.#immediate === undefined) this.#immediate = setImmediate(this.#flushAll);
   }
@@ -67,11 +80,11 @@ export class Runtime {
     const dirty = this.#dirty;
     this.#dirty = this.#spare;
     this.#spare = dirty;
-    for (let i = 0; i < dirty.length; i++) (dirty[i] as Connection).flush();
+    for (let i = 0; i < dirty.length; i++) (dirty[i] as ManagedConnection).flush();
     dirty.length = 0;
   };
 
-  reportError(kind: ErrorKind, error: Error, connection?: Connection, status?: number): void {
+  reportError(kind: ErrorKind, error: Error, connection?: ConnectionInfo, status?: number): void {
     if (dc.error.hasSubscribers) {
       dc.error.publish({ agent: this.agent, connection, kind, error, status });
     }
@@ -91,19 +104,48 @@ export class Runtime {
     }
   }
 
+  /**
+   * Logs what a peer did wrong: one warning line without a stack, at most one per peer per
+   * window (with `suppressed`, the lines left out since the last); every one with its stack at
+   * debug level.
+   */
+  peerWarn(log: Logger, peer: string, fields: Record<string, unknown>, error: Error, msg: string): void {
+    const suppressed = this.peerLog.allow(peer);
+    if (suppressed >= 0) log.warn(suppressed > 0 ? { ...fields, suppressed } : fields, msg);
+    if (log.isLevelEnabled("debug")) log.debug({ ...fields, err: error }, msg);
+  }
+
+  /**
+   * Whether a connection holding `buffered` undecoded bytes (already counted in the total)
+   * passes `maxBufferedBytes` or `maxTotalBufferedBytes`: the disconnect message, or `undefined`.
+   */
+  overBufferBounds(buffered: number): string | undefined {
+    const { maxBufferedBytes, maxTotalBufferedBytes } = this.options;
+    const bound =
+      buffered > maxBufferedBytes
+        ? `maxBufferedBytes (${maxBufferedBytes})`
+        : this.bufferedBytes > maxTotalBufferedBytes
+          ? `maxTotalBufferedBytes (${maxTotalBufferedBytes}) over all connections`
+          : undefined;
+    return bound === undefined ? undefined : `${buffered} bytes buffered and not decoded: beyond ${bound}`;
+  }
+
   hookFailed(name: string, error: unknown): void {
-    const failure = error instanceof Error ? error : new Error(String(error));
+    const failure =
+      error instanceof Error
+        ? error
+        : new HookFailedError(`the ${name} hook threw a non-Error value: ${String(error)}`, { cause: error });
     this.log.error({ err: failure, hook: name }, "hook failed");
     this.reportError("hook", failure);
   }
 
-  connectionOpened(connection: Connection): void {
+  connectionOpened(connection: ManagedConnection): void {
     this.connections.add(connection);
     if (dc.connectionOpen.hasSubscribers) dc.connectionOpen.publish({ agent: this.agent, connection });
     this.runHooks("onConnection", connection);
   }
 
-  connectionClosed(connection: Connection, cause: CloseCause, error: Error | undefined): void {
+  connectionClosed(connection: ManagedConnection, cause: CloseCause, error: Error | undefined): void {
     this.connections.delete(connection);
     if (dc.connectionClose.hasSubscribers) {
       dc.connectionClose.publish({ agent: this.agent, connection, cause, error });

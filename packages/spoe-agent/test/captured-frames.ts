@@ -1,44 +1,31 @@
 /**
- * Frames captured byte for byte from HAProxy 2.6.12 and 3.5-dev5 talking to an SPOA with the
- * rate limiter's SPOE configuration (`check-rate` with `ip_fwd`, `ip_xff`, `ip_src`; pipelining;
- * var-prefix rl) — a subset of the captures the codec is tested against.
+ * The frames captured from HAProxy 2.6.12 and 3.5-dev5 (the codec's captures) that this
+ * package's tests send, by name.
  */
+import { capturedFrame } from "@spoekit/spop-codec/testing";
 
-const hex = (text: string): Buffer => Buffer.from(text, "hex");
+const traffic = "opened for traffic";
+const healthcheck = "health check";
+const direct = "no forwarding headers, IPv4";
+const xff = "X-Forwarded-For: 203.0.113.7, 10.0.0.1";
 
 export const captured = {
   /** 2.6.12 HAPROXY-HELLO: connection opened for traffic. */
-  hello26: hex(
-    "000000810100000001000012737570706f727465642d76657273696f6e730803322e300e6d61782d6672616d652d73697a6503fcf0060c6361706162696c69746965730810706970656c696e696e672c6173796e6309656e67696e652d6964082435343038666261332d323935382d343238362d383834612d333933343763383464323461",
-  ),
+  hello26: capturedFrame("2.6.12", "HAPROXY-HELLO", traffic),
   /** 2.6.12 HAPROXY-HELLO: option spop-check health check (agent answers AGENT-HELLO then closes). */
-  healthcheck26: hex(
-    "0000004e0100000001000012737570706f727465642d76657273696f6e730803322e300e6d61782d6672616d652d73697a6503fcf0060c6361706162696c697469657308000b6865616c7468636865636b11",
-  ),
+  healthcheck26: capturedFrame("2.6.12", "HAPROXY-HELLO", healthcheck),
   /** 2.6.12 NOTIFY: no forwarding headers, IPv4 client 127.0.0.1. */
-  notify26: hex(
-    "0000002f030000000100010a636865636b2d72617465030669705f667764000669705f786666000669705f737263067f000001",
-  ),
+  notify26: capturedFrame("2.6.12", "NOTIFY", direct),
   /** 2.6.12 NOTIFY: X-Forwarded-For: 203.0.113.7, 10.0.0.1. */
-  notifyXff26: hex(
-    "00000033030000000102010a636865636b2d72617465030669705f667764000669705f78666606cb0071070669705f737263067f000001",
-  ),
+  notifyXff26: capturedFrame("2.6.12", "NOTIFY", xff),
   /** 2.6.12 HAPROXY-DISCONNECT: HAProxy soft-stop (SIGUSR1). */
-  disconnect26: hex("00000025020000000100000b7374617475732d636f64650300076d65737361676508066e6f726d616c"),
+  disconnect26: capturedFrame("2.6.12", "HAPROXY-DISCONNECT"),
   /** 3.5-dev5 HAPROXY-HELLO: connection opened for traffic. */
-  hello35: hex(
-    "0000007b0100000001000012737570706f727465642d76657273696f6e730803322e300e6d61782d6672616d652d73697a6503fcf0060c6361706162696c6974696573080a706970656c696e696e6709656e67696e652d6964082462303835623338612d306261322d346330332d616165652d633163316637383363663362",
-  ),
+  hello35: capturedFrame("3.5-dev5", "HAPROXY-HELLO", traffic),
   /** 3.5-dev5 HAPROXY-HELLO: option spop-check health check (agent answers AGENT-HELLO then closes). */
-  healthcheck35: hex(
-    "0000004e0100000001000012737570706f727465642d76657273696f6e730803322e300e6d61782d6672616d652d73697a6503fcf0060c6361706162696c697469657308000b6865616c7468636865636b11",
-  ),
+  healthcheck35: capturedFrame("3.5-dev5", "HAPROXY-HELLO", healthcheck),
   /** 3.5-dev5 NOTIFY: no forwarding headers, IPv4 client 127.0.0.1. */
-  notify35: hex(
-    "0000002f030000000101010a636865636b2d72617465030669705f667764000669705f786666000669705f737263067f000001",
-  ),
+  notify35: capturedFrame("3.5-dev5", "NOTIFY", direct),
   /** 3.5-dev5 NOTIFY: X-Forwarded-For: 203.0.113.7, 10.0.0.1. */
-  notifyXff35: hex(
-    "00000033030000000103010a636865636b2d72617465030669705f667764000669705f78666606cb0071070669705f737263067f000001",
-  ),
+  notifyXff35: capturedFrame("3.5-dev5", "NOTIFY", xff),
 };

@@ -3,7 +3,14 @@
  * logs and diagnostics, and cleanup that runs also when a test fails (`afterEach(cleanup)`).
  */
 import { type Channel, channel } from "node:diagnostics_channel";
-import { type AgentOptions, createAgent, type MessageContext, type SpoeAgent } from "../src/index.ts";
+import {
+  type AgentOptions,
+  type ConnectionCloseMessage,
+  channels,
+  createAgent,
+  type MessageContext,
+  type SpoeAgent,
+} from "../src/index.ts";
 import { connectClient, type SpopClient, type SpopClientOptions } from "../src/testing/index.ts";
 
 const cleanups: (() => unknown)[] = [];
@@ -77,15 +84,71 @@ export function logSink(): { write(line: string): void; lines: Record<string, un
   };
 }
 
-/** Resolves after `ms` milliseconds. */
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** A promise and the functions that settle it. */
+export function deferred<T = void>(): {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (error: unknown) => void;
+} {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
 
-/** Polls `condition` every 5 ms until it holds; fails after `timeoutMs`. */
-export async function until(condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${condition}`);
-    await sleep(5);
+/** Counts events (a handler starting, …) and resolves waiters when a count is reached. */
+export class Counter {
+  count = 0;
+  readonly #waiters: { n: number; resolve: () => void }[] = [];
+
+  hit(): void {
+    this.count++;
+    for (const waiter of this.#waiters.filter((w) => w.n <= this.count)) {
+      this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+      waiter.resolve();
+    }
+  }
+
+  /** Resolves once `n` events have happened. */
+  reached(n: number): Promise<void> {
+    if (this.count >= n) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push({ n, resolve }));
+  }
+}
+
+/** Counts the messages published on the diagnostics channel `name` that match. */
+export function countChannel<T>(name: string, matches: (message: T) => boolean = () => true): Counter {
+  const counter = new Counter();
+  const ch: Channel = channel(name);
+  const listener = (message: unknown) => {
+    if (matches(message as T)) counter.hit();
+  };
+  ch.subscribe(listener);
+  onCleanup(() => ch.unsubscribe(listener));
+  return counter;
+}
+
+/** Resolves with the next message published on the diagnostics channel `name` that matches. */
+export function nextMessage<T>(name: string, matches: (message: T) => boolean = () => true): Promise<T> {
+  const ch: Channel = channel(name);
+  return new Promise((resolve) => {
+    const listener = (message: unknown) => {
+      if (!matches(message as T)) return;
+      ch.unsubscribe(listener);
+      resolve(message as T);
+    };
+    ch.subscribe(listener);
+    onCleanup(() => ch.unsubscribe(listener));
+  });
+}
+
+/** Resolves once `agent` has no open connection. */
+export async function allClosed(agent: SpoeAgent): Promise<void> {
+  while (agent.connections.size > 0) {
+    await nextMessage<ConnectionCloseMessage>(channels.connectionClose, (m) => m.agent === agent);
   }
 }
 

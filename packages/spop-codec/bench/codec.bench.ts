@@ -7,8 +7,6 @@
  *    `JSON.parse` of the same content as JSON; then the heap after a long run.
  * 2. Stream 64 MiB of mixed frames through a FrameReader in random chunk sizes — MB/s.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import {
   ackFrame,
   agentHelloFrame,
@@ -23,28 +21,13 @@ import {
   setVar,
   TypedValue,
 } from "../src/index.ts";
+import { capturedFrame, capturedFrames } from "../src/testing/index.ts";
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error("run with node --expose-gc (pnpm bench does)");
 
-interface Captured {
-  haproxy: string;
-  kind: string;
-  note: string;
-  hex: string;
-}
-const captured = (
-  JSON.parse(
-    readFileSync(join(import.meta.dirname, "..", "test", "fixtures", "haproxy-frames.json"), "utf8"),
-  ) as {
-    frames: Captured[];
-  }
-).frames.map((frame) => ({ ...frame, bytes: Buffer.from(frame.hex, "hex") }));
-const checkRate = captured.find(
-  (f) => f.haproxy === "2.6.12" && f.kind === "NOTIFY" && f.note.includes("IPv4"),
-);
-if (checkRate === undefined) throw new Error("the 2.6 check-rate NOTIFY is missing from the fixtures");
-const notifyBytes = checkRate.bytes;
+const captured = capturedFrames.map((frame) => ({ ...frame, bytes: Buffer.from(frame.hex, "hex") }));
+const notifyBytes = capturedFrame("2.6.12", "NOTIFY", "IPv4");
 
 const RUNS = 7;
 const median = (values: number[]) =>

@@ -1,6 +1,5 @@
 // `pnpm example`: decodes the frames captured from HAProxy 2.6 and 3.5, then builds the
 // AGENT-HELLO and an ACK an agent would answer with, and prints them.
-import { readFileSync } from "node:fs";
 import {
   ActionType,
   agentHelloFrame,
@@ -23,16 +22,9 @@ import {
   TypedValue as Typed,
   type TypedValue,
 } from "@spoekit/spop-codec";
+import { type CapturedFrame, capturedFrames } from "@spoekit/spop-codec/testing";
 
-interface Captured {
-  haproxy: string;
-  kind: string;
-  note: string;
-  hex: string;
-}
-const { frames: captured } = JSON.parse(
-  readFileSync(new URL("../test/fixtures/haproxy-frames.json", import.meta.url), "utf8"),
-) as { frames: Captured[] };
+const captured = capturedFrames;
 
 function formatValue(value: TypedValue): string {
   const type = dataTypeNames[value.type];
@@ -80,12 +72,12 @@ reader.push(Buffer.concat(captured.map((frame) => Buffer.from(frame.hex, "hex"))
 console.log("Frames captured from real HAProxy:");
 let index = 0;
 for (const frame of reader) {
-  const source = captured[index++] as Captured;
+  const source = captured[index++] as CapturedFrame;
   console.log(`  [${source.haproxy}] ${formatFrame(frame)}`);
 }
 
 // Answer HAProxy 2.6's HELLO.
-const helloBytes = Buffer.from((captured[0] as Captured).hex, "hex");
+const helloBytes = Buffer.from((captured[0] as CapturedFrame).hex, "hex");
 const hello = decodeFrame(helloBytes);
 if (hello.type !== FrameType.HAPROXY_HELLO) throw new Error("the first captured frame is a HELLO");
 const agreed = negotiateHello(parseHaproxyHello(hello), {
@@ -97,7 +89,7 @@ console.log(`\nAGENT-HELLO (${agentHello.length} bytes): ${agentHello.toString("
 console.log(`  ${formatFrame(decodeFrame(agentHello))}`);
 
 // Answer a NOTIFY: the variables a rate limiter sets, in one buffer with a second ACK.
-const notify = decodeFrame(Buffer.from((captured[3] as Captured).hex, "hex"));
+const notify = decodeFrame(Buffer.from((captured[3] as CapturedFrame).hex, "hex"));
 if (notify.type !== FrameType.NOTIFY) throw new Error("the fourth captured frame is a NOTIFY");
 const writer = new FrameWriter({ maxFrameSize: agreed.maxFrameSize });
 writer.writeAck(notify.streamId, notify.frameId, [

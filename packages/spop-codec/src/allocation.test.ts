@@ -8,8 +8,8 @@ import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
 import { wireFrame, wireItem, wireMessage } from "../test/wire.ts";
 import { DataType, FrameType } from "./constants.ts";
-import { decodeFrame } from "./decoder.ts";
-import { FrameReader } from "./reader.ts";
+import { decodeFrame } from "./frame-decoder.ts";
+import { FrameReader } from "./stream-reader.ts";
 import { type KVItem, type NotifyFrame, TypedValue } from "./types.ts";
 
 setFlagsFromString("--expose-gc");

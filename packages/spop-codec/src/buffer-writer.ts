@@ -4,6 +4,7 @@
  * writing moves on to a new one — so a view stays valid for as long as the caller holds it
  * (e.g. until the socket has written it). Internal to the encoder.
  */
+
 import type { FastBuffer } from "./buffer-reader.ts";
 import { DataType, DisconnectStatus } from "./constants.ts";
 import { invalidFrame, SpopError } from "./errors.ts";

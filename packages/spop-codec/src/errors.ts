@@ -13,10 +13,35 @@ export interface SpopErrorOptions {
 }
 
 /**
+ * Base class of the errors this package throws: `code` is a stable identifier (match on it,
+ * never on the message text); the original error, if any, travels as `cause`.
+ */
+export class SpopCodecError extends Error {
+  override readonly name: string = "SpopCodecError";
+  /** A stable identifier of the failure, e.g. `SPOP_INVALID_FRAME`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options: { cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? {} : { cause: options.cause });
+    this.code = code;
+  }
+}
+
+const codeNames = new Map<number, string>(
+  Object.entries(DisconnectStatus).map(([name, status]) => [status, `SPOP_${name}`]),
+);
+
+/** The stable `code` of a {@link SpopError} with `status`: `SPOP_` and the status's name. */
+export function spopErrorCode(status: number): string {
+  return codeNames.get(status) ?? "SPOP_UNKNOWN_ERROR";
+}
+
+/**
  * The only error this package throws, for bytes it cannot decode and for frames it refuses to
- * encode. `status` is the SPOP status code to send in the DISCONNECT frame before closing the
+ * encode. `code` names the fault (`SPOP_INVALID_FRAME`, `SPOP_FRAME_TOO_BIG`, …) and `status`
+ * is the matching SPOP status code to send in the DISCONNECT frame before closing the
  * connection (3 frame too big, 4 invalid frame, 10 fragmentation not supported, …); match on
- * `status`, not on the message text.
+ * `code` or `status`, not on the message text.
  *
  * @example
  * ```ts
@@ -29,7 +54,7 @@ export interface SpopErrorOptions {
  * }
  * ```
  */
-export class SpopError extends Error {
+export class SpopError extends SpopCodecError {
   override readonly name = "SpopError";
   /** The DISCONNECT status code that describes the fault. */
   readonly status: number;
@@ -45,10 +70,9 @@ export class SpopError extends Error {
         : options.offset === undefined
           ? `${options.field}: `
           : `${options.field} at offset ${options.offset}: `;
-    super(
-      `${disconnectReason(status)}: ${where}${detail}`,
-      options.cause === undefined ? {} : { cause: options.cause },
-    );
+    super(spopErrorCode(status), `${disconnectReason(status)}: ${where}${detail}`, {
+      cause: options.cause,
+    });
     this.status = status;
     this.field = options.field;
     this.offset = options.offset;

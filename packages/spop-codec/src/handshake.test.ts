@@ -3,8 +3,8 @@ import { expectSpopError } from "../test/expect-spop-error.ts";
 import { captured } from "../test/fixtures.ts";
 import { wireFrame, wireItem, wireString } from "../test/wire.ts";
 import { DataType, DisconnectStatus, disconnectReason, disconnectReasons, FrameType } from "./constants.ts";
-import { decodeFrame } from "./decoder.ts";
-import { encodeFrame } from "./encoder.ts";
+import { decodeFrame } from "./frame-decoder.ts";
+import { encodeFrame } from "./frame-encoder.ts";
 import {
   agentDisconnectFrame,
   agentHelloFrame,
@@ -18,6 +18,7 @@ import {
   splitList,
 } from "./handshake.ts";
 import type { AgentHelloFrame, HaproxyDisconnectFrame, HaproxyHelloFrame } from "./types.ts";
+import { encodeVarint } from "./varint.ts";
 
 const str = (text: string) => `08${wireString(text)}`;
 
@@ -111,6 +112,26 @@ describe("HAPROXY-HELLO", () => {
         ),
       { status: DisconnectStatus.INVALID_FRAME, field: "max-frame-size", message: /not an integer/ },
     );
+  });
+
+  it.each([
+    ["UINT64 2^32", DataType.UINT64, 2 ** 32],
+    ["INT64 2^40", DataType.INT64, 2 ** 40],
+    ["UINT64 2^64-1", DataType.UINT64, (1n << 64n) - 1n],
+  ])("refuses a max-frame-size above 2^32-1 (%s) with status 9", (_name, type, size) => {
+    const value = type.toString(16).padStart(2, "0") + Buffer.from(encodeVarint(size)).toString("hex");
+    const error = expectSpopError(
+      () =>
+        parseHaproxyHello(
+          haproxyHello(
+            wireItem("supported-versions", str("2.0")) +
+              wireItem("max-frame-size", value) +
+              wireItem("capabilities", str("")),
+          ),
+        ),
+      { status: DisconnectStatus.BAD_FRAME_SIZE, field: "max-frame-size", message: /above 2\^32-1/ },
+    );
+    expect(error.code).toBe("SPOP_BAD_FRAME_SIZE");
   });
 
   it("builds the HELLO a client playing HAProxy sends, byte for byte as HAProxy 2.6 does", () => {

@@ -15,6 +15,7 @@ import {
   SPOP_VERSION,
 } from "./constants.ts";
 import { SpopError } from "./errors.ts";
+import { UINT32_MAX } from "./limits.ts";
 import {
   type AgentDisconnectFrame,
   type AgentHelloFrame,
@@ -85,21 +86,27 @@ function stringItem(items: KVList, key: string, missing: number): string {
   return item.value.value;
 }
 
-/** An integer item of any integer type (HAProxy accepts all four) within 0..2^32−1. */
+/**
+ * An integer item of any integer type (HAProxy accepts all four) within 0..2^32−1; a larger
+ * one is refused with status 9 (bad max-frame-size), anything else with status 4.
+ */
 function sizeItem(items: KVList, key: string, missing: number): number {
   const item = find(items, key);
   if (item === undefined) throw new SpopError(missing, `no "${key}" item`, { field: key });
   const { value } = item;
   if (
-    (value.type === DataType.INT32 ||
-      value.type === DataType.UINT32 ||
-      value.type === DataType.INT64 ||
-      value.type === DataType.UINT64) &&
-    typeof value.value === "number" &&
-    value.value >= 0 &&
-    value.value <= 0xffffffff
+    value.type === DataType.INT32 ||
+    value.type === DataType.UINT32 ||
+    value.type === DataType.INT64 ||
+    value.type === DataType.UINT64
   ) {
-    return value.value;
+    const size = value.value;
+    if (size > UINT32_MAX) {
+      throw new SpopError(DisconnectStatus.BAD_FRAME_SIZE, `"${key}" ${size} is above 2^32-1`, {
+        field: key,
+      });
+    }
+    if (typeof size === "number" && size >= 0) return size;
   }
   throw new SpopError(DisconnectStatus.INVALID_FRAME, `"${key}" is not an integer in 0..2^32-1`, {
     field: key,

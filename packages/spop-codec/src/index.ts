@@ -26,15 +26,15 @@ export {
   SPOP_VERSION,
   scopeNames,
 } from "./constants.ts";
-export { type DecodeOptions, decodeFrame } from "./decoder.ts";
+export { SpopCodecError, SpopError, type SpopErrorOptions } from "./errors.ts";
+export { type DecodeOptions, decodeFrame } from "./frame-decoder.ts";
 export {
   type EncodeOptions,
   encodeFrame,
   FrameWriter,
   type FrameWriterOptions,
   fragmentFrame,
-} from "./encoder.ts";
-export { SpopError, type SpopErrorOptions } from "./errors.ts";
+} from "./frame-encoder.ts";
 export { ackFrame, notifyFrame, setVar, unsetVar } from "./frames.ts";
 export {
   type AgentHello,
@@ -54,7 +54,7 @@ export {
   splitList,
 } from "./handshake.ts";
 export { formatIp, parseIp } from "./ip.ts";
-export { FrameReader, type FrameReaderOptions } from "./reader.ts";
+export { FrameReader, type FrameReaderOptions } from "./stream-reader.ts";
 export {
   type AckFrame,
   type Action,

@@ -1,4 +1,6 @@
-/** Integer ranges of the protocol's fields and data types. Internal. */
+/** The protocol's limits: integer ranges of its fields and data types, frame sizes. Internal. */
+import { DisconnectStatus } from "./constants.ts";
+import { SpopError } from "./errors.ts";
 
 export const INT32_MIN = -(2 ** 31);
 export const INT32_MAX = 2 ** 31 - 1;
@@ -15,4 +17,15 @@ const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 export function canonicalInteger(value: number | bigint): number | bigint {
   if (typeof value === "number") return value;
   return value >= -MAX_SAFE && value <= MAX_SAFE ? Number(value) : value;
+}
+
+/** Validates a frame-size limit given by a caller. */
+export function checkMaxFrameSize(value: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > UINT32_MAX) {
+    throw new SpopError(
+      DisconnectStatus.BAD_FRAME_SIZE,
+      `max frame size ${value} is not an integer in 1..2^32-1`,
+    );
+  }
+  return value;
 }

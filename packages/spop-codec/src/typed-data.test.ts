@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 import { expectSpopError } from "../test/expect-spop-error.ts";
 import { referenceVarint, wireFrame, wireItem, wireMessage, wireSetVar } from "../test/wire.ts";
 import { DataType, DisconnectStatus, FrameType, Scope } from "./constants.ts";
-import { decodeFrame } from "./decoder.ts";
-import { encodeFrame } from "./encoder.ts";
+import { decodeFrame } from "./frame-decoder.ts";
+import { encodeFrame } from "./frame-encoder.ts";
 import { ackFrame, setVar } from "./frames.ts";
 import { type Action, TypedValue as Typed, type TypedValue } from "./types.ts";
 

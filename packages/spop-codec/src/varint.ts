@@ -6,10 +6,11 @@
  * nibble set, and each following byte 7 more bits, high bit set while more follow; each step
  * subtracts what the marker bits already account for, so every value has exactly one encoding.
  */
+
 import { BufferReader } from "./buffer-reader.ts";
 import { BufferWriter } from "./buffer-writer.ts";
-import { asBuffer } from "./decoder.ts";
 import { invalidFrame } from "./errors.ts";
+import { asBuffer } from "./frame-decoder.ts";
 
 const scratch = new BufferWriter(1024, Number.MAX_SAFE_INTEGER);
 const reader = new BufferReader();

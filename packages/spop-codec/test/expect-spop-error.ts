@@ -1,5 +1,9 @@
 import { expect } from "vitest";
-import { SpopError } from "../src/index.ts";
+import { DisconnectStatus, SpopCodecError, SpopError } from "../src/index.ts";
+
+const statusNames = new Map<number, string>(
+  Object.entries(DisconnectStatus).map(([name, status]) => [status, name]),
+);
 
 /** What a {@link SpopError} must say: its status, and optionally its field, offset and message. */
 export interface ExpectedSpopError {
@@ -20,6 +24,9 @@ export function expectSpopError(fn: () => unknown, expected: ExpectedSpopError):
   expect(thrown, "expected a SpopError").toBeInstanceOf(SpopError);
   const error = thrown as SpopError;
   expect(error.status).toBe(expected.status);
+  // The stable code names the same fault as the status.
+  expect(error).toBeInstanceOf(SpopCodecError);
+  expect(error.code).toBe(`SPOP_${statusNames.get(expected.status) ?? "UNKNOWN_ERROR"}`);
   if (expected.field !== undefined) expect(error.field).toBe(expected.field);
   if (expected.offset !== undefined) expect(error.offset).toBe(expected.offset);
   if (expected.message !== undefined) expect(error.message).toMatch(expected.message);

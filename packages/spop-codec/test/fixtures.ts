@@ -1,29 +1,16 @@
 /**
- * Frames captured byte for byte from HAProxy 2.6.12 and 3.5-dev5 (see haproxy-frames.json),
+ * Frames captured byte for byte from HAProxy 2.6.12 and 3.5-dev5 (see `src/testing/captured-frames.ts`),
  * and what each one says according to the capture notes — written out by hand, so that tests
  * compare the decoder against the capture, not against itself.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { type CapturedFrame as Capture, capturedFrames as captures } from "../src/testing/index.ts";
 
-export interface CapturedFrame {
-  haproxy: string;
-  kind: string;
-  note: string;
-  hex: string;
+export interface CapturedFrame extends Capture {
   bytes: Buffer;
 }
 
-interface FixtureFile {
-  frames: { haproxy: string; kind: string; note: string; hex: string }[];
-}
-
-const file = JSON.parse(
-  readFileSync(join(import.meta.dirname, "fixtures", "haproxy-frames.json"), "utf8"),
-) as FixtureFile;
-
 /** Every captured frame, in capture order. */
-export const capturedFrames: CapturedFrame[] = file.frames.map((frame) => ({
+export const capturedFrames: CapturedFrame[] = captures.map((frame) => ({
   ...frame,
   bytes: Buffer.from(frame.hex, "hex"),
 }));

@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { type KVItem, type Message, parseIp, TypedValue } from "@spoekit/spop-codec";
+import { SpoeAgentError } from "../errors.ts";
 import type { IdStyle } from "./client.ts";
 import { type LoadOptions, type LoadReport, runLoad } from "./load.ts";
 
@@ -39,9 +40,12 @@ Output:
 
 Exit status: 0 when every NOTIFY was answered, 1 on errors, 2 on bad arguments.`;
 
-/** A bad command line. */
-export class UsageError extends Error {
+/** A bad command line (code `SPOP_BENCH_USAGE`). */
+export class UsageError extends SpoeAgentError {
   override readonly name = "UsageError";
+  constructor(message: string) {
+    super("SPOP_BENCH_USAGE", message);
+  }
 }
 
 /** Reads `name=type:value` into a KV item. */

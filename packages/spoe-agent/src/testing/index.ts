@@ -19,4 +19,5 @@ export {
 } from "./client.ts";
 export { LatencyHistogram } from "./histogram.ts";
 export { type LatencySummary, type LoadErrors, type LoadOptions, type LoadReport, runLoad } from "./load.ts";
+export { ManualClock } from "./manual-clock.ts";
 export { type CheckRateArgs, checkRateMessage, spoeMessage } from "./messages.ts";

@@ -16,6 +16,7 @@ import {
   notifyFrame,
   parseDisconnect,
 } from "@spoekit/spop-codec";
+import { InvalidOptionError } from "../errors.ts";
 import { connectClient, type IdStyle, type SpopTarget } from "./client.ts";
 import { LatencyHistogram } from "./histogram.ts";
 import { checkRateMessage } from "./messages.ts";
@@ -242,7 +243,9 @@ class LoadConnection {
 
 function positive(name: string, value: number, integer = true): number {
   if (!(value > 0) || (integer && !Number.isInteger(value))) {
-    throw new RangeError(`${name} must be a positive ${integer ? "integer" : "number"}, got ${value}`);
+    throw new InvalidOptionError(
+      `${name} must be a positive ${integer ? "integer" : "number"}, got ${value}`,
+    );
   }
   return value;
 }

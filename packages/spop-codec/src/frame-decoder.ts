@@ -2,6 +2,7 @@
  * Bytes → frames. Decodes one whole frame (length prefix included) that lies in a buffer; the
  * streaming {@link FrameReader} finds the frames in a byte stream and calls into this.
  */
+
 import { BufferReader } from "./buffer-reader.ts";
 import {
   ActionType,
@@ -50,17 +51,6 @@ export function checkFrameLength(length: number, maxFrameSize: number): void {
       { field: "frame length", offset: 0 },
     );
   }
-}
-
-/** Validates a frame-size limit given by a caller. */
-export function checkMaxFrameSize(value: number): number {
-  if (!Number.isInteger(value) || value < 1 || value > 0xffffffff) {
-    throw new SpopError(
-      DisconnectStatus.BAD_FRAME_SIZE,
-      `max frame size ${value} is not an integer in 1..2^32-1`,
-    );
-  }
-  return value;
 }
 
 function isFrameType(type: number): boolean {

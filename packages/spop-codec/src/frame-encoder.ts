@@ -3,6 +3,7 @@
  * contiguous region of a pooled slab, refuses frames above the maximum, and hands out the
  * frames written since the last flush as one Buffer — one socket write for a batch of ACKs.
  */
+
 import { BufferWriter } from "./buffer-writer.ts";
 import {
   ActionType,
@@ -14,9 +15,8 @@ import {
   frameTypeNames,
   MIN_FRAME_SIZE,
 } from "./constants.ts";
-import { checkMaxFrameSize } from "./decoder.ts";
 import { invalidFrame, SpopError } from "./errors.ts";
-import { SCOPE_MAX, UINT32_MAX } from "./limits.ts";
+import { checkMaxFrameSize, SCOPE_MAX, UINT32_MAX } from "./limits.ts";
 import type { AckFrame, Action, FragmentFrame, Frame, KVList, Message, NotifyFrame } from "./types.ts";
 import { varintLength } from "./varint.ts";
 

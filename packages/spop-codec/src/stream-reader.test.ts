@@ -2,10 +2,10 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { expectSpopError } from "../test/expect-spop-error.ts";
 import { referenceVarint, wireFrame, wireItem, wireMessage } from "../test/wire.ts";
 import { DataType, DisconnectStatus, FrameFlags, FrameType } from "./constants.ts";
-import { decodeFrame } from "./decoder.ts";
-import { encodeFrame, fragmentFrame } from "./encoder.ts";
+import { decodeFrame } from "./frame-decoder.ts";
+import { encodeFrame, fragmentFrame } from "./frame-encoder.ts";
 import { haproxyDisconnectFrame } from "./handshake.ts";
-import { FrameReader } from "./reader.ts";
+import { FrameReader } from "./stream-reader.ts";
 import type { Frame, NotifyFrame } from "./types.ts";
 
 function notifyWith(streamId: number, args: string[]): Buffer {

@@ -11,14 +11,9 @@ import {
   FrameType,
   frameTypeNames,
 } from "./constants.ts";
-import {
-  asBuffer,
-  checkFrameLength,
-  checkMaxFrameSize,
-  type DecodeOptions,
-  FrameDecoder,
-} from "./decoder.ts";
 import { SpopError } from "./errors.ts";
+import { asBuffer, checkFrameLength, type DecodeOptions, FrameDecoder } from "./frame-decoder.ts";
+import { checkMaxFrameSize } from "./limits.ts";
 import type { FragmentedFrameType, FragmentFrame, Frame } from "./types.ts";
 
 /** Options of {@link FrameReader}. */

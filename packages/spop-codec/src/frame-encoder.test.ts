@@ -10,10 +10,10 @@ import {
   wireUnsetVar,
 } from "../test/wire.ts";
 import { ActionType, DisconnectStatus, FrameFlags, FrameType, Scope } from "./constants.ts";
-import { decodeFrame } from "./decoder.ts";
-import { encodeFrame, FrameWriter, fragmentFrame } from "./encoder.ts";
+import { decodeFrame } from "./frame-decoder.ts";
+import { encodeFrame, FrameWriter, fragmentFrame } from "./frame-encoder.ts";
 import { ackFrame, notifyFrame, setVar, unsetVar } from "./frames.ts";
-import { FrameReader } from "./reader.ts";
+import { FrameReader } from "./stream-reader.ts";
 import { type Action, type Frame, TypedValue } from "./types.ts";
 
 const scoreActions: Action[] = [

@@ -10,8 +10,8 @@ import {
   wireUnsetVar,
 } from "../test/wire.ts";
 import { ActionType, DataType, DisconnectStatus, FrameFlags, FrameType, Scope } from "./constants.ts";
-import { decodeFrame } from "./decoder.ts";
-import { encodeFrame } from "./encoder.ts";
+import { decodeFrame } from "./frame-decoder.ts";
+import { encodeFrame } from "./frame-encoder.ts";
 
 const notify = (payload: string, extra: { flags?: number; streamId?: number; frameId?: number } = {}) =>
   wireFrame({ type: FrameType.NOTIFY, streamId: 7, frameId: 1, payload, ...extra });

@@ -369,13 +369,14 @@ async function run(scenario: Scenario): Promise<ScenarioResult> {
   }
 }
 
+/** The example rules file of the deployment: three rules, CIDR lists; per-ip is the default limit. */
+const RULES = { SPOA_RULES_FILE: join(import.meta.dirname, "../../../deploy/base/agent/rules.yaml") };
+const valkeyWorkers = { SPOA_WORKERS: process.env.BENCH_VALKEY_WORKERS ?? "1" };
 const scenarios: Scenario[] = [
   { name: "embedded store", env: {}, redis: false },
-  {
-    name: "Valkey (redis-server)",
-    env: { SPOA_WORKERS: process.env.BENCH_VALKEY_WORKERS ?? "1" },
-    redis: true,
-  },
+  { name: "embedded store, rules file", env: RULES, redis: false },
+  { name: "Valkey (redis-server)", env: valkeyWorkers, redis: true },
+  { name: "Valkey (redis-server), rules file", env: { ...valkeyWorkers, ...RULES }, redis: true },
 ];
 const only = process.env.BENCH_ONLY;
 const results: ScenarioResult[] = [];

@@ -4,7 +4,8 @@
 -- .0 and .255 hosts (about a million addresses), so that the agent runs its real decision path
 -- for ever new keys — parse the address, look the key up, decide, store the new TAT — and, at the
 -- limit the benchmark configures, nearly every request is allowed and reaches the end of the
--- rule set.
+-- rule set. Each request also names one of 1000 tenants in X-Tenant, for the rules file's
+-- tenant rule (the canonical configuration sends the header to the agent in every scenario).
 --
 -- WRK_DELAY_MS (environment) paces the run: each connection waits that many milliseconds after
 -- each answer before its next request (wrk's delay()). Unset: as fast as answered.
@@ -17,7 +18,8 @@ math.randomseed(os.time())
 
 request = function()
   local address = string.format("10.%d.%d.%d", math.random(0, 15), math.random(0, 255), math.random(1, 254))
-  return wrk.format("GET", "/", { ["X-Forwarded-For"] = address })
+  local tenant = string.format("tenant-%d", math.random(1, 1000))
+  return wrk.format("GET", "/", { ["X-Forwarded-For"] = address, ["X-Tenant"] = tenant })
 end
 
 if delay_ms then

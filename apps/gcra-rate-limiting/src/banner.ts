@@ -67,6 +67,7 @@ export function banner(config: Config): string {
     DRAIN_TIMEOUT: formatDuration(config.drainTimeoutMs),
     LOG_LEVEL: config.logLevel,
   };
+  if (config.rulesFile !== undefined) values.SPOA_RULES_FILE = config.rulesFile;
   if (!embedded) {
     Object.assign(values, {
       VALKEY_MODE: config.valkeyMode,

@@ -46,6 +46,8 @@ export interface Config {
   logLevel: LogLevel;
   /** One line per deprecated variable name read (the seed's), for the banner. */
   deprecations: string[];
+  /** The rules file (YAML or JSON); undefined: one per-IP rule from SPOA_RATE_INTERVAL/BURST. */
+  rulesFile: string | undefined;
 }
 
 /** A configuration value that cannot be used; the message is one line naming the variable. */
@@ -236,6 +238,8 @@ export function loadConfig(
   const keyPrefix = value("VALKEY_KEY_PREFIX");
   if (Buffer.byteLength(keyPrefix) > 64) fail("VALKEY_KEY_PREFIX", keyPrefix);
   const sentinelName = value("VALKEY_SENTINEL_NAME").trim();
+  const rulesFile = read("SPOA_RULES_FILE")?.trim();
+  if (rulesFile !== undefined && !isAbsolute(rulesFile)) fail("SPOA_RULES_FILE", rulesFile);
   return {
     spoeAddress: parseAddress("SPOE_ADDR", value("SPOE_ADDR")),
     valkeyNodes,
@@ -266,5 +270,6 @@ export function loadConfig(
     drainTimeoutMs: parseDuration("DRAIN_TIMEOUT", value("DRAIN_TIMEOUT"), 0, 3_600_000),
     logLevel,
     deprecations,
+    rulesFile,
   };
 }

@@ -2,6 +2,8 @@ import {
   createValkeyLimiter,
   type GcraDecision,
   GcraLimit,
+  type GcraMultiDecision,
+  type GcraRequest,
   MemoryStore,
   type StoreEvent,
   type ValkeyLimiter,
@@ -19,6 +21,8 @@ export interface AppLimiter {
   readonly limit: GcraLimit;
   /** Decides one request of `key`: synchronously in memory, as a promise with Valkey. */
   decide(key: string): GcraDecision | Promise<GcraDecision>;
+  /** Decides one request against several limits, all or nothing (see `GcraStore.checkAll`). */
+  decideAll(requests: readonly GcraRequest[]): GcraMultiDecision | Promise<GcraMultiDecision>;
   /**
    * Whether the store serves useful answers, for `/readyz`: false only under policy `closed`
    * while Valkey is unusable (not connected, or every partition failing) — when every request
@@ -128,6 +132,7 @@ export function createLimiter(config: Config, log?: Logger): AppLimiter {
       valkey: undefined,
       limit,
       decide: (key) => memory.decide(key, limit),
+      decideAll: (requests) => memory.decideAll(requests),
       ready: () => true,
       warmUp: async () => true,
       close: () => memory.close(),
@@ -142,6 +147,7 @@ export function createLimiter(config: Config, log?: Logger): AppLimiter {
     valkey,
     limit,
     decide: (key) => valkey.check(key, limit),
+    decideAll: (requests) => valkey.checkAll(requests),
     ready() {
       const stats = valkey.stats();
       return stats.ready && (config.failurePolicy !== "closed" || stats.connected);

@@ -8,6 +8,8 @@ import cluster from "node:cluster";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { fatal } from "./lifecycle.ts";
 import { runPrimary } from "./primary.ts";
+import { RulesError } from "./rules/parse.ts";
+import { loadRules } from "./rules/source.ts";
 import { runSingle } from "./single.ts";
 import { runWorker } from "./worker.ts";
 
@@ -16,6 +18,13 @@ try {
   config = loadConfig(process.env);
 } catch (error) {
   if (error instanceof ConfigError) fatal(`configuration error: ${error.message}`, 2);
+  throw error;
+}
+// Every process loads the rules file again; checked here first so that a bad file stops the start.
+try {
+  if (config.rulesFile !== undefined) loadRules(config.rulesFile);
+} catch (error) {
+  if (error instanceof RulesError) fatal(`SPOA_RULES_FILE: ${error.message}`, 2);
   throw error;
 }
 

@@ -4,6 +4,7 @@ import type { Config } from "./config.ts";
 import { checkRateHandler, MESSAGE } from "./handler.ts";
 import { type AppLimiter, createLimiter } from "./limiter.ts";
 import { type AppMetrics, createMetrics, observeAgent, observeValkey } from "./metrics.ts";
+import { rulesService } from "./rules/service.ts";
 
 /**
  * One serving process: the limiter, its metrics, and the SPOE agent answering `check-rate` on
@@ -65,7 +66,14 @@ export function createService(config: Config, log: Logger): Service {
     handlerTimeout: Math.max(100, 2 * config.valkeyTimeoutMs),
     closeTimeout: budget.agentMs,
   });
-  agent.message(MESSAGE, checkRateHandler({ limiter, metrics, ipv6Prefix: config.ipv6Prefix }));
+  const rules =
+    config.rulesFile === undefined
+      ? undefined
+      : rulesService(config.rulesFile, limiter, metrics, config, log);
+  agent.message(
+    MESSAGE,
+    rules?.handler ?? checkRateHandler({ limiter, metrics, ipv6Prefix: config.ipv6Prefix }),
+  );
 
   let listening = false;
   let closing: Promise<void> | undefined;
@@ -95,6 +103,7 @@ export function createService(config: Config, log: Logger): Service {
     close() {
       closing ??= (async () => {
         metrics.draining.set(1);
+        rules?.close();
         await agent.close();
         listening = false;
         let timer: NodeJS.Timeout | undefined;

@@ -83,6 +83,12 @@ export const settings = {
     "a whole number of seconds from 0 to 31536000 (a year)",
     "retention after the last request in s (unset: keys expire at their TAT)",
   ),
+  SPOA_RULES_FILE: setting(
+    "SPOA_RULES_FILE",
+    undefined,
+    "an absolute path of a YAML or JSON rules file",
+    "rules per route, method, tenant or key, CIDR lists, shadow rules; reloaded live (unset: one per-IP rule)",
+  ),
   SPOA_FAILURE_POLICY: setting(
     "SPOA_FAILURE_POLICY",
     "open",

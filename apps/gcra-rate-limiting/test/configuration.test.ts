@@ -55,6 +55,7 @@ const badValues: [SettingName, string, Record<string, string>?][] = [
   ["SPOA_RATE_BURST", "-1"],
   ["SPOA_RATE_BURST", "5000", { SPOA_RATE_INTERVAL: "10000" }],
   ["SPOA_RATE_TTL", "1h"],
+  ["SPOA_RULES_FILE", "rules.yaml"],
   ["SPOA_FAILURE_POLICY", "ignore"],
   ["SPOA_IPV6_PREFIX", "/64"],
   ["SPOA_WORKERS", "many"],

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { createValkeyLimiter } from "@spoekit/gcra";
 import { afterAll, describe, expect, it } from "vitest";
 import { createMetrics, createPrimaryMetrics, observeAgent, observeValkey } from "../src/metrics.ts";
+import { createRuleMetrics } from "../src/rules/metrics.ts";
 import { settings } from "../src/settings.ts";
 import { appDir } from "./stack.ts";
 
@@ -38,6 +39,7 @@ describe("README.md", () => {
     const worker = createMetrics("valkey");
     const unsubscribe = observeAgent(worker.registry);
     observeValkey(worker.registry, limiter);
+    createRuleMetrics(worker.registry);
     const primary = createPrimaryMetrics(() => 0);
     try {
       const exported = [

@@ -187,13 +187,16 @@ describe("the canonical HAProxy configuration", () => {
     expect(spoe).toMatch(/^\s+messages check-rate$/m);
     expect(spoe).toMatch(/^\s+option var-prefix rl$/m);
     expect(spoe).toMatch(/^\s+option pipelining$/m);
-    expect(spoe).toMatch(/^\s+register-var-names ip_score retry_after remaining limit$/m);
+    expect(spoe).toMatch(/^\s+register-var-names ip_score retry_after remaining limit rule$/m);
     expect(spoe).toMatch(/^\s+timeout hello 100ms$/m);
     expect(spoe).toMatch(/^\s+timeout idle 30s$/m);
     expect(spoe).toMatch(/^\s+timeout processing 15ms$/m);
     expect(spoe).toMatch(/^spoe-message check-rate$/m);
     expect(spoe).toMatch(/^\s+args ip_xff=req\.hdr_ip\(X-Forwarded-For,1\)$/m);
     expect(spoe).toMatch(/^\s+args ip_src=src$/m);
+    expect(spoe).toMatch(
+      /^\s+args path=path method=method host=req\.hdr\(host\) tenant=req\.hdr\(X-Tenant\)$/m,
+    );
     expect(spoe).toMatch(/^\s+event on-frontend-http-request$/m);
   });
 

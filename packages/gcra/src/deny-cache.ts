@@ -1,6 +1,7 @@
 import { GcraOptionError } from "./errors.ts";
 import { decision, type GcraDecision, monotonicMicros } from "./gcra.ts";
 import { type GcraLimit, invalidInput } from "./limit.ts";
+import { type GcraMultiDecision, type GcraRequest, invalidRequests } from "./multi.ts";
 import type { GcraStore } from "./store.ts";
 
 /** Options of {@link DenyCacheStore}. */
@@ -62,29 +63,74 @@ export class DenyCacheStore implements GcraStore {
   check(key: string, limit: GcraLimit, cost = 1): Promise<GcraDecision> {
     const invalid = invalidInput(key, limit, cost);
     if (invalid) return Promise.reject(invalid);
-    const entry = this.#entries.get(key);
-    if (entry !== undefined) {
-      const now = this.#clock();
-      if (entry.limit === limit) {
-        const base = Math.max(entry.tat, now);
-        const after = base + cost * limit.emissionIntervalUs;
-        if (after - now > limit.burstToleranceUs) {
-          this.#hits++;
-          return Promise.resolve(
-            decision(limit, false, base - now, after - limit.burstToleranceUs - now, "deny-cache"),
-          );
-        }
-      }
-      // The store decides; the entry goes once a request of cost 1 could pass (or the limit differs).
-      if (entry.limit !== limit || entry.tat + limit.emissionIntervalUs - limit.burstToleranceUs <= now) {
-        this.#entries.delete(key);
-      }
+    const cached = this.#cached(key, limit, cost, this.#clock());
+    if (cached !== undefined) {
+      this.#hits++;
+      return Promise.resolve(cached);
     }
     const sent = this.#clock();
     return this.#store.check(key, limit, cost).then((result) => {
       if (!result.allowed && result.source === "store") this.#remember(key, limit, sent + result.resetAfter);
       return result;
     });
+  }
+
+  /**
+   * {@inheritDoc GcraStore.checkAll}
+   *
+   * When an enforcing request's key is cached as denied (same limit), the whole request is
+   * denied here — exactly as the store would deny it, consuming nothing — and the decisions of
+   * the other requests, not looked at, are `undefined`. Otherwise the store decides, and every
+   * denial it reports of a key's first request in the list is remembered (a later request of the
+   * same key was judged against a TAT that may not have been stored).
+   */
+  checkAll(requests: readonly GcraRequest[]): Promise<GcraMultiDecision> {
+    const invalid = invalidRequests(requests);
+    if (invalid) return Promise.reject(invalid);
+    const now = this.#clock();
+    let decisions: (GcraDecision | undefined)[] | undefined;
+    requests.forEach(({ key, limit, cost = 1, enforce = true }, i) => {
+      const cached = enforce ? this.#cached(key, limit, cost, now) : undefined;
+      if (cached === undefined) return;
+      decisions ??= new Array<GcraDecision | undefined>(requests.length).fill(undefined);
+      decisions[i] = cached;
+    });
+    if (decisions !== undefined) {
+      this.#hits++;
+      return Promise.resolve({ allowed: false, decisions, source: "deny-cache" });
+    }
+    const sent = this.#clock();
+    return this.#store.checkAll(requests).then((result) => {
+      const seen = new Set<string>();
+      result.decisions.forEach((d, i) => {
+        const { key, limit } = requests[i] as GcraRequest;
+        if (d !== undefined && !d.allowed && d.source === "store" && !seen.has(key)) {
+          this.#remember(key, limit, sent + d.resetAfter);
+        }
+        seen.add(key);
+      });
+      return result;
+    });
+  }
+
+  /**
+   * The denial the cache knows for `key` at `now`, if any. An entry goes once a request of cost 1
+   * could pass, or when asked about another limit.
+   */
+  #cached(key: string, limit: GcraLimit, cost: number, now: number): GcraDecision | undefined {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.limit === limit) {
+      const base = Math.max(entry.tat, now);
+      const after = base + cost * limit.emissionIntervalUs;
+      if (after - now > limit.burstToleranceUs) {
+        return decision(limit, false, base - now, after - limit.burstToleranceUs - now, "deny-cache");
+      }
+    }
+    if (entry.limit !== limit || entry.tat + limit.emissionIntervalUs - limit.burstToleranceUs <= now) {
+      this.#entries.delete(key);
+    }
+    return undefined;
   }
 
   /** {@inheritDoc GcraStore.warmUp} Passes it on to the wrapped store. */

@@ -4,6 +4,7 @@ import type { FailureKind } from "./errors.ts";
 import type { GcraDecision } from "./gcra.ts";
 import type { GcraLimit } from "./limit.ts";
 import { MemoryStore } from "./memory-store.ts";
+import type { GcraMultiDecision, GcraRequest } from "./multi.ts";
 import { type FailurePolicy, type PolicyMode, PolicyStore, type PolicyStoreStats } from "./policy-store.ts";
 import type { GcraStore } from "./store.ts";
 import type { ValkeyStoreOptions } from "./store-options.ts";
@@ -76,6 +77,7 @@ export interface ValkeyLimiter extends GcraStore {
   /** The deny cache, unless disabled. */
   readonly denyCache: DenyCacheView | undefined;
   check(key: string, limit: GcraLimit, cost?: number): Promise<GcraDecision>;
+  checkAll(requests: readonly GcraRequest[]): Promise<GcraMultiDecision>;
   /**
    * Warms the Valkey store up through the whole composition (see {@link GcraStore.warmUp}):
    * connects, opens every cluster node's connection and loads the script, so that the first
@@ -150,6 +152,7 @@ export function createValkeyLimiter(config: ValkeyLimiterConfig): ValkeyLimiter 
     policy,
     denyCache,
     check: (key, limit, cost) => top.check(key, limit, cost),
+    checkAll: (requests) => top.checkAll(requests),
     warmUp: (budgetMs) => top.warmUp?.(budgetMs) ?? Promise.resolve(true),
     close: () => top.close(),
     stats() {

@@ -50,6 +50,13 @@ export {
 export { GcraLimit, type IntervalLimitOptions, MAX_DURATION_US, type RateLimitOptions } from "./limit.ts";
 export { MemoryStore, type MemoryStoreOptions } from "./memory-store.ts";
 export {
+  decideAll,
+  type GcraMultiDecision,
+  type GcraRequest,
+  type LocalMultiOutcome,
+} from "./multi.ts";
+export { GCRA_MULTI_SCRIPT, GCRA_MULTI_SCRIPT_SHA } from "./multi-script.ts";
+export {
   FAILURE_POLICIES,
   type FailingPartition,
   type FailurePolicy,

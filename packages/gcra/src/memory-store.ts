@@ -1,6 +1,7 @@
 import { GcraOptionError } from "./errors.ts";
 import { decision, type GcraDecision, monotonicMicros } from "./gcra.ts";
 import { type GcraLimit, requireCost, requireKey } from "./limit.ts";
+import { decideAll, type GcraRequest, invalidRequests, type LocalMultiOutcome } from "./multi.ts";
 import type { GcraStore } from "./store.ts";
 
 /** Options of {@link MemoryStore}. */
@@ -100,6 +101,45 @@ export class MemoryStore implements GcraStore {
   check(key: string, limit: GcraLimit, cost = 1): Promise<GcraDecision> {
     try {
       return Promise.resolve(this.decide(key, limit, cost));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Decides one request against several limits synchronously, all or nothing (see
+   * {@link GcraStore.checkAll}): atomic, as every call in this process is.
+   *
+   * @throws GcraInputError for an empty list, an empty key or a bad cost.
+   */
+  decideAll(requests: readonly GcraRequest[]): LocalMultiOutcome {
+    const invalid = invalidRequests(requests);
+    if (invalid) throw invalid;
+    const now = this.#clock();
+    const outcome = decideAll(
+      requests,
+      now,
+      (key) => {
+        const slot = this.#find(key, hashOf(key));
+        return slot < 0 ? undefined : this.#tats[slot];
+      },
+      "store",
+    );
+    if (outcome.allowed) {
+      for (const [key, tat] of outcome.writes) {
+        const hash = hashOf(key);
+        let slot = this.#find(key, hash);
+        if (slot < 0) slot = this.#insert(key, hash, now);
+        this.#tats[slot] = tat;
+      }
+    }
+    return outcome;
+  }
+
+  /** {@inheritDoc GcraStore.checkAll} */
+  checkAll(requests: readonly GcraRequest[]): Promise<LocalMultiOutcome> {
+    try {
+      return Promise.resolve(this.decideAll(requests));
     } catch (error) {
       return Promise.reject(error);
     }

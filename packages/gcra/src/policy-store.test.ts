@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import {
   GcraLimit,
   GcraOptionError,
+  type GcraRequest,
   type GcraStore,
   GcraStoreError,
   MemoryStore,
@@ -29,6 +30,14 @@ class ScriptedStore implements GcraStore {
       return Promise.reject(new GcraStoreError(this.fail, `scripted ${this.fail}`));
     }
     return this.memory.check(key, limit, cost);
+  }
+
+  checkAll(requests: readonly GcraRequest[]) {
+    this.calls++;
+    if (this.fail !== undefined) {
+      return Promise.reject(new GcraStoreError(this.fail, `scripted ${this.fail}`));
+    }
+    return this.memory.checkAll(requests);
   }
 
   partitionOf(key: string): string {

@@ -12,6 +12,7 @@ import { notify, type StoreEventListener } from "./events.ts";
 import { type DecisionSource, decision, type GcraDecision, monotonicMicros } from "./gcra.ts";
 import { type GcraLimit, PROBE_LIMIT, requireCost, requireKey } from "./limit.ts";
 import { MemoryStore } from "./memory-store.ts";
+import { type GcraMultiDecision, type GcraRequest, invalidRequests, policyAnswer } from "./multi.ts";
 import { ALL_KEYS, type GcraStore } from "./store.ts";
 
 /**
@@ -222,11 +223,7 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
     requireCost(cost, limit);
     // The partition as it is when the call is made: a failure counts against it.
     const partition = this.#store.partitionOf?.(key) ?? ALL_KEYS;
-    let circuit = this.#circuits.get(partition);
-    if (circuit === undefined) {
-      circuit = new Circuit(this.#circuit);
-      this.#circuits.set(partition, circuit);
-    }
+    const circuit = this.#circuitOf(partition);
     if (circuit.open) return this.#answer(key, limit, cost);
     try {
       const result = await this.#store.check(key, limit, cost);
@@ -237,6 +234,36 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
       if (error instanceof GcraInputError) throw error;
       this.#failed(partition, circuit, toStoreError(error), key);
       return this.#answer(key, limit, cost);
+    }
+  }
+
+  /**
+   * {@inheritDoc GcraStore.checkAll} Never rejects for store failures: the policy answers the
+   * whole request (`fallback`: all or nothing on its memory store) when any partition the keys
+   * live on is failing, or when the store's call fails — a failure then counts against every
+   * partition the keys live on.
+   */
+  async checkAll(requests: readonly GcraRequest[]): Promise<GcraMultiDecision> {
+    const invalid = invalidRequests(requests);
+    if (invalid) throw invalid;
+    // Each partition the keys live on, with its circuit and a key of it (to probe it with).
+    const circuits = new Map<string, [Circuit, string]>();
+    for (const { key } of requests) {
+      const partition = this.#store.partitionOf?.(key) ?? ALL_KEYS;
+      if (!circuits.has(partition)) circuits.set(partition, [this.#circuitOf(partition), key]);
+    }
+    for (const [circuit] of circuits.values()) if (circuit.open) return this.#answerAll(requests);
+    try {
+      const result = await this.#store.checkAll(requests);
+      const now = this.#clock();
+      for (const [circuit] of circuits.values()) circuit.succeeded(now);
+      this.#decisions.store++;
+      return result;
+    } catch (error) {
+      if (error instanceof GcraInputError) throw error;
+      const failure = toStoreError(error);
+      for (const [partition, [circuit, key]] of circuits) this.#failed(partition, circuit, failure, key);
+      return this.#answerAll(requests);
     }
   }
 
@@ -256,6 +283,25 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
     for (const circuit of this.#circuits.values()) clearTimeout(circuit.probeTimer);
     await this.#store.close();
     await this.#fallback?.close();
+  }
+
+  #circuitOf(partition: string): Circuit {
+    let circuit = this.#circuits.get(partition);
+    if (circuit === undefined) {
+      circuit = new Circuit(this.#circuit);
+      this.#circuits.set(partition, circuit);
+    }
+    return circuit;
+  }
+
+  #answerAll(requests: readonly GcraRequest[]): GcraMultiDecision {
+    this.#decisions[this.#policy]++;
+    if (this.#policy === "fallback") {
+      const local = (this.#fallback as MemoryStore).decideAll(requests);
+      const decisions = local.decisions.map((d) => ({ ...d, source: "fallback" as const }));
+      return { allowed: local.allowed, decisions, source: "fallback" };
+    }
+    return policyAnswer(requests, this.#policy === "open", this.#closedRetryAfterUs);
   }
 
   #answer(key: string, limit: GcraLimit, cost: number): GcraDecision {

@@ -9,8 +9,21 @@ import type { GcraLimit } from "./limit.ts";
 import { GCRA_SCRIPT } from "./script.ts";
 import type { Topology } from "./topology.ts";
 
+/** A Lua script and its SHA1, as EVALSHA wants it. */
+export interface LuaScript {
+  readonly source: string;
+  readonly sha: string;
+}
+
+/** The script and SHA1 of `source`. */
+export function luaScript(source: string): LuaScript {
+  return { source, sha: createHash("sha1").update(source).digest("hex") };
+}
+
+const SINGLE = luaScript(GCRA_SCRIPT);
+
 /** SHA1 of {@link GCRA_SCRIPT}, as EVALSHA wants it. */
-export const GCRA_SCRIPT_SHA = createHash("sha1").update(GCRA_SCRIPT).digest("hex");
+export const GCRA_SCRIPT_SHA = SINGLE.sha;
 
 type ScriptReply = [number, number, number];
 
@@ -66,9 +79,9 @@ export class ScriptCalls {
   }
 
   /**
-   * Runs the script and settles with the decision, or with a {@link GcraStoreError} at
-   * `deadline` (µs). With `queued`, the deadline is kept by the shared queue (calls arrive in
-   * deadline order); otherwise by a timer of its own.
+   * Runs the GCRA script for one key and settles with the decision, or with a
+   * {@link GcraStoreError} at `deadline` (µs). With `queued`, the deadline is kept by the shared
+   * queue (calls arrive in deadline order); otherwise by a timer of its own.
    */
   run(
     client: Redis | Cluster,
@@ -79,11 +92,35 @@ export class ScriptCalls {
     deadline: number,
     queued: boolean,
   ): Promise<GcraDecision> {
-    return new Promise<GcraDecision>((resolve, reject) => {
-      const interval = String(limit.emissionIntervalUs);
-      const tolerance = String(limit.burstToleranceUs);
-      const units = String(cost);
-      const retention = this.#settings.retentionArg;
+    const args = [
+      String(limit.emissionIntervalUs),
+      String(limit.burstToleranceUs),
+      String(cost),
+      this.#settings.retentionArg,
+    ];
+    const parse = (reply: unknown): GcraDecision | undefined =>
+      isScriptReply(reply) ? decision(limit, reply[0] === 1, reply[1], reply[2], "store") : undefined;
+    return this.call(client, SINGLE, [storageKey], args, parse, started, deadline, queued);
+  }
+
+  /**
+   * Runs `script` on `keys` (all of one slot in a cluster) with `args` and settles with what
+   * `parse` makes of the reply (`undefined`: an unexpected reply, a failure of kind `reply`), or
+   * with a {@link GcraStoreError} at `deadline` (µs). With `queued`, the deadline is kept by the
+   * shared queue (calls arrive in deadline order); otherwise by a timer of its own.
+   */
+  call<T extends { readonly allowed: boolean }>(
+    client: Redis | Cluster,
+    script: LuaScript,
+    keys: readonly string[],
+    args: readonly string[],
+    parse: (reply: unknown) => T | undefined,
+    started: number,
+    deadline: number,
+    queued: boolean,
+  ): Promise<T> {
+    const storageKey = keys[0] as string;
+    return new Promise<T>((resolve, reject) => {
       let settled = false;
       let cancel: (() => void) | undefined;
       const call: Expiring = {
@@ -115,39 +152,35 @@ export class ScriptCalls {
       const answered = (reply: unknown) => {
         if (reloading !== undefined) this.#incidents.reloaded(reloading);
         if (!settle()) return;
-        if (!isScriptReply(reply)) {
+        const result = parse(reply);
+        if (result === undefined) {
           const error = new GcraStoreError("reply", `unexpected reply to the GCRA script: ${String(reply)}`);
           reject(this.#report.failed(error, started));
           return;
         }
-        const allowed = reply[0] === 1;
         this.#answered = true;
         if (this.#incidents.anyDown) this.#incidents.answered(this.#topology.nodeOf(storageKey));
-        this.#report.answered(allowed, started);
-        resolve(decision(limit, allowed, reply[1], reply[2], "store"));
+        this.#report.answered(result.allowed, started);
+        resolve(result);
       };
       const failed = (error: unknown) => {
         if (settle()) reject(this.#report.failed(toStoreError(error), started));
       };
       if (this.#settings.maxBatch > 0) this.#coalesce(this.#topology.connectionFor(storageKey));
-      client
-        .evalsha(GCRA_SCRIPT_SHA, 1, storageKey, interval, tolerance, units, retention)
-        .then(answered, (error: unknown) => {
-          if (settled) return;
-          if (replyCode(error) !== "NOSCRIPT") {
-            failed(error);
-            return;
-          }
-          // The server lost its script cache: EVAL sends the script once more, which caches it again.
-          reloading = this.#topology.nodeOf(storageKey);
-          // Outside a cluster every call goes to one node: one answer says the script ran there.
-          // A cluster's nodes are not told apart on the hot path, so there a node's first
-          // NOSCRIPT counts as the first load.
-          this.#incidents.reloading(reloading, !this.#answered || this.#topology.mode === "cluster");
-          client
-            .eval(GCRA_SCRIPT, 1, storageKey, interval, tolerance, units, retention)
-            .then(answered, failed);
-        });
+      client.evalsha(script.sha, keys.length, ...keys, ...args).then(answered, (error: unknown) => {
+        if (settled) return;
+        if (replyCode(error) !== "NOSCRIPT") {
+          failed(error);
+          return;
+        }
+        // The server lost its script cache: EVAL sends the script once more, which caches it again.
+        reloading = this.#topology.nodeOf(storageKey);
+        // Outside a cluster every call goes to one node: one answer says the script ran there.
+        // A cluster's nodes are not told apart on the hot path, so there a node's first
+        // NOSCRIPT counts as the first load.
+        this.#incidents.reloading(reloading, !this.#answered || this.#topology.mode === "cluster");
+        client.eval(script.source, keys.length, ...keys, ...args).then(answered, failed);
+      });
     });
   }
 

@@ -1,5 +1,6 @@
 import type { GcraDecision } from "./gcra.ts";
 import type { GcraLimit } from "./limit.ts";
+import type { GcraMultiDecision, GcraRequest } from "./multi.ts";
 
 /**
  * The partition of a store without parts that fail independently: every key. Standalone and
@@ -19,6 +20,15 @@ export interface GcraStore {
    *   integer in `[0, limit.burst]`.
    */
   check(key: string, limit: GcraLimit, cost?: number): Promise<GcraDecision>;
+  /**
+   * Decides one request against several limits, all or nothing: the request passes only if every
+   * enforcing limit allows it, and a request that any enforcing limit denies consumes nothing
+   * from any of them (GCRA's "a denial leaves the state unchanged", extended to the whole
+   * request). See each store for how atomic that is (a Valkey cluster: per slot).
+   *
+   * @throws GcraInputError (as a rejection) for an empty list, an empty key or a bad cost.
+   */
+  checkAll(requests: readonly GcraRequest[]): Promise<GcraMultiDecision>;
   /**
    * Gets the store ready for traffic before it comes: connects, and loads what the first calls
    * would otherwise load (for Valkey: every node's connection and the script), so that cold-start

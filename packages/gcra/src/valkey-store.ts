@@ -1,10 +1,14 @@
 import { EventEmitter } from "node:events";
+import clusterKeySlot from "cluster-key-slot";
 import type { Cluster, Redis } from "iovalkey";
 import { afterDeadline } from "./deadline.ts";
 import { FAILURE_KINDS, type FailureKind, GcraOptionError, GcraStoreError, toStoreError } from "./errors.ts";
 import { Incidents } from "./events.ts";
 import type { GcraDecision } from "./gcra.ts";
 import { type GcraLimit, invalidInput, PROBE_LIMIT } from "./limit.ts";
+import type { GcraMultiDecision, GcraRequest } from "./multi.ts";
+import { invalidRequests } from "./multi.ts";
+import { MULTI, multiArgs, parseMultiReply } from "./multi-script.ts";
 import { ScriptCalls } from "./script-call.ts";
 import { ALL_KEYS, type GcraStore } from "./store.ts";
 import { type StoreSettings, storeSettings, type ValkeyStoreOptions } from "./store-options.ts";
@@ -152,7 +156,31 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
     if (client !== undefined) {
       return this.#calls.run(client, this.storageKey(key), limit, cost, started, deadline, true);
     }
-    return this.#checkWhenReady(this.storageKey(key), limit, cost, started, deadline);
+    const storageKey = this.storageKey(key);
+    return this.#readyClient(started, deadline).then((ready) =>
+      this.#calls.run(ready, storageKey, limit, cost, started, deadline, false),
+    );
+  }
+
+  /**
+   * {@inheritDoc GcraStore.checkAll}
+   *
+   * One script call (`GCRA_MULTI_SCRIPT`) decides the whole request atomically on one node:
+   * standalone, sentinel and replication always; a cluster when every key lands on one slot
+   * (give `keyPrefix` a hash tag such as `{rl}:`, which pins every key to one slot). On a cluster
+   * whose keys of one request span several slots, one call per slot is sent, concurrently: each
+   * slot's part is all or nothing, but a slot whose limits allow consumes even when another
+   * slot's deny the request (as separate checks would). Rejects like {@link check}.
+   */
+  checkAll(requests: readonly GcraRequest[]): Promise<GcraMultiDecision> {
+    const invalid = invalidRequests(requests);
+    if (invalid) return Promise.reject(invalid);
+    const keys = requests.map(({ key }) => this.storageKey(key));
+    if (this.mode === "cluster" && requests.length > 1) {
+      const groups = slotGroups(keys);
+      if (groups.length > 1) return this.#checkPerSlot(requests, keys, groups);
+    }
+    return this.#checkOneSlot(requests, keys);
   }
 
   /**
@@ -213,14 +241,46 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
     return keys;
   }
 
+  #checkOneSlot(requests: readonly GcraRequest[], keys: readonly string[]): Promise<GcraMultiDecision> {
+    this.#callCount++;
+    const started = this.#clock();
+    const deadline = started + this.#settings.timeoutMs * 1000;
+    const args = multiArgs(requests, this.#settings.retentionArg);
+    const parse = (reply: unknown) => parseMultiReply(requests, reply);
+    const client = this.#topology.readyClient;
+    if (client !== undefined) {
+      return this.#calls.call(client, MULTI, keys, args, parse, started, deadline, true);
+    }
+    return this.#readyClient(started, deadline).then((ready) =>
+      this.#calls.call(ready, MULTI, keys, args, parse, started, deadline, false),
+    );
+  }
+
+  async #checkPerSlot(
+    requests: readonly GcraRequest[],
+    keys: readonly string[],
+    groups: readonly number[][],
+  ): Promise<GcraMultiDecision> {
+    const results = await Promise.all(
+      groups.map((group) =>
+        this.#checkOneSlot(
+          group.map((i) => requests[i] as GcraRequest),
+          group.map((i) => keys[i] as string),
+        ),
+      ),
+    );
+    const decisions: GcraDecision[] = new Array(requests.length);
+    groups.forEach((group, g) => {
+      const { decisions: part } = results[g] as GcraMultiDecision;
+      group.forEach((i, j) => {
+        decisions[i] = part[j] as GcraDecision;
+      });
+    });
+    return { allowed: results.every((r) => r.allowed), decisions, source: "store" };
+  }
+
   /** The slow path: wait (within the deadline) for the mode to be known and the client to be ready. */
-  async #checkWhenReady(
-    storageKey: string,
-    limit: GcraLimit,
-    cost: number,
-    started: number,
-    deadline: number,
-  ): Promise<GcraDecision> {
+  async #readyClient(started: number, deadline: number): Promise<Redis | Cluster> {
     if (this.#closed) throw this.#failed(new GcraStoreError("connection", "the store is closed"), started);
     const ready = await this.#waitUntil(this.#topology.whenReady(), deadline);
     const client = this.#topology.readyClient;
@@ -234,7 +294,7 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
         : new GcraStoreError("timeout", detail);
       throw this.#failed(error, started);
     }
-    return this.#calls.run(client, storageKey, limit, cost, started, deadline, false);
+    return client;
   }
 
   /** Resolves true when `promise` settles successfully before `deadline` (µs, own clock), false otherwise. */
@@ -262,4 +322,16 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
     this.#topology.failed(error);
     return error;
   }
+}
+
+/** The indexes of `keys` grouped by cluster slot, in order of first appearance. */
+function slotGroups(keys: readonly string[]): number[][] {
+  const bySlot = new Map<number, number[]>();
+  keys.forEach((key, i) => {
+    const slot = clusterKeySlot(key);
+    const group = bySlot.get(slot);
+    if (group === undefined) bySlot.set(slot, [i]);
+    else group.push(i);
+  });
+  return [...bySlot.values()];
 }

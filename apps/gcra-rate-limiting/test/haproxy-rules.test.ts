@@ -39,8 +39,10 @@ describe.each(haproxyBinaries())("behind $name", (haproxy) => {
     writeFileSync(file, RULES);
     redis = await startRedis();
     backend = await startBackend();
-    app = await startApp({ VALKEY_NODES: redis.url, SPOA_RULES_FILE: file });
-    proxy = await startProxy(haproxy, [app.spopPort], backend.port);
+    // Counts are asserted: store deadline and HAProxy's wait long enough that neither the
+    // failure policy nor HAProxy answers, however busy the machine.
+    app = await startApp({ VALKEY_NODES: redis.url, VALKEY_TIMEOUT: "1s", SPOA_RULES_FILE: file });
+    proxy = await startProxy(haproxy, [app.spopPort], backend.port, { processingTimeout: "5s" });
     let probe = 0;
     await waitFor(
       async () =>

@@ -31,12 +31,15 @@ describe.each(haproxyBinaries())("behind $name, on Valkey", (haproxy) => {
   beforeAll(async () => {
     redis = await startRedis();
     backend = await startBackend();
+    // Counts are asserted, so every verdict comes from Valkey, however busy the machine: store
+    // deadline and HAProxy's wait long enough that neither the policy nor HAProxy answers.
     app = await startApp({
       VALKEY_NODES: redis.url,
+      VALKEY_TIMEOUT: "1s",
       SPOA_RATE_INTERVAL: String(intervalUs),
       SPOA_RATE_BURST: String(burstUs),
     });
-    proxy = await startProxy(haproxy, [app.spopPort], backend.port);
+    proxy = await startProxy(haproxy, [app.spopPort], backend.port, { processingTimeout: "5s" });
     // HAProxy starts with the agent server resolved at run time: wait for the first verdict.
     let probe = 0;
     await waitFor(

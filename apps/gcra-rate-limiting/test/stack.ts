@@ -186,18 +186,19 @@ export interface Front {
  * `haproxy` (one of `haproxyBinaries()`) with the canonical files, in front of agents on
  * `agentPorts` (one: the canonical file as is; more: {@link withAgentServers}) and the backend on
  * `backendPort`. Each HAProxy thread keeps SPOE connections of its own: `threads` > 1 spreads
- * them over several agents.
+ * them over several agents. Tests that count verdicts pass a `processingTimeout` (see
+ * `CanonicalHaproxyOptions`).
  */
 export async function startProxy(
   haproxy: ServerBinary,
   agentPorts: readonly number[],
   backendPort: number,
-  threads = 1,
+  { threads = 1, processingTimeout }: { threads?: number; processingTimeout?: string } = {},
 ): Promise<Front> {
   const httpPort = await freePort();
   const statsPort = await freePort();
   const [agentPort] = agentPorts;
-  const canonical = canonicalHaproxy();
+  const canonical = canonicalHaproxy(processingTimeout === undefined ? {} : { processingTimeout });
   const proxy = await startHaproxy({
     haproxy,
     config:

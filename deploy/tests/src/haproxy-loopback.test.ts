@@ -1,7 +1,14 @@
 import { Agent, createServer, type Server } from "node:http";
-import { freePort, type HaproxyProcess, haproxyBinaries, httpGet, startHaproxy } from "@spoekit/harness";
+import {
+  canonicalHaproxy,
+  freePort,
+  type HaproxyProcess,
+  haproxyBinaries,
+  httpGet,
+  startHaproxy,
+} from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { canonical, haproxyEnvironment } from "./haproxy-config.ts";
+import { haproxyEnvironment } from "./haproxy-config.ts";
 import { type ScriptedAgent, startScriptedAgent } from "./scripted-agent.ts";
 
 /** The address the scripted agent refuses, one it gives no verdict for; every other client is allowed. */
@@ -9,6 +16,11 @@ const limitedClient = "198.51.100.7";
 const unjudgedClient = "198.51.100.8";
 const denied = { ip_score: 100, retry_after: 3, remaining: 0, limit: 20 };
 const allowed = { ip_score: 0, remaining: 19, limit: 20 };
+
+// These tests check how verdicts become headers and statuses, so no verdict may miss the file's
+// few-millisecond wait on a busy machine (see CanonicalHaproxyOptions.processingTimeout); one
+// second still lets the last test see a request pass when no agent answers.
+const canonical = canonicalHaproxy({ processingTimeout: "1s" });
 
 const get = (port: number, headers: Record<string, string | string[]>, agent?: Agent) =>
   httpGet(port, { headers, ...(agent ? { agent } : {}) });

@@ -11,14 +11,28 @@ export interface CanonicalHaproxy {
   readonly spoeConf: string;
 }
 
+/** Changes a test makes to the canonical files. */
+export interface CanonicalHaproxyOptions {
+  /**
+   * The SPOE `timeout processing` instead of the file's (e.g. `"5s"`), for tests that count
+   * verdicts: with every core busy, an answer later than the file's few milliseconds lets a
+   * request pass unchecked, which is the configuration working, not what such a test counts.
+   */
+  readonly processingTimeout?: string;
+}
+
 /**
  * Reads the HAProxy configuration every deployment runs (Kubernetes, compose, systemd) from
  * `deploy/base/haproxy`: the one loader for the tests that start HAProxy with it or check it.
  */
-export function canonicalHaproxy(): CanonicalHaproxy {
+export function canonicalHaproxy(options: CanonicalHaproxyOptions = {}): CanonicalHaproxy {
   const dir = join(repoRoot, "deploy", "base", "haproxy");
+  const spoeConf = readFileSync(join(dir, "spoe-rate-limit.conf"), "utf8");
   return {
     haproxyCfg: readFileSync(join(dir, "haproxy.cfg"), "utf8"),
-    spoeConf: readFileSync(join(dir, "spoe-rate-limit.conf"), "utf8"),
+    spoeConf:
+      options.processingTimeout === undefined
+        ? spoeConf
+        : spoeConf.replace(/^(\s*timeout processing )\S+/m, `$1${options.processingTimeout}`),
   };
 }

@@ -16,13 +16,14 @@ const root = join(import.meta.dirname, "..", "..", "..");
 
 /**
  * A terminal's environment: the test's, without what pnpm, npm and vitest add (their variables,
- * the workspace's `node_modules/.bin` on PATH, which holds the pinned Node) and without the
- * agent's settings, plus `env`.
+ * the workspace's `node_modules/.bin` on PATH, which holds the pinned Node), without `CI` (with
+ * it set, every `npm start` installs the workspace again and says so) and without the agent's
+ * settings, plus `env`.
  */
 function terminalEnvironment(env: Record<string, string>): NodeJS.ProcessEnv {
   const clean: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) {
-    if (/^(npm_|pnpm_|PNPM_|VITEST|TURBO_|INIT_CWD$|NODE_OPTIONS$|NODE_PATH$)/i.test(name)) continue;
+    if (/^(npm_|pnpm_|PNPM_|VITEST|TURBO_|INIT_CWD$|NODE_OPTIONS$|NODE_PATH$|CI$)/i.test(name)) continue;
     clean[name] = value;
   }
   clean.PATH = (process.env.PATH ?? "")

@@ -8,7 +8,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { haproxyBinaries, type RedisServer, startRedis, waitFor } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AppProcess, type Front, startApp, startBackend, startProxy } from "./stack.ts";
+import {
+  type AppProcess,
+  type Front,
+  startApp,
+  startBackend,
+  startProxy,
+  waitForFirstVerdict,
+} from "./stack.ts";
 
 const RULES = `rules:
   - name: login
@@ -43,13 +50,7 @@ describe.each(haproxyBinaries())("behind $name", (haproxy) => {
     // failure policy nor HAProxy answers, however busy the machine.
     app = await startApp({ VALKEY_NODES: redis.url, VALKEY_TIMEOUT: "1s", SPOA_RULES_FILE: file });
     proxy = await startProxy(haproxy, [app.spopPort], backend.port, { processingTimeout: "5s" });
-    let probe = 0;
-    await waitFor(
-      async () =>
-        (await proxy.get({ "X-Forwarded-For": `198.18.0.${++probe}` })).headers["ratelimit-limit"] === "100",
-      { what: "a first verdict through HAProxy" },
-      () => `${proxy.haproxy.output()}\n${app?.output()}`,
-    );
+    await waitForFirstVerdict(proxy, "100", app);
   }, 60_000);
 
   afterAll(async () => {

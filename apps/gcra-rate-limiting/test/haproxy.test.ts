@@ -2,7 +2,7 @@
  * HAProxy 2.6 and 3.0 (Debian bookworm's and trixie's) with the canonical configuration, the app
  * on a standalone valkey-server, and a tiny backend, all on loopback: what clients see.
  */
-import { haproxyBinaries, type RedisServer, startRedis, waitFor } from "@spoekit/harness";
+import { haproxyBinaries, type RedisServer, startRedis } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { admittedCounts, paced, retryAfterSeconds } from "./gcra-run.ts";
 import {
@@ -13,6 +13,7 @@ import {
   startBackend,
   startProxy,
   total,
+  waitForFirstVerdict,
 } from "./stack.ts";
 
 // T = 2 s, τ = 4.9 s: bursts of floor(4.9 / 2) = 2. τ is no multiple of T, so the instants at
@@ -40,15 +41,7 @@ describe.each(haproxyBinaries())("behind $name, on Valkey", (haproxy) => {
       SPOA_RATE_BURST: String(burstUs),
     });
     proxy = await startProxy(haproxy, [app.spopPort], backend.port, { processingTimeout: "5s" });
-    // HAProxy starts with the agent server resolved at run time: wait for the first verdict.
-    let probe = 0;
-    await waitFor(
-      async () =>
-        (await proxy.get({ "X-Forwarded-For": `198.18.0.${++probe}` })).headers["ratelimit-limit"] ===
-        String(burst),
-      { what: "a first verdict through HAProxy" },
-      () => `${proxy.haproxy.output()}\n${app?.output()}`,
-    );
+    await waitForFirstVerdict(proxy, String(burst), app);
   }, 60_000);
 
   afterAll(async () => {

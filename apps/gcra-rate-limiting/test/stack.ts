@@ -228,3 +228,17 @@ export async function startProxy(
     stop: () => proxy.stop(),
   };
 }
+
+/**
+ * Waits for the first verdict through `proxy` (HAProxy resolves the agent server at run time):
+ * a reply whose RateLimit-Limit is `limit`, each probe from a client address of its own.
+ */
+export async function waitForFirstVerdict(proxy: Front, limit: string, app?: AppProcess): Promise<void> {
+  let probe = 0;
+  await waitFor(
+    async () =>
+      (await proxy.get({ "X-Forwarded-For": `198.18.0.${++probe}` })).headers["ratelimit-limit"] === limit,
+    { what: "a first verdict through HAProxy" },
+    () => `${proxy.haproxy.output()}\n${app?.output() ?? ""}`,
+  );
+}

@@ -18,13 +18,15 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
-/** Extra node flags for the app: BENCH_V8_FLAGS (default `--max-semi-space-size=4`, as `npm start`) and BENCH_NODE_ARGS. */
-function nodeFlags(): string[] {
-  return [
-    ...(process.env.BENCH_V8_FLAGS ?? "--max-semi-space-size=4").split(" "),
-    ...(process.env.BENCH_NODE_ARGS ?? "").split(" "),
-  ].filter(Boolean);
-}
+/** The agents' V8 flags: BENCH_V8_FLAGS, default `--max-semi-space-size=4` as `npm start`. */
+const v8Flags = (): string[] =>
+  (process.env.BENCH_V8_FLAGS ?? "--max-semi-space-size=4").split(" ").filter(Boolean);
+
+/** The app's node flags: the V8 flags and BENCH_NODE_ARGS (e.g. `--cpu-prof`). */
+const nodeFlags = (): string[] => [
+  ...v8Flags(),
+  ...(process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean),
+];
 
 const metricValue = (text: string, series: string): number =>
   Number(
@@ -74,10 +76,15 @@ export async function startApp(name: string, env: Record<string, string>): Promi
 
 /** The echo agent, with ECHO_* knobs (see bench/echo-agent.ts). */
 export async function startEcho(name: string, env: Record<string, string> = {}): Promise<Agent> {
-  const child = spawnManaged(process.execPath, [join(import.meta.dirname, "echo-agent.ts"), "0"], {
-    cwd: appDir,
-    env: { ...process.env, NODE_OPTIONS: "", ...env },
-  });
+  // The app's V8 flags too: the same runtime, so that the difference is the app's code.
+  const child = spawnManaged(
+    process.execPath,
+    [...v8Flags(), join(import.meta.dirname, "echo-agent.ts"), "0"],
+    {
+      cwd: appDir,
+      env: { ...process.env, NODE_OPTIONS: "", ...env },
+    },
+  );
   let port = 0;
   await waitFor(
     () => {

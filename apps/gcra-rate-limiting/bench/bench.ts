@@ -29,11 +29,12 @@
  * flatter the throughput). Per agent: peak RSS sampled every 250 ms, and the app's memory
  * breakdown from its /metrics. Per window: the machine's idle CPUs and load average.
  *
- * Knobs (environment): BENCH_ROUNDS (3), BENCH_SECONDS (4), BENCH_CONNECTIONS (64),
+ * Knobs (environment): BENCH_ROUNDS (3), BENCH_SECONDS (3), BENCH_CONNECTIONS (64),
  * BENCH_CLIENTS (10000), BENCH_HAPROXY (`2.6,3.0`), BENCH_ONLY (`embedded,valkey,analysis`),
  * BENCH_IDLE (3000; 0 skips the flood), BENCH_LATENCY (`2.6`; `none`), BENCH_ANALYSIS_ROUNDS (2),
  * BENCH_PLACEMENT (CPU pinning, e.g. `haproxy=0,agent=0,redis=1,wrk=1`), BENCH_VALKEY_WORKERS
- * (1), BENCH_V8_FLAGS (the app's V8 flags, `--max-semi-space-size=4` as `npm start`),
+ * (1), BENCH_V8_FLAGS (the agents' V8 flags, `--max-semi-space-size=4` as `npm start`; the echo
+ * agent runs with them too),
  * BENCH_NODE_ARGS (more node flags for the app, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
  */
 import { availableParallelism } from "node:os";
@@ -49,6 +50,7 @@ import {
   median,
   minus,
   pin,
+  type Rss,
   sampleRss,
   socketErrors,
   type Usage,
@@ -60,7 +62,7 @@ import {
 
 const env = process.env;
 const ROUNDS = Number(env.BENCH_ROUNDS ?? 3);
-const SECONDS = Number(env.BENCH_SECONDS ?? 4);
+const SECONDS = Number(env.BENCH_SECONDS ?? 3);
 const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 64);
 const CLIENTS = Number(env.BENCH_CLIENTS ?? 10_000);
 const IDLE = Number(env.BENCH_IDLE ?? 3000);
@@ -215,6 +217,8 @@ function ratio(
   return { median: median(values), rounds: values };
 }
 
+const mib = (r: Rss): Rss => ({ rss: r.rss / 2 ** 20, anon: r.anon / 2 ** 20, file: r.file / 2 ** 20 });
+
 /** The app's memory from its /metrics (prom-client's process and V8 heap metrics), MiB. */
 async function memoryBreakdown(agent: Agent): Promise<Record<string, number> | undefined> {
   const text = await agent.metrics();
@@ -260,7 +264,8 @@ interface Report {
   ratios: Record<string, { median: number; rounds: number[] }>;
   idle: number;
   load: number;
-  rssMiB: Record<string, number>;
+  /** Peak VmRSS per agent (the highest of its processes), with its anonymous and file-backed parts, MiB. */
+  rssMiB: Record<string, Rss>;
   memory: Record<string, Record<string, number>>;
   info: Record<string, string>;
   backends: Record<string, Record<string, string>>;
@@ -272,7 +277,7 @@ interface Flood {
   held: number;
   refused: number;
   window: FrontendFigures;
-  rssMiB: number;
+  rssMiB: Rss;
 }
 
 const INFO_FIELDS = ["Idle_pct", "CurrConns", "CumConns", "Run_queue", "Tasks", "CumReq"] as const;
@@ -345,9 +350,12 @@ async function runGroup(
       );
     }
     const peaks = rss.stop();
-    for (const agent of agents)
-      report.rssMiB[agent.name] =
-        Math.max(...family(agent.process.pid).map((pid) => peaks.get(pid) ?? 0)) / 2 ** 20;
+    for (const agent of agents) {
+      const highest = family(agent.process.pid)
+        .map((pid) => peaks.get(pid))
+        .reduce((a, b) => ((b?.rss ?? 0) > (a?.rss ?? 0) ? b : a), undefined);
+      if (highest) report.rssMiB[agent.name] = mib(highest);
+    }
     if (app && group === "embedded" && IDLE > 0) report.flood = await flood(stage, app);
     return report;
   } finally {
@@ -363,12 +371,12 @@ async function flood(stage: Stage, app: Agent): Promise<Flood> {
   const rss = sampleRss([app.process.pid]);
   try {
     const window = await measure(stage, "app");
-    const peak = rss.stop().get(app.process.pid) ?? 0;
+    const peak = rss.stop().get(app.process.pid) ?? { rss: 0, anon: 0, file: 0 };
     return {
       held: idle.held(),
       refused: idle.refused(),
       window: figures([[window]], "app"),
-      rssMiB: peak / 2 ** 20,
+      rssMiB: mib(peak),
     };
   } finally {
     rss.stop();
@@ -478,7 +486,10 @@ for (const r of reports) {
   }
   console.log(
     `  peak RSS     ${Object.entries(r.rssMiB)
-      .map(([name, mib]) => `${name} ${mib.toFixed(1)} MiB`)
+      .map(
+        ([name, m]) =>
+          `${name} ${m.rss.toFixed(1)} MiB (anon ${m.anon.toFixed(1)}, file ${m.file.toFixed(1)})`,
+      )
       .join(", ")}`,
   );
   for (const [name, memory] of Object.entries(r.memory)) {
@@ -510,7 +521,7 @@ for (const r of reports) {
   if (r.flood) {
     const { flood: fl } = r;
     console.log(
-      `  flood        ${IDLE} idle SPOP connections: ${fl.held} held, ${fl.refused} refused; app then ${f0(fl.window.rps)} req/s, ${f1(fl.window.agentUs)} µs/req, answered ${(100 * fl.window.answered).toFixed(1)} %, peak RSS ${fl.rssMiB.toFixed(1)} MiB`,
+      `  flood        ${IDLE} idle SPOP connections: ${fl.held} held, ${fl.refused} refused; app then ${f0(fl.window.rps)} req/s, ${f1(fl.window.agentUs)} µs/req, answered ${(100 * fl.window.answered).toFixed(1)} %, peak RSS ${fl.rssMiB.rss.toFixed(1)} MiB (anon ${fl.rssMiB.anon.toFixed(1)}, file ${fl.rssMiB.file.toFixed(1)})`,
     );
   }
 }

@@ -161,21 +161,33 @@ export function machineTimes(): { idle: number; total: number } {
 /** The 1-minute load average. */
 export const loadAverage = (): number => Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
 
-/** VmRSS of a process, bytes (0 once it exited). */
-export function rssOf(pid: number): number {
+/** A process's resident memory, bytes: all of it, anonymous, and file-backed (the node binary's pages). */
+export interface Rss {
+  rss: number;
+  anon: number;
+  file: number;
+}
+
+/** VmRSS, RssAnon and RssFile of a process (0 once it exited). */
+export function rssOf(pid: number): Rss {
   try {
-    return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) * 1024;
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+    return { rss: kb("VmRSS"), anon: kb("RssAnon"), file: kb("RssFile") };
   } catch {
-    return 0;
+    return { rss: 0, anon: 0, file: 0 };
   }
 }
 
-/** Peak VmRSS (bytes) of each process of the families of `roots`, sampled every 250 ms until `stop()`. */
-export function sampleRss(roots: readonly number[]): { stop(): Map<number, number> } {
-  const peaks = new Map<number, number>();
+/** The sample of highest VmRSS of each process of the families of `roots`, every 250 ms until `stop()`. */
+export function sampleRss(roots: readonly number[]): { stop(): Map<number, Rss> } {
+  const peaks = new Map<number, Rss>();
   const timer = setInterval(() => {
     for (const root of roots)
-      for (const pid of family(root)) peaks.set(pid, Math.max(peaks.get(pid) ?? 0, rssOf(pid)));
+      for (const pid of family(root)) {
+        const now = rssOf(pid);
+        if (now.rss > (peaks.get(pid)?.rss ?? 0)) peaks.set(pid, now);
+      }
   }, 250);
   return {
     stop() {

@@ -196,3 +196,27 @@ export function expectStoreDecidedAll(load: Load, decided: Decisions): void {
     expect(admittedCounts(replies, 1_000_000, 5_000_000)).toContain(admitted);
   }
 }
+
+/**
+ * A fault the store rides through: load until 150 replies, `fault()`, load until 150 replies
+ * sent after it returned; then {@link expectStoreDecidedAll} and no warning in the app's log.
+ * Returns the app's log lines from the start.
+ */
+export async function ridesThrough(
+  app: AppProcess,
+  proxy: Front,
+  address: (i: number) => string,
+  fault: () => Promise<void>,
+): Promise<LogLine[]> {
+  const mark = app.output().length;
+  const { load, decided } = await phase(app, proxy, address, async (running) => {
+    await running.until(150);
+    await fault();
+    const after = performance.now();
+    await running.until(150, (r) => r.sentAt > after);
+  });
+  expectStoreDecidedAll(load, decided);
+  const lines = logLines(app, mark);
+  expect(lines.filter((l) => Number(l.level) >= 40)).toEqual([]);
+  return lines;
+}

@@ -11,7 +11,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { median, type Outcome, planConnection, residentBytes, runConnection } from "./fuzz.ts";
 import { type AppProcess, startApp, total } from "./stack.ts";
 
+/**
+ * Frames to send. At least a million: the RSS criterion takes the first quarter as the warm-up,
+ * and a quarter of a million frames is what the heap needs to reach its working size (with fewer,
+ * the second quarter still grows).
+ */
 const framesWanted = Number(process.env.SPOEKIT_FUZZ_FRAMES ?? 1_000_000);
+if (!Number.isSafeInteger(framesWanted) || framesWanted < 1_000_000) {
+  throw new RangeError(`SPOEKIT_FUZZ_FRAMES must be a whole number of at least 1000000, got ${framesWanted}`);
+}
 const seed =
   process.env.SPOEKIT_FUZZ_SEED === undefined
     ? (Math.random() * 2 ** 32) >>> 0
@@ -101,7 +109,9 @@ describe("the SPOP port under a mutation fuzzer", () => {
         `${seconds.toFixed(1)} s = ${Math.round(framesSent / seconds)} frames/s; the agent decoded ${decoded} ` +
         `frames and sent ${acks} ACKs; verdicts ${JSON.stringify(Object.fromEntries(verdicts))}; ` +
         `RSS MiB: first ${mib(rss[0] ?? 0)}, after warm-up ${mib(afterWarmUp)}, last quarter ${mib(end)}, ` +
-        `max ${mib(Math.max(...rss))}`,
+        `max ${mib(Math.max(...rss))}; at the end V8 heap ` +
+        `${mib(total(metrics, "nodejs_heap_size_used_bytes"))} used of ${mib(total(metrics, "nodejs_heap_size_total_bytes"))}, ` +
+        `external ${mib(total(metrics, "nodejs_external_memory_bytes"))}`,
     );
     expect(framesSent).toBeGreaterThanOrEqual(framesWanted);
     // Most frames reach the decoder: the fuzzer does not just feed a closed socket.

@@ -10,7 +10,7 @@
 import { haproxyBinaries, type RedisServer, startRedis, waitFor } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generous, hangMs, logLine, logLines, phase, ridesThrough, statusCounts } from "./load.ts";
-import { type AppProcess, type Front, startApp, startBackend, startProxy } from "./stack.ts";
+import { type AppProcess, type Front, startApp, startBackend, startProxy, total } from "./stack.ts";
 
 /** `performance.now()` of a log line's epoch-ms `time`. */
 const sinceOrigin = (epochMs: number) => epochMs - performance.timeOrigin;
@@ -181,7 +181,22 @@ describe.each(haproxyBinaries())("faults under load, behind $name", (haproxy) =>
     "HAProxy reload under load: every request decided by the store, none unchecked, no protocol error",
     async () => {
       const { app, proxy } = stack(limited);
-      await ridesThrough(app, proxy, freshAddresses(), () => proxy.haproxy.reload(hangMs));
+      const connections = async () => {
+        const metrics = await app.metrics();
+        return {
+          opened: total(metrics, "spoa_connections_opened_total"),
+          closed: total(metrics, "spoa_connections_closed_total"),
+        };
+      };
+      let before = { opened: 0, closed: 0 };
+      await ridesThrough(app, proxy, freshAddresses(), async () => {
+        before = await connections();
+        await proxy.haproxy.reload(hangMs);
+      });
+      // The new worker spoke to the agent over connections of its own; the former one's closed.
+      const after = await connections();
+      expect(after.opened).toBeGreaterThan(before.opened);
+      expect(after.closed).toBeGreaterThan(before.closed);
     },
     hangMs,
   );

@@ -9,6 +9,7 @@
  * Everything derives from one seed: connection `i` of seed `s` always gets the same bytes,
  * whatever the scheduling, so a failure names the seed and the connection that reproduce it.
  */
+import { readFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import { checkRateMessage, spoeMessage } from "@spoekit/spoe-agent/testing";
@@ -442,7 +443,6 @@ export async function runConnection(port: number, plan: Plan, hangMs: number): P
 
 /** The resident set of process `pid` in bytes, from /proc. */
 export async function residentBytes(pid: number): Promise<number> {
-  const { readFile } = await import("node:fs/promises");
   const match = /^VmRSS:\s+(\d+) kB$/m.exec(await readFile(`/proc/${pid}/status`, "utf8"));
   if (!match?.[1]) throw new Error(`no VmRSS in /proc/${pid}/status`);
   return Number(match[1]) * 1024;

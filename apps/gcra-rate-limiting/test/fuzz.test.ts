@@ -71,6 +71,8 @@ describe("the SPOP port under a mutation fuzzer", () => {
     let failure: unknown;
     let nextSample = 0;
     const started = performance.now();
+    const cpuBefore = process.cpuUsage();
+    const agentCpuBefore = total(await app.metrics(), "process_cpu_seconds_total");
     const record = (outcome: Outcome) => {
       const key = String(outcome.verdict);
       verdicts.set(key, (verdicts.get(key) ?? 0) + 1);
@@ -95,6 +97,7 @@ describe("the SPOP port under a mutation fuzzer", () => {
     };
     await Promise.all(Array.from({ length: concurrency }, worker));
     const seconds = (performance.now() - started) / 1000;
+    const cpu = process.cpuUsage(cpuBefore);
     const replay = `replay with SPOEKIT_FUZZ_SEED=${seed} SPOEKIT_FUZZ_FRAMES=${framesWanted}`;
     if (failure !== undefined) throw new Error(`${String(failure)}\n${replay}\n${app.output().slice(-4000)}`);
 
@@ -114,7 +117,9 @@ describe("the SPOP port under a mutation fuzzer", () => {
         `RSS MiB: first ${mib(rss[0] ?? 0)}, after warm-up ${mib(afterWarmUp)}, last quarter ${mib(end)}, ` +
         `max ${mib(Math.max(...rss))}; at the end V8 heap ` +
         `${mib(total(metrics, "nodejs_heap_size_used_bytes"))} used of ${mib(total(metrics, "nodejs_heap_size_total_bytes"))}, ` +
-        `external ${mib(total(metrics, "nodejs_external_memory_bytes"))}`,
+        `external ${mib(total(metrics, "nodejs_external_memory_bytes"))}; CPU s: agent ` +
+        `${(total(metrics, "process_cpu_seconds_total") - agentCpuBefore).toFixed(1)}, fuzzer ` +
+        `${((cpu.user + cpu.system) / 1e6).toFixed(1)}`,
     );
     expect(framesSent).toBeGreaterThanOrEqual(framesWanted);
     // Most frames reach the decoder: the fuzzer does not just feed a closed socket.

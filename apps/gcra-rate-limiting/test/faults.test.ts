@@ -108,6 +108,7 @@ describe.each(haproxyBinaries())("faults under load, behind $name", (haproxy) =>
         await redis?.restart();
         backAt = performance.now();
         reopenedAt = sinceOrigin((await logLine(app, "Valkey decides for this shard again", mark)).time);
+        await logLine(app, "Valkey answers again", mark);
         await load.until(100, (r) => r.status === 200 && r.sentAt > reopenedAt);
       });
       const { replies, failures } = outage.load;

@@ -15,15 +15,21 @@
  *   (`PerformanceObserver` "gc"), event-loop delay (`monitorEventLoopDelay`), time both processes
  *   waited for a CPU (`/proc/<pid>/schedstat`) and Redis's own slowest expire cycle
  *   (`LATENCY LATEST`, threshold 1 ms).
+ * - The same on a cluster of three primaries: ValkeyStore with 64 callers per primary vs
+ *   `redis-benchmark --cluster -c 3 -P 64`, and the latency at half that rate.
+ * - JS heap allocated per ValkeyStore decision, standalone and on the cluster (in a child process
+ *   with `--expose-gc` and a young generation no sample fills; see `allocationPerDecision`).
+ * - The machine's load average at the start and the end: other processes share the CPUs.
  * - MemoryStore: decisions/s on one core, and bytes per live key at 1 000 000 keys (measured in a
  *   child process with `--expose-gc`: heap and array buffers after GC, before and after).
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { availableParallelism, loadavg } from "node:os";
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { GCRA_SCRIPT, GCRA_SCRIPT_SHA, GcraLimit, MemoryStore, ValkeyStore } from "@spoekit/gcra";
-import { type RedisServer, requireBinary, startRedis } from "@spoekit/harness";
+import { type RedisServer, requireBinary, startCluster, startRedis } from "@spoekit/harness";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
@@ -45,11 +51,17 @@ interface BenchmarkResult {
   readonly p99: number;
 }
 
+/**
+ * `redis-benchmark` running the GCRA script by EVALSHA on random keys. With `cluster` it learns
+ * the primaries from `port` and spreads the connections over them (`--cluster`); its keys then
+ * carry `{tag}`, which it replaces with a hash tag of the connection's own primary.
+ */
 function redisBenchmark(
   port: number,
   connections: number,
   pipeline: number,
   requests: number,
+  cluster = false,
 ): BenchmarkResult {
   const bin = requireBinary("redis-benchmark");
   const args = [
@@ -62,7 +74,9 @@ function redisBenchmark(
     "-n",
     String(requests),
   ];
-  args.push("-r", String(KEYS), "--csv", "evalsha", GCRA_SCRIPT_SHA, "1", "gcra:bench:__rand_int__");
+  if (cluster) args.push("--cluster");
+  const key = cluster ? "gcra:{tag}:bench:__rand_int__" : "gcra:bench:__rand_int__";
+  args.push("-r", String(KEYS), "--csv", "evalsha", GCRA_SCRIPT_SHA, "1", key);
   args.push("10000", "200000", "1", "0");
   const run = spawnSync("taskset", ["-c", "0", bin, ...args], { encoding: "utf8" });
   // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
@@ -151,8 +165,8 @@ interface Latency {
 }
 
 /**
- * One timed run of 64 callers. Without `rate` each caller calls back to back (saturation);
- * with it each keeps a schedule of one call every `64 / rate` s, waiting with a timer when
+ * One timed run of `callers` callers (64 by default). Without `rate` each caller calls back to back (saturation);
+ * with it each keeps a schedule of one call every `callers / rate` s, waiting with a timer when
  * ahead and calling at once when behind. Latency is each call's, issue to answer, recorded in
  * `latencies` (preallocated, so recording allocates nothing).
  */
@@ -161,14 +175,15 @@ async function valkeyRun(
   limit: GcraLimit,
   latencies: Float64Array,
   rate?: number,
+  callers = CALLERS,
 ): Promise<Latency> {
   let done = 0;
   const started = performance.now();
   const end = started + SECONDS * 1000;
-  const period = rate === undefined ? 0 : (CALLERS / rate) * 1000;
+  const period = rate === undefined ? 0 : (callers / rate) * 1000;
   await Promise.all(
-    Array.from({ length: CALLERS }, async (_, caller) => {
-      let next = started + (period * caller) / CALLERS;
+    Array.from({ length: callers }, async (_, caller) => {
+      let next = started + (period * caller) / callers;
       while (next < end && performance.now() < end) {
         const wait = next - performance.now();
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
@@ -242,6 +257,7 @@ async function valkey(): Promise<void> {
       );
     }
     await store.close();
+    allocationChild([redis.url], "standalone");
     const med = (list: readonly Latency[], pick: (l: Latency) => number) => ms(median(list.map(pick)));
     console.log("\nValkeyStore vs redis-benchmark (same script by EVALSHA, 64 in flight, one connection)");
     console.log(
@@ -251,18 +267,74 @@ async function valkey(): Promise<void> {
     console.log(
       `  redis-benchmark -c 64 -P 1:     ${Math.round(median(unpipelined.map((r) => r.rps)))} calls/s, p50 ${ms(median(unpipelined.map((r) => r.p50)))} / p99 ${ms(median(unpipelined.map((r) => r.p99)))} ms`,
     );
-    console.log(`  ratio (median of rounds):       ${median(ratios).toFixed(2)}   (target ≥ 0.8)`);
+    console.log(`  ratio (median of rounds):       ${median(ratios).toFixed(2)}   (target ≥ 1.0)`);
     console.log(
       `  latency saturated p50/p99/p99.9: ${med(saturated, (l) => l.p50)} / ${med(saturated, (l) => l.p99)} / ${med(saturated, (l) => l.p999)} ms (medians of the rounds; target p99 ≤ 2 ms)`,
     );
     console.log(
-      `  latency at half load (${Math.round(median(half.map((l) => l.rate)))}/s) p50/p99/p99.9: ${med(half, (l) => l.p50)} / ${med(half, (l) => l.p99)} / ${med(half, (l) => l.p999)} ms`,
+      `  latency at half load (${Math.round(median(half.map((l) => l.rate)))}/s) p50/p99/p99.9: ${med(half, (l) => l.p50)} / ${med(half, (l) => l.p99)} / ${med(half, (l) => l.p999)} ms (target p99 ≤ 1 ms)`,
     );
     console.log(
       `  same, no key expiring in Redis:  ${med(halfLasting, (l) => l.p50)} / ${med(halfLasting, (l) => l.p99)} / ${med(halfLasting, (l) => l.p999)} ms`,
     );
   } finally {
     await redis.stop();
+  }
+}
+
+/**
+ * The same on a cluster of three primaries (all pinned to CPU 1): ValkeyStore with 64 callers per
+ * primary on random keys (one connection per primary) vs `redis-benchmark --cluster -c 3 -P 64`
+ * (one connection per primary, 64 in flight on each), then the latency at half that rate.
+ */
+async function valkeyCluster(): Promise<void> {
+  const cluster = await startCluster({ primaries: 3, replicasPerPrimary: 0 });
+  try {
+    for (const node of cluster.nodes) {
+      spawnSync("taskset", ["-pc", "1", String(node.process().pid)]);
+      await node.command("SCRIPT", "LOAD", GCRA_SCRIPT);
+    }
+    const primaries = cluster.nodes.length;
+    const callers = CALLERS * primaries;
+    const store = new ValkeyStore({ nodes: [...cluster.urls], mode: "cluster", timeoutMs: 1000 });
+    if (!(await store.warmUp(10_000))) throw new Error("ValkeyStore did not warm up on the cluster");
+    const limit = new GcraLimit({ emissionIntervalUs: 10_000, burstToleranceUs: 200_000 });
+    const latencies = new Float64Array(400_000 * SECONDS);
+    const ratios: number[] = [];
+    const baselines: number[] = [];
+    const saturated: Latency[] = [];
+    const half: Latency[] = [];
+    const port = (cluster.nodes[0] as RedisServer).port;
+    for (let round = 0; round < ROUNDS; round++) {
+      const baseline = redisBenchmark(port, primaries, CALLERS, 100_000 * SECONDS, true).rps;
+      const full = await valkeyRun(store, limit, latencies, undefined, callers);
+      const halved = await valkeyRun(store, limit, latencies, full.rate / 2, callers);
+      baselines.push(baseline);
+      ratios.push(full.rate / baseline);
+      saturated.push(full);
+      half.push(halved);
+      console.log(
+        `cluster round ${round + 1}: ValkeyStore ${Math.round(full.rate)}/s, redis-benchmark --cluster -c ${primaries} -P ${CALLERS} ${Math.round(baseline)}/s (ratio ${(full.rate / baseline).toFixed(2)}); half load ${Math.round(halved.rate)}/s p50 ${ms(halved.p50)} p99 ${ms(halved.p99)} p99.9 ${ms(halved.p999)} ms`,
+      );
+    }
+    await store.close();
+    allocationChild(cluster.urls, "cluster");
+    const med = (list: readonly Latency[], pick: (l: Latency) => number) => ms(median(list.map(pick)));
+    console.log(
+      `\nValkeyStore vs redis-benchmark on a cluster of ${primaries} primaries (same script by EVALSHA, 64 in flight per primary, one connection each)`,
+    );
+    console.log(
+      `  ValkeyStore, ${callers} callers:       ${Math.round(median(saturated.map((l) => l.rate)))} decisions/s (median of ${ROUNDS})`,
+    );
+    console.log(
+      `  redis-benchmark --cluster -c ${primaries} -P ${CALLERS}: ${Math.round(median(baselines))} calls/s`,
+    );
+    console.log(`  ratio (median of rounds):       ${median(ratios).toFixed(2)}   (target ≥ 1.0)`);
+    console.log(
+      `  latency at half load (${Math.round(median(half.map((l) => l.rate)))}/s) p50/p99/p99.9: ${med(half, (l) => l.p50)} / ${med(half, (l) => l.p99)} / ${med(half, (l) => l.p999)} ms (target p99 ≤ 1 ms)`,
+    );
+  } finally {
+    await cluster.stop();
   }
 }
 
@@ -326,10 +398,96 @@ function memoryFootprint(): void {
   );
 }
 
-if (process.argv.includes("--footprint")) {
+/**
+ * Child process (`--expose-gc`, a 256 MB young generation): JS heap bytes allocated per decision
+ * by ValkeyStore, 64 callers back to back on the store at `nodes`. After a warm-up, `gc()`, then
+ * `DECISIONS` decisions, then the growth of `heapUsed`; a sample during which any GC ran (seen by
+ * a `PerformanceObserver`) is discarded, so the growth is every byte allocated and none freed.
+ * Everything the process does while deciding counts: the store, iovalkey, the socket's reads
+ * and writes, the callers' own loop (a few closures per call, measured alone and subtracted).
+ */
+async function allocationPerDecision(nodes: string[], mode: "standalone" | "cluster"): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error("run with --expose-gc");
+  // A deadline no load on a shared machine reaches: every call must be answered.
+  const store = new ValkeyStore({ nodes, mode, timeoutMs: 60_000 });
+  const limit = new GcraLimit({ emissionIntervalUs: 10_000, burstToleranceUs: 200_000 });
+  if (!(await store.warmUp(10_000))) throw new Error("ValkeyStore did not warm up");
+  const decisions = 20_000;
+  const gcs: number[] = [];
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) gcs.push(entry.startTime, entry.startTime + entry.duration);
+  });
+  observer.observe({ entryTypes: ["gc"] });
+  const loop = (decide: () => Promise<unknown>) =>
+    Promise.all(
+      Array.from({ length: CALLERS }, async (_, caller) => {
+        for (let i = caller; i < decisions; i += CALLERS) await decide();
+      }),
+    );
+  const measure = async (decide: () => Promise<unknown>): Promise<number> => {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      gc();
+      await new Promise((resolve) => setImmediate(resolve));
+      const t0 = performance.now();
+      const before = process.memoryUsage().heapUsed;
+      await loop(decide);
+      const after = process.memoryUsage().heapUsed;
+      const t1 = performance.now();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      const collected = gcs.some((t) => t >= t0 && t <= t1);
+      gcs.length = 0;
+      if (!collected) return (after - before) / decisions;
+    }
+    throw new Error("a GC ran during every sample: raise --max-semi-space-size");
+  };
+  const resolved = Promise.resolve();
+  for (let i = 0; i < 3; i++) await loop(() => store.check(randomKey(), limit));
+  const callers = await measure(() => resolved.then(randomKey));
+  const samples: number[] = [];
+  for (let i = 0; i < 5; i++) samples.push(await measure(() => store.check(randomKey(), limit)));
+  observer.disconnect();
+  await store.close();
+  const perDecision = median(samples) - callers;
+  console.log(
+    `  JS heap allocated per decision (${mode}): ${Math.round(perDecision)} B (median of 5 × ${decisions}, the callers' own ${Math.round(callers)} B subtracted; target ≤ 1024)`,
+  );
+}
+
+/** Runs {@link allocationPerDecision} in a child process with the flags it needs. */
+function allocationChild(nodes: readonly string[], mode: "standalone" | "cluster"): void {
+  const child = spawnSync(
+    process.execPath,
+    [
+      "--expose-gc",
+      "--max-semi-space-size=256",
+      "--min-semi-space-size=256",
+      "--conditions=@spoekit/source",
+      fileURLToPath(import.meta.url),
+      "--allocation",
+      mode,
+      ...nodes,
+    ],
+    { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
+  );
+  if (child.status !== 0) throw new Error(`the allocation measurement failed (${child.status})`);
+  process.stdout.write(child.stdout);
+}
+
+const allocationAt = process.argv.indexOf("--allocation");
+if (allocationAt >= 0) {
+  const [mode, ...nodes] = process.argv.slice(allocationAt + 1);
+  await allocationPerDecision(nodes, mode === "cluster" ? "cluster" : "standalone");
+} else if (process.argv.includes("--footprint")) {
   memoryFootprint();
 } else {
+  const load = () =>
+    loadavg()
+      .map((n) => n.toFixed(2))
+      .join(" ");
+  console.log(`load average at start: ${load()} (${availableParallelism()} CPUs)`);
   await valkey();
+  await valkeyCluster();
   memoryThroughput();
   const child = spawnSync(
     process.execPath,
@@ -337,4 +495,5 @@ if (process.argv.includes("--footprint")) {
     { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
   );
   process.stdout.write(child.stdout);
+  console.log(`load average at the end: ${load()}`);
 }

@@ -485,7 +485,9 @@ if (allocationAt >= 0) {
     loadavg()
       .map((n) => n.toFixed(2))
       .join(" ");
-  console.log(`load average at start: ${load()} (${availableParallelism()} CPUs)`);
+  console.log(
+    `Node ${process.version}, ${availableParallelism()} CPUs, load average at the start: ${load()}`,
+  );
   await valkey();
   await valkeyCluster();
   memoryThroughput();

@@ -80,6 +80,18 @@ interface Pending {
   fail(error: unknown): void;
 }
 
+/** A script, its keys and its arguments. */
+interface Invocation {
+  readonly script: LuaScript;
+  readonly keys: readonly string[];
+  readonly args: readonly string[];
+}
+
+/** The invocation of a command written directly, to send it again through the client. */
+function single(command: ScriptCommand): Invocation {
+  return { script: SINGLE, keys: [command.storageKey], args: command.scriptArgs };
+}
+
 /** Cluster errors after which iovalkey's cluster client knows where to send the call again. */
 const REDIRECTED = new Set(["MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"]);
 
@@ -162,13 +174,13 @@ export class ScriptCalls implements ScriptCommandOwner {
     const client = this.#topology.client;
     const code = replyCode(error);
     if (client !== undefined && code === "NOSCRIPT") {
-      this.#reload(client, SINGLE, [command.storageKey], command.scriptArgs, this.#retried(command));
+      this.#reload(client, single(command), this.#retried(command));
     } else if (
       client !== undefined &&
       this.#topology.mode === "cluster" &&
       (REDIRECTED.has(code ?? "") || failureKind(error) === "connection")
     ) {
-      this.#evalsha(client, SINGLE, [command.storageKey], command.scriptArgs, this.#retried(command));
+      this.#evalsha(client, single(command), this.#retried(command));
     } else if (this.#settle(command)) {
       command.rejectWith(this.#report.failed(toStoreError(error), command.started));
     }
@@ -241,36 +253,25 @@ export class ScriptCalls implements ScriptCommandOwner {
         },
       };
       if (this.#settings.maxBatch > 0) this.#coalesce(this.#topology.connectionFor(storageKey));
-      this.#evalsha(client, script, keys, args, pending);
+      this.#evalsha(client, { script, keys, args }, pending);
     });
   }
 
   /** EVALSHA through the client; on NOSCRIPT, {@link #reload}. */
-  #evalsha(
-    client: Redis | Cluster,
-    script: LuaScript,
-    keys: readonly string[],
-    args: readonly string[],
-    pending: Pending,
-  ): void {
+  #evalsha(client: Redis | Cluster, invocation: Invocation, pending: Pending): void {
+    const { script, keys, args } = invocation;
     client.evalsha(script.sha, keys.length, ...keys, ...args).then(
       (reply) => pending.answer(reply),
       (error: unknown) => {
         if (pending.settled) return;
-        if (replyCode(error) === "NOSCRIPT") this.#reload(client, script, keys, args, pending);
+        if (replyCode(error) === "NOSCRIPT") this.#reload(client, invocation, pending);
         else pending.fail(error);
       },
     );
   }
 
   /** The server lost its script cache: EVAL sends the script once more, which caches it again. */
-  #reload(
-    client: Redis | Cluster,
-    script: LuaScript,
-    keys: readonly string[],
-    args: readonly string[],
-    pending: Pending,
-  ): void {
+  #reload(client: Redis | Cluster, { script, keys, args }: Invocation, pending: Pending): void {
     const node = this.#topology.nodeOf(keys[0] as string);
     // Outside a cluster every call goes to one node: one answer says the script ran there.
     // A cluster's nodes are not told apart on the hot path, so there a node's first

@@ -17,6 +17,8 @@
  *   (`LATENCY LATEST`, threshold 1 ms).
  * - The same on a cluster of three primaries: ValkeyStore with 64 callers per primary vs
  *   `redis-benchmark --cluster -c 3 -P 64`, and the latency at half that rate.
+ * - What batching 16 decisions into one multi-key script call would give Valkey (decisions/s of
+ *   `GCRA_MULTI_SCRIPT` vs the single-key script, both by `redis-benchmark`).
  * - JS heap allocated per ValkeyStore decision, standalone and on the cluster (in a child process
  *   with `--expose-gc` and a young generation no sample fills; see `allocationPerDecision`).
  * - The machine's load average at the start and the end: other processes share the CPUs.
@@ -25,10 +27,18 @@
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { availableParallelism, loadavg } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import { GCRA_SCRIPT, GCRA_SCRIPT_SHA, GcraLimit, MemoryStore, ValkeyStore } from "@spoekit/gcra";
+import {
+  GCRA_MULTI_SCRIPT,
+  GCRA_MULTI_SCRIPT_SHA,
+  GCRA_SCRIPT,
+  GCRA_SCRIPT_SHA,
+  GcraLimit,
+  MemoryStore,
+  ValkeyStore,
+} from "@spoekit/gcra";
 import { type RedisServer, requireBinary, startCluster, startRedis } from "@spoekit/harness";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -51,8 +61,21 @@ interface BenchmarkResult {
   readonly p99: number;
 }
 
+/** The single-key GCRA script by EVALSHA, T = 10 ms, τ = 200 ms, as `redis-benchmark` arguments. */
+function singleCall(key: string): string[] {
+  return ["evalsha", GCRA_SCRIPT_SHA, "1", key, "10000", "200000", "1", "0"];
+}
+
+/** `count` independent decisions (enforce 0: each judged alone) in one multi-key script call. */
+function batchedCall(count: number): string[] {
+  const keys = Array.from({ length: count }, () => "gcra:bench:__rand_int__");
+  const args = Array.from({ length: count }, () => ["10000", "200000", "1", "0"]).flat();
+  return ["evalsha", GCRA_MULTI_SCRIPT_SHA, String(count), ...keys, "0", ...args];
+}
+
 /**
- * `redis-benchmark` running the GCRA script by EVALSHA on random keys. With `cluster` it learns
+ * `redis-benchmark` running a GCRA script by EVALSHA on random keys (`__rand_int__`, each
+ * occurrence drawn anew), by default the single-key one. With `cluster` it learns
  * the primaries from `port` and spreads the connections over them (`--cluster`); its keys then
  * carry `{tag}`, which it replaces with a hash tag of the connection's own primary.
  */
@@ -62,6 +85,9 @@ function redisBenchmark(
   pipeline: number,
   requests: number,
   cluster = false,
+  command: readonly string[] = singleCall(
+    cluster ? "gcra:{tag}:bench:__rand_int__" : "gcra:bench:__rand_int__",
+  ),
 ): BenchmarkResult {
   const bin = requireBinary("redis-benchmark");
   const args = [
@@ -75,9 +101,7 @@ function redisBenchmark(
     String(requests),
   ];
   if (cluster) args.push("--cluster");
-  const key = cluster ? "gcra:{tag}:bench:__rand_int__" : "gcra:bench:__rand_int__";
-  args.push("-r", String(KEYS), "--csv", "evalsha", GCRA_SCRIPT_SHA, "1", key);
-  args.push("10000", "200000", "1", "0");
+  args.push("-r", String(KEYS), "--csv", ...command);
   const run = spawnSync("taskset", ["-c", "0", bin, ...args], { encoding: "utf8" });
   // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
   const fields = (run.stdout.trim().split("\n").pop() ?? "")
@@ -258,6 +282,7 @@ async function valkey(): Promise<void> {
     }
     await store.close();
     allocationChild([redis.url], "standalone");
+    await batching(redis);
     const med = (list: readonly Latency[], pick: (l: Latency) => number) => ms(median(list.map(pick)));
     console.log("\nValkeyStore vs redis-benchmark (same script by EVALSHA, 64 in flight, one connection)");
     console.log(
@@ -280,6 +305,33 @@ async function valkey(): Promise<void> {
   } finally {
     await redis.stop();
   }
+}
+
+/**
+ * What batching the decisions of an event-loop turn into one script call would save Valkey:
+ * decisions/s of `GCRA_MULTI_SCRIPT` with 16 independent requests per call vs the single-key
+ * script, both by `redis-benchmark -c 1 -P 64` in the same round.
+ */
+async function batching(redis: RedisServer): Promise<void> {
+  const batch = 16;
+  await redis.command("SCRIPT", "LOAD", GCRA_MULTI_SCRIPT);
+  const ratios: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const single = redisBenchmark(redis.port, 1, CALLERS, 50_000 * SECONDS).rps;
+    const calls = redisBenchmark(
+      redis.port,
+      1,
+      CALLERS,
+      (50_000 * SECONDS) / batch,
+      false,
+      batchedCall(batch),
+    ).rps;
+    ratios.push((calls * batch) / single);
+  }
+  const sorted = [...ratios].sort((a, b) => a - b);
+  console.log(
+    `  ${batch} decisions per script call vs one (Valkey's decisions/s, redis-benchmark -c 1 -P ${CALLERS}): ${median(ratios).toFixed(2)}× (rounds ${(sorted[0] as number).toFixed(2)} – ${(sorted.at(-1) as number).toFixed(2)})`,
+  );
 }
 
 /**
@@ -486,7 +538,7 @@ if (allocationAt >= 0) {
       .map((n) => n.toFixed(2))
       .join(" ");
   console.log(
-    `Node ${process.version}, ${availableParallelism()} CPUs, load average at the start: ${load()}`,
+    `Node ${process.version}, ${cpus().length} CPUs (this process pinned to CPU 0), load average at the start: ${load()}`,
   );
   await valkey();
   await valkeyCluster();

@@ -21,6 +21,8 @@
  *   `GCRA_MULTI_SCRIPT` vs the single-key script, both by `redis-benchmark`).
  * - JS heap allocated per ValkeyStore decision, standalone and on the cluster (in a child process
  *   with `--expose-gc` and a young generation no sample fills; see `allocationPerDecision`).
+ * - With each throughput ratio, the CPU per call of each side (client, servers) and the ratio
+ *   those allow (see `CpuPerCall`): on a loaded machine the wall-clock ratio is mostly noise.
  * - The machine's load average at the start and the end: other processes share the CPUs.
  * - MemoryStore: decisions/s on one core, and bytes per live key at 1 000 000 keys (measured in a
  *   child process with `--expose-gc`: heap and array buffers after GC, before and after).
@@ -117,6 +119,60 @@ function redisBenchmark(
 const keys = Array.from({ length: KEYS }, (_, i) => `bench:${i}`);
 const randomKey = () => keys[(Math.random() * KEYS) | 0] as string;
 
+/** Clock ticks per second of `/proc/<pid>/stat` (USER_HZ, 100 on Linux). */
+const TICK_US = 1_000_000 / 100;
+
+/**
+ * CPU time (user + system) so far, µs, from `/proc/<pid>/stat`: of the process `pid`, or with
+ * `children` of the children this process has waited for (redis-benchmark, run by `spawnSync`).
+ */
+function cpuMicros(pid: number | "self", children = false): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // After the command: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
+  const at = children ? 13 : 11;
+  return (Number(fields[at]) + Number(fields[at + 1])) * TICK_US;
+}
+
+/**
+ * CPU per call of a client and of the servers over one measurement, µs. On a machine where other
+ * processes take the CPUs, wall-clock throughput says more about the scheduler than about either
+ * side; CPU per call does not. With the client and the servers on a core each, as here, the
+ * throughput a run can reach is one call per the larger of the two.
+ */
+interface CpuPerCall {
+  readonly client: number;
+  readonly server: number;
+}
+
+/**
+ * Measures the CPU per call of `run` on the client side `client` and on the servers `serverPids`;
+ * `calls` says how many calls `run`'s result stands for.
+ */
+async function cpuPerCall<T>(
+  client: () => number,
+  serverPids: readonly number[],
+  run: () => Promise<T> | T,
+  calls: (result: T) => number,
+): Promise<[CpuPerCall, T]> {
+  const servers = () => serverPids.reduce((sum, pid) => sum + cpuMicros(pid), 0);
+  const [client0, server0] = [client(), servers()];
+  const result = await run();
+  const n = calls(result);
+  return [{ client: (client() - client0) / n, server: (servers() - server0) / n }, result];
+}
+
+const ownCpu = () => {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+};
+const benchmarkCpu = () => cpuMicros("self", true);
+/** The throughput ratio the CPU costs allow: one call per the busier side's CPU time. */
+const cpuBoundRatio = (store: CpuPerCall, baseline: CpuPerCall) =>
+  Math.max(baseline.client, baseline.server) / Math.max(store.client, store.server);
+const describeCpu = (c: CpuPerCall) =>
+  `client ${c.client.toFixed(1)} µs, server ${c.server.toFixed(1)} µs per call`;
+
 /** Time a process spent waiting for a CPU so far, ms (Linux), or NaN. */
 function runQueueWaitMs(pid: number): number {
   try {
@@ -183,6 +239,8 @@ function describeCauses(c: TailCauses): string {
 interface Latency {
   /** Decisions per second. */
   readonly rate: number;
+  /** Decisions made. */
+  readonly count: number;
   readonly p50: number;
   readonly p99: number;
   readonly p999: number;
@@ -222,6 +280,7 @@ async function valkeyRun(
   const sorted = latencies.subarray(0, Math.min(done, latencies.length)).sort();
   return {
     rate: done / ((performance.now() - started) / 1000),
+    count: done,
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
     p999: percentile(sorted, 99.9),
@@ -244,14 +303,27 @@ async function valkey(): Promise<void> {
     await store.check("warm-up", limit);
     const latencies = new Float64Array(400_000 * SECONDS);
     const ratios: number[] = [];
+    const cpuRatios: number[] = [];
     const pipelined: number[] = [];
     const saturated: Latency[] = [];
     const half: Latency[] = [];
     const halfLasting: Latency[] = [];
     const unpipelined: BenchmarkResult[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      const baseline = redisBenchmark(redis.port, 1, CALLERS, 100_000 * SECONDS).rps;
-      const [full, fullCauses] = await watched(redis, () => valkeyRun(store, limit, latencies));
+      const redisPid = [redis.process().pid];
+      const [baselineCpu, baseline] = await cpuPerCall(
+        benchmarkCpu,
+        redisPid,
+        () => redisBenchmark(redis.port, 1, CALLERS, 100_000 * SECONDS).rps,
+        () => 100_000 * SECONDS,
+      );
+      const [storeCpu, [full, fullCauses]] = await cpuPerCall(
+        ownCpu,
+        redisPid,
+        () => watched(redis, () => valkeyRun(store, limit, latencies)),
+        ([run]) => run.count,
+      );
+      cpuRatios.push(cpuBoundRatio(storeCpu, baselineCpu));
       const [halved, halfCauses] = await watched(redis, () =>
         valkeyRun(store, limit, latencies, full.rate / 2),
       );
@@ -269,6 +341,9 @@ async function valkey(): Promise<void> {
       unpipelined.push(reference);
       console.log(
         `round ${round + 1}: ValkeyStore ${Math.round(full.rate)}/s, redis-benchmark -c 1 -P 64 ${Math.round(baseline)}/s (ratio ${(full.rate / baseline).toFixed(2)}), -c 64 -P 1 ${Math.round(reference.rps)}/s p50 ${ms(reference.p50)} p99 ${ms(reference.p99)} ms`,
+      );
+      console.log(
+        `  CPU: ValkeyStore ${describeCpu(storeCpu)}; redis-benchmark ${describeCpu(baselineCpu)}; CPU-bound ratio ${cpuBoundRatio(storeCpu, baselineCpu).toFixed(2)}`,
       );
       console.log(
         `  saturated:  p50 ${ms(full.p50)} p99 ${ms(full.p99)} p99.9 ${ms(full.p999)} ms — ${describeCauses(fullCauses)}`,
@@ -293,6 +368,9 @@ async function valkey(): Promise<void> {
       `  redis-benchmark -c 64 -P 1:     ${Math.round(median(unpipelined.map((r) => r.rps)))} calls/s, p50 ${ms(median(unpipelined.map((r) => r.p50)))} / p99 ${ms(median(unpipelined.map((r) => r.p99)))} ms`,
     );
     console.log(`  ratio (median of rounds):       ${median(ratios).toFixed(2)}   (target ≥ 1.0)`);
+    console.log(
+      `  CPU-bound ratio (median):       ${median(cpuRatios).toFixed(2)}   (from the CPU per call of each side)`,
+    );
     console.log(
       `  latency saturated p50/p99/p99.9: ${med(saturated, (l) => l.p50)} / ${med(saturated, (l) => l.p99)} / ${med(saturated, (l) => l.p999)} ms (medians of the rounds; target p99 ≤ 2 ms)`,
     );
@@ -353,13 +431,26 @@ async function valkeyCluster(): Promise<void> {
     const limit = new GcraLimit({ emissionIntervalUs: 10_000, burstToleranceUs: 200_000 });
     const latencies = new Float64Array(400_000 * SECONDS);
     const ratios: number[] = [];
+    const cpuRatios: number[] = [];
     const baselines: number[] = [];
     const saturated: Latency[] = [];
     const half: Latency[] = [];
     const port = (cluster.nodes[0] as RedisServer).port;
     for (let round = 0; round < ROUNDS; round++) {
-      const baseline = redisBenchmark(port, primaries, CALLERS, 100_000 * SECONDS, true).rps;
-      const full = await valkeyRun(store, limit, latencies, undefined, callers);
+      const pids = cluster.nodes.map((node) => node.process().pid);
+      const [baselineCpu, baseline] = await cpuPerCall(
+        benchmarkCpu,
+        pids,
+        () => redisBenchmark(port, primaries, CALLERS, 100_000 * SECONDS, true).rps,
+        () => 100_000 * SECONDS,
+      );
+      const [storeCpu, full] = await cpuPerCall(
+        ownCpu,
+        pids,
+        () => valkeyRun(store, limit, latencies, undefined, callers),
+        (run) => run.count,
+      );
+      cpuRatios.push(cpuBoundRatio(storeCpu, baselineCpu));
       const halved = await valkeyRun(store, limit, latencies, full.rate / 2, callers);
       baselines.push(baseline);
       ratios.push(full.rate / baseline);
@@ -367,6 +458,9 @@ async function valkeyCluster(): Promise<void> {
       half.push(halved);
       console.log(
         `cluster round ${round + 1}: ValkeyStore ${Math.round(full.rate)}/s, redis-benchmark --cluster -c ${primaries} -P ${CALLERS} ${Math.round(baseline)}/s (ratio ${(full.rate / baseline).toFixed(2)}); half load ${Math.round(halved.rate)}/s p50 ${ms(halved.p50)} p99 ${ms(halved.p99)} p99.9 ${ms(halved.p999)} ms`,
+      );
+      console.log(
+        `  CPU: ValkeyStore ${describeCpu(storeCpu)}; redis-benchmark ${describeCpu(baselineCpu)}; CPU-bound ratio ${cpuBoundRatio(storeCpu, baselineCpu).toFixed(2)}`,
       );
     }
     await store.close();
@@ -382,6 +476,9 @@ async function valkeyCluster(): Promise<void> {
       `  redis-benchmark --cluster -c ${primaries} -P ${CALLERS}: ${Math.round(median(baselines))} calls/s`,
     );
     console.log(`  ratio (median of rounds):       ${median(ratios).toFixed(2)}   (target ≥ 1.0)`);
+    console.log(
+      `  CPU-bound ratio (median):       ${median(cpuRatios).toFixed(2)}   (from the CPU per call of each side)`,
+    );
     console.log(
       `  latency at half load (${Math.round(median(half.map((l) => l.rate)))}/s) p50/p99/p99.9: ${med(half, (l) => l.p50)} / ${med(half, (l) => l.p99)} / ${med(half, (l) => l.p999)} ms (target p99 ≤ 1 ms)`,
     );

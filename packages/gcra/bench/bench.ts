@@ -16,7 +16,8 @@
  *   waited for a CPU (`/proc/<pid>/schedstat`) and Redis's own slowest expire cycle
  *   (`LATENCY LATEST`, threshold 1 ms).
  * - The same on a cluster of three primaries: ValkeyStore with 64 callers per primary vs
- *   `redis-benchmark --cluster -c 3 -P 64`, and the latency at half that rate.
+ *   `redis-benchmark --cluster -c 3 -P 64`, on keys like redis-benchmark's (each primary's in one
+ *   slot) and on keys spread over every slot, and the latency at half that rate.
  * - What batching 16 decisions into one multi-key script call would give Valkey (decisions/s of
  *   `GCRA_MULTI_SCRIPT` vs the single-key script, both by `redis-benchmark`).
  * - JS heap allocated per ValkeyStore decision, standalone and on the cluster (in a child process
@@ -258,6 +259,7 @@ async function valkeyRun(
   latencies: Float64Array,
   rate?: number,
   callers = CALLERS,
+  key: () => string = randomKey,
 ): Promise<Latency> {
   let done = 0;
   const started = performance.now();
@@ -270,7 +272,7 @@ async function valkeyRun(
         const wait = next - performance.now();
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
         const t0 = performance.now();
-        await store.check(randomKey(), limit);
+        await store.check(key(), limit);
         if (done < latencies.length) latencies[done] = performance.now() - t0;
         done++;
         next += period;
@@ -414,8 +416,10 @@ async function batching(redis: RedisServer): Promise<void> {
 
 /**
  * The same on a cluster of three primaries (all pinned to CPU 1): ValkeyStore with 64 callers per
- * primary on random keys (one connection per primary) vs `redis-benchmark --cluster -c 3 -P 64`
- * (one connection per primary, 64 in flight on each), then the latency at half that rate.
+ * primary (one connection per primary) vs `redis-benchmark --cluster -c 3 -P 64` (one connection
+ * per primary, 64 in flight on each) — on keys laid out like redis-benchmark's (each primary's in
+ * one slot: Valkey keeps a table per slot), and on keys spread over every slot — then the latency
+ * at half that rate, on spread keys.
  */
 async function valkeyCluster(): Promise<void> {
   const cluster = await startCluster({ primaries: 3, replicasPerPrimary: 0 });
@@ -432,7 +436,17 @@ async function valkeyCluster(): Promise<void> {
     const latencies = new Float64Array(400_000 * SECONDS);
     const ratios: number[] = [];
     const cpuRatios: number[] = [];
+    const spreadRatios: number[] = [];
+    const spreadCpuRatios: number[] = [];
     const baselines: number[] = [];
+    // Keys like redis-benchmark's: each primary's keys in one slot of its own (a hash tag per primary).
+    const tags: string[] = [];
+    const wanted = new Set(store.partitions());
+    for (let n = 0; wanted.size > 0; n++) {
+      if (wanted.delete(store.partitionOf(`{t${n}}`))) tags.push(`{t${n}}`);
+    }
+    const tagged = keys.map((key, i) => `${tags[i % tags.length]}:${key}`);
+    const taggedKey = () => tagged[(Math.random() * KEYS) | 0] as string;
     const saturated: Latency[] = [];
     const half: Latency[] = [];
     const port = (cluster.nodes[0] as RedisServer).port;
@@ -447,9 +461,17 @@ async function valkeyCluster(): Promise<void> {
       const [storeCpu, full] = await cpuPerCall(
         ownCpu,
         pids,
+        () => valkeyRun(store, limit, latencies, undefined, callers, taggedKey),
+        (run) => run.count,
+      );
+      const [spreadCpu, spread] = await cpuPerCall(
+        ownCpu,
+        pids,
         () => valkeyRun(store, limit, latencies, undefined, callers),
         (run) => run.count,
       );
+      spreadRatios.push(spread.rate / baseline);
+      spreadCpuRatios.push(cpuBoundRatio(spreadCpu, baselineCpu));
       cpuRatios.push(cpuBoundRatio(storeCpu, baselineCpu));
       const halved = await valkeyRun(store, limit, latencies, full.rate / 2, callers);
       baselines.push(baseline);
@@ -461,6 +483,9 @@ async function valkeyCluster(): Promise<void> {
       );
       console.log(
         `  CPU: ValkeyStore ${describeCpu(storeCpu)}; redis-benchmark ${describeCpu(baselineCpu)}; CPU-bound ratio ${cpuBoundRatio(storeCpu, baselineCpu).toFixed(2)}`,
+      );
+      console.log(
+        `  keys spread over every slot: ValkeyStore ${Math.round(spread.rate)}/s (ratio ${(spread.rate / baseline).toFixed(2)}), ${describeCpu(spreadCpu)}; CPU-bound ratio ${cpuBoundRatio(spreadCpu, baselineCpu).toFixed(2)}`,
       );
     }
     await store.close();
@@ -478,6 +503,9 @@ async function valkeyCluster(): Promise<void> {
     console.log(`  ratio (median of rounds):       ${median(ratios).toFixed(2)}   (target ≥ 1.0)`);
     console.log(
       `  CPU-bound ratio (median):       ${median(cpuRatios).toFixed(2)}   (from the CPU per call of each side)`,
+    );
+    console.log(
+      `  keys spread over every slot:    ratio ${median(spreadRatios).toFixed(2)}, CPU-bound ratio ${median(spreadCpuRatios).toFixed(2)} (medians)`,
     );
     console.log(
       `  latency at half load (${Math.round(median(half.map((l) => l.rate)))}/s) p50/p99/p99.9: ${med(half, (l) => l.p50)} / ${med(half, (l) => l.p99)} / ${med(half, (l) => l.p999)} ms (target p99 ≤ 1 ms)`,

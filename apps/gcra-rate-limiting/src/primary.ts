@@ -6,8 +6,11 @@ import type { Config } from "./config.ts";
 import { isMessage, type MetricsReply, type ToWorker, type WorkerState } from "./ipc.ts";
 import {
   createLogger,
+  drainAfterDelay,
   drainDeadline,
+  drainDelayFor,
   fatal,
+  logStartWarnings,
   onStopSignals,
   readiness,
   startup,
@@ -39,6 +42,7 @@ interface Tracked {
  */
 export async function runPrimary(config: Config): Promise<void> {
   const log = createLogger(config, { role: "primary" });
+  logStartWarnings(log, config);
   const tracked = new Map<number, Tracked>();
   const registry = createPrimaryMetrics(() => [...tracked.values()].filter((t) => t.state?.listening).length);
 
@@ -115,12 +119,16 @@ export async function runPrimary(config: Config): Promise<void> {
 
   onStopSignals(log, (signal) => {
     draining = true;
-    log.info({ signal, workers: tracked.size }, "draining");
+    const delayMs = drainDelayFor(signal, config.drainDelayMs);
+    log.info({ delayMs, signal, workers: tracked.size }, "draining");
     drainDeadline(log, config.drainTimeoutMs).unref();
-    for (const { worker } of tracked.values()) {
-      if (worker.isConnected()) worker.send({ type: "gcra:drain" } satisfies ToWorker);
-    }
-    exitWhenDone();
+    // The workers serve on while /readyz (answered here) says 503, then drain at once.
+    void drainAfterDelay(log, delayMs, async () => {
+      for (const { worker } of tracked.values()) {
+        if (worker.isConnected()) worker.send({ type: "gcra:drain" } satisfies ToWorker);
+      }
+      exitWhenDone();
+    });
   });
   // A primary killed without a signal handler run leaves no worker behind either: each
   // worker drains when its IPC channel closes.

@@ -1,6 +1,7 @@
 import { createAgent, type ListenOptions, type SpoeAgent } from "@spoekit/spoe-agent";
 import type { Logger } from "pino";
-import type { Config } from "./config.ts";
+import { redacted } from "./banner.ts";
+import { answerMarginMs, type Config } from "./config.ts";
 import { checkRateHandler, MESSAGE } from "./handler.ts";
 import { type AppLimiter, createLimiter } from "./limiter.ts";
 import { type AppMetrics, createMetrics, observeAgent, observeValkey } from "./metrics.ts";
@@ -40,12 +41,40 @@ const WARM_UP_MS = 3000;
 const STORE_CLOSE_MS = 1000;
 
 /**
- * How the drain budget splits: the agent's in-flight NOTIFYs get DRAIN_TIMEOUT minus a reserve
- * for closing the store and exiting (a quarter of it, at most 2 s).
+ * How the drain budget splits: after DRAIN_DELAY, the agent's in-flight NOTIFYs get what is left
+ * of DRAIN_TIMEOUT minus a reserve for closing the store and exiting (a quarter of it, at most 2 s).
  */
-export function drainBudget(drainTimeoutMs: number): { agentMs: number; storeMs: number } {
-  const reserve = Math.min(2000, Math.floor(drainTimeoutMs / 4));
-  return { agentMs: drainTimeoutMs - reserve, storeMs: Math.min(STORE_CLOSE_MS, Math.floor(reserve / 2)) };
+export function drainBudget(
+  drainTimeoutMs: number,
+  drainDelayMs: number,
+): { agentMs: number; storeMs: number } {
+  const rest = Math.max(0, drainTimeoutMs - drainDelayMs);
+  const reserve = Math.min(2000, Math.floor(rest / 4));
+  return { agentMs: rest - reserve, storeMs: Math.min(STORE_CLOSE_MS, Math.floor(reserve / 2)) };
+}
+
+/**
+ * The agent's own deadline per NOTIFY, a backstop: the store answers (or its failure policy
+ * does) within VALKEY_TIMEOUT, and past HAProxy's processing timeout nobody waits for the answer.
+ */
+export function handlerTimeoutOf(config: Config): number {
+  return Math.max(
+    config.processingTimeoutMs,
+    config.valkeyTimeoutMs + answerMarginMs(config.processingTimeoutMs),
+  );
+}
+
+/** The Valkey nodes as the banner shows them: passwords hidden. */
+const nodeList = (config: Config): string => config.valkeyNodes.map(redacted).join(",");
+
+/** The warning when Valkey does not answer at start: where it was asked, and what answers meanwhile. */
+export function unreachableAtStart(config: Config): string {
+  const meanwhile = {
+    open: "every request is allowed unchecked (SPOA_FAILURE_POLICY=open)",
+    closed: "/readyz answers 503 and every request is denied (SPOA_FAILURE_POLICY=closed)",
+    fallback: "each process limits in memory on its own (SPOA_FAILURE_POLICY=fallback)",
+  }[config.failurePolicy];
+  return `Valkey at ${nodeList(config)} does not answer: ${meanwhile} until it does`;
 }
 
 function listenOptions(address: ListenOptions, reusePort: boolean): ListenOptions {
@@ -57,14 +86,19 @@ export function createService(config: Config, log: Logger): Service {
   const metrics = createMetrics(limiter.kind);
   observeAgent(metrics.registry);
   if (limiter.valkey) observeValkey(metrics.registry, limiter.valkey);
-  const budget = drainBudget(config.drainTimeoutMs);
+  const budget = drainBudget(config.drainTimeoutMs, config.drainDelayMs);
+  const { connections } = config;
   const agent = createAgent({
     logger: log,
     // HAProxy 3.1.0–3.2-dev6 hold an empty ACK until `timeout processing`.
     noEmptyAck: true,
-    // A backstop only: the store answers (or its failure policy does) within VALKEY_TIMEOUT.
-    handlerTimeout: Math.max(100, 2 * config.valkeyTimeoutMs),
+    handlerTimeout: handlerTimeoutOf(config),
     closeTimeout: budget.agentMs,
+    maxConnections: connections.maxConnections,
+    maxBufferedBytes: connections.maxBufferedBytes,
+    maxTotalBufferedBytes: connections.maxTotalBufferedBytes,
+    helloTimeout: connections.helloTimeoutMs,
+    idleTimeout: connections.idleTimeoutMs,
   });
   const rules =
     config.rulesFile === undefined
@@ -91,10 +125,7 @@ export function createService(config: Config, log: Logger): Service {
         const ms = Math.round(performance.now() - started);
         if (warm) log.info({ ms }, "Valkey answers on every partition");
         else
-          log.warn(
-            { ms, policy: config.failurePolicy },
-            "Valkey does not answer yet; the failure policy will",
-          );
+          log.warn({ ms, nodes: nodeList(config), policy: config.failurePolicy }, unreachableAtStart(config));
       }
       await agent.listen(listenOptions(config.spoeAddress, reusePort));
       listening = true;

@@ -1,7 +1,17 @@
 import { type AdminServer, startAdmin } from "./admin.ts";
 import { banner } from "./banner.ts";
 import type { Config } from "./config.ts";
-import { createLogger, drainDeadline, fatal, onStopSignals, readiness, startup } from "./lifecycle.ts";
+import {
+  createLogger,
+  drainAfterDelay,
+  drainDeadline,
+  drainDelayFor,
+  fatal,
+  logStartWarnings,
+  onStopSignals,
+  readiness,
+  startup,
+} from "./lifecycle.ts";
 import { createService } from "./service.ts";
 
 /**
@@ -11,6 +21,7 @@ import { createService } from "./service.ts";
 export async function runSingle(config: Config): Promise<void> {
   const log = createLogger(config);
   const service = createService(config, log);
+  logStartWarnings(log, config);
   const { registry } = service.metrics;
   let started = false;
   let draining = false;
@@ -18,10 +29,11 @@ export async function runSingle(config: Config): Promise<void> {
 
   onStopSignals(log, (signal) => {
     draining = true;
-    log.info({ signal }, "draining");
+    service.metrics.draining.set(1);
+    const delayMs = drainDelayFor(signal, config.drainDelayMs);
+    log.info({ delayMs, signal }, "draining");
     const deadline = drainDeadline(log, config.drainTimeoutMs);
-    void service
-      .close()
+    void drainAfterDelay(log, delayMs, () => service.close())
       .then(() => admin?.close())
       .then(() => {
         clearTimeout(deadline);

@@ -7,7 +7,14 @@ import {
   type ToPrimary,
   type WorkerState,
 } from "./ipc.ts";
-import { createLogger, drainDeadline, fatal, onStopSignals } from "./lifecycle.ts";
+import {
+  createLogger,
+  drainAfterDelay,
+  drainDeadline,
+  drainDelayFor,
+  fatal,
+  onStopSignals,
+} from "./lifecycle.ts";
 import { createService } from "./service.ts";
 
 /**
@@ -39,13 +46,14 @@ export async function runWorker(config: Config): Promise<void> {
   const reporter = setInterval(report, 250);
   reporter.unref();
 
-  const drain = (why: string) => {
+  const drain = (why: string, delayMs = 0) => {
     if (draining) return;
     draining = true;
+    service.metrics.draining.set(1);
     report();
-    log.info({ why }, "draining");
+    log.info({ delayMs, why }, "draining");
     const deadline = drainDeadline(log, config.drainTimeoutMs);
-    void service.close().then(() => {
+    void drainAfterDelay(log, delayMs, () => service.close()).then(() => {
       clearTimeout(deadline);
       log.info("stopped");
       process.exit(0);
@@ -62,7 +70,8 @@ export async function runWorker(config: Config): Promise<void> {
   });
   // The primary is gone: nobody would stop this process.
   process.on("disconnect", () => drain("the primary exited"));
-  onStopSignals(log, (signal) => drain(signal));
+  // Signalled itself (the primary's signal reaches it as a drain message, after DRAIN_DELAY).
+  onStopSignals(log, (signal) => drain(signal, drainDelayFor(signal, config.drainDelayMs)));
 
   try {
     await service.listen({ reusePort: "port" in config.spoeAddress });

@@ -10,6 +10,8 @@ export type WorkerState = {
   readonly listening: boolean;
   readonly storeReady: boolean;
   readonly draining: boolean;
+  /** The store's warm-up, once listening with Valkey. */
+  readonly warmUp?: { readonly warm: boolean; readonly ms: number };
 };
 export type MetricsRequest = { readonly type: "gcra:metrics"; readonly id: number };
 export type MetricsReply = {

@@ -17,6 +17,7 @@ import {
   workerExecArgv,
 } from "./lifecycle.ts";
 import { createPrimaryMetrics } from "./metrics.ts";
+import { logWarmUp } from "./warm-up.ts";
 
 /**
  * How long a scrape waits for a worker's metrics before using that worker's last reply instead
@@ -90,6 +91,13 @@ export async function runPrimary(config: Config): Promise<void> {
             started = true;
             process.stdout.write(`${banner(config)}\n`);
             log.info({ workers: tracked.size, admin: admin?.address }, "started");
+            const warmUps = [...tracked.values()].flatMap((t) => (t.state?.warmUp ? [t.state.warmUp] : []));
+            if (warmUps.length > 0) {
+              logWarmUp(log, config, {
+                warm: warmUps.every((w) => w.warm),
+                ms: Math.max(...warmUps.map((w) => w.ms)),
+              });
+            }
           }
         }
       } else if (isMessage<MetricsReply>(message, "gcra:metrics")) {

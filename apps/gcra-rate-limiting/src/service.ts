@@ -1,11 +1,11 @@
 import { createAgent, type ListenOptions, type SpoeAgent } from "@spoekit/spoe-agent";
 import type { Logger } from "pino";
-import { redacted } from "./banner.ts";
 import { answerMarginMs, type Config } from "./config.ts";
 import { checkRateHandler, MESSAGE } from "./handler.ts";
 import { type AppLimiter, createLimiter } from "./limiter.ts";
 import { type AppMetrics, createMetrics, observeAgent, observeValkey } from "./metrics.ts";
 import { rulesService } from "./rules/service.ts";
+import type { WarmUp } from "./warm-up.ts";
 
 /**
  * One serving process: the limiter, its metrics, and the SPOE agent answering `check-rate` on
@@ -19,9 +19,10 @@ export interface Service {
   readonly listening: boolean;
   /**
    * Warms the store up (see {@link AppLimiter.warmUp}), then listens; `reusePort` lets cluster
-   * workers bind the same TCP port.
+   * workers bind the same TCP port. Resolves with the warm-up's outcome (undefined for the
+   * embedded store), for {@link logWarmUp}.
    */
-  listen(options: { reusePort: boolean }): Promise<void>;
+  listen(options: { reusePort: boolean }): Promise<WarmUp | undefined>;
   /** See {@link AppLimiter.ready}. */
   storeReady(): boolean;
   /**
@@ -62,19 +63,6 @@ export function handlerTimeoutOf(config: Config): number {
     config.processingTimeoutMs,
     config.valkeyTimeoutMs + answerMarginMs(config.processingTimeoutMs),
   );
-}
-
-/** The Valkey nodes as the banner shows them: passwords hidden. */
-const nodeList = (config: Config): string => config.valkeyNodes.map(redacted).join(",");
-
-/** The warning when Valkey does not answer at start: where it was asked, and what answers meanwhile. */
-export function unreachableAtStart(config: Config): string {
-  const meanwhile = {
-    open: "every request is allowed unchecked (SPOA_FAILURE_POLICY=open)",
-    closed: "/readyz answers 503 and every request is denied (SPOA_FAILURE_POLICY=closed)",
-    fallback: "each process limits in memory on its own (SPOA_FAILURE_POLICY=fallback)",
-  }[config.failurePolicy];
-  return `Valkey at ${nodeList(config)} does not answer: ${meanwhile} until it does`;
 }
 
 function listenOptions(address: ListenOptions, reusePort: boolean): ListenOptions {
@@ -119,16 +107,15 @@ export function createService(config: Config, log: Logger): Service {
       return listening;
     },
     async listen({ reusePort }) {
+      let warmUp: WarmUp | undefined;
       if (limiter.kind === "valkey") {
         const started = performance.now();
         const warm = await limiter.warmUp(WARM_UP_MS);
-        const ms = Math.round(performance.now() - started);
-        if (warm) log.info({ ms }, "Valkey answers on every partition");
-        else
-          log.warn({ ms, nodes: nodeList(config), policy: config.failurePolicy }, unreachableAtStart(config));
+        warmUp = { warm, ms: Math.round(performance.now() - started) };
       }
       await agent.listen(listenOptions(config.spoeAddress, reusePort));
       listening = true;
+      return warmUp;
     },
     storeReady: () => limiter.ready(),
     close() {

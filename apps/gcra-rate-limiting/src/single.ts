@@ -13,6 +13,7 @@ import {
   startup,
 } from "./lifecycle.ts";
 import { createService } from "./service.ts";
+import { logWarmUp, type WarmUp } from "./warm-up.ts";
 
 /**
  * One process does everything: the SPOE agent, the store and the admin server. The mode of the
@@ -52,13 +53,15 @@ export async function runSingle(config: Config): Promise<void> {
     log,
   ).catch((error: unknown) => fatal(`cannot listen on ADMIN_ADDR: ${String(error)}`, 1));
   if (draining) return;
+  let warmUp: WarmUp | undefined;
   try {
-    await service.listen({ reusePort: false });
+    warmUp = await service.listen({ reusePort: false });
   } catch (error) {
     if (draining) return;
     fatal(`cannot listen on SPOE_ADDR: ${String(error)}`, 1);
   }
   started = true;
   process.stdout.write(`${banner(config)}\n`);
+  if (warmUp) logWarmUp(log, config, warmUp);
   log.info({ spop: service.agent.addresses.map((a) => a.url), admin: admin.address }, "started");
 }

@@ -16,6 +16,7 @@ import {
   onStopSignals,
 } from "./lifecycle.ts";
 import { createService } from "./service.ts";
+import type { WarmUp } from "./warm-up.ts";
 
 /**
  * A cluster worker: serves SPOP on the shared port (TCP: its own socket with SO_REUSEPORT, so
@@ -30,12 +31,14 @@ export async function runWorker(config: Config): Promise<void> {
     if (process.connected) process.send?.(message);
   };
   let last = "";
+  let warmUp: WarmUp | undefined;
   const report = () => {
     const state: WorkerState = {
       type: "gcra:state",
       listening: service.listening,
       storeReady: service.storeReady(),
       draining,
+      ...(warmUp ? { warmUp } : {}),
     };
     const text = JSON.stringify(state);
     if (text !== last) {
@@ -74,7 +77,7 @@ export async function runWorker(config: Config): Promise<void> {
   onStopSignals(log, (signal) => drain(signal, drainDelayFor(signal, config.drainDelayMs)));
 
   try {
-    await service.listen({ reusePort: "port" in config.spoeAddress });
+    warmUp = await service.listen({ reusePort: "port" in config.spoeAddress });
   } catch (error) {
     if (draining) return;
     fatal(`worker ${cluster.worker?.id}: cannot listen on SPOE_ADDR: ${String(error)}`, 1);

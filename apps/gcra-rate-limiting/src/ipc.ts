@@ -19,7 +19,8 @@ export type MetricsReply = {
   readonly id: number;
   readonly metrics: MetricObjectWithValues<MetricValue<string>>[];
 };
-export type DrainRequest = { readonly type: "gcra:drain" };
+/** Drain: serve on for `delayMs` (DRAIN_DELAY, or 0), then close. */
+export type DrainRequest = { readonly type: "gcra:drain"; readonly delayMs: number };
 
 export type ToPrimary = WorkerState | MetricsReply;
 export type ToWorker = MetricsRequest | DrainRequest;

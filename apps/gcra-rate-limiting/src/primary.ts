@@ -6,7 +6,6 @@ import type { Config } from "./config.ts";
 import { isMessage, type MetricsReply, type ToWorker, type WorkerState } from "./ipc.ts";
 import {
   createLogger,
-  drainAfterDelay,
   drainDeadline,
   drainDelayFor,
   fatal,
@@ -130,13 +129,11 @@ export async function runPrimary(config: Config): Promise<void> {
     const delayMs = drainDelayFor(signal, config.drainDelayMs);
     log.info({ delayMs, signal, workers: tracked.size }, "draining");
     drainDeadline(log, config.drainTimeoutMs).unref();
-    // The workers serve on while /readyz (answered here) says 503, then drain at once.
-    void drainAfterDelay(log, delayMs, async () => {
-      for (const { worker } of tracked.values()) {
-        if (worker.isConnected()) worker.send({ type: "gcra:drain" } satisfies ToWorker);
-      }
-      exitWhenDone();
-    });
+    // /readyz (answered here) says 503 from now on; each worker serves on for the delay, then closes.
+    for (const { worker } of tracked.values()) {
+      if (worker.isConnected()) worker.send({ type: "gcra:drain", delayMs } satisfies ToWorker);
+    }
+    exitWhenDone();
   });
   // A primary killed without a signal handler run leaves no worker behind either: each
   // worker drains when its IPC channel closes.

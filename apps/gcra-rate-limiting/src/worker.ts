@@ -68,12 +68,12 @@ export async function runWorker(config: Config): Promise<void> {
         .getMetricsAsJSON()
         .then((metrics) => send({ type: "gcra:metrics", id: message.id, metrics }));
     } else if (isMessage<DrainRequest>(message, "gcra:drain")) {
-      drain("asked by the primary");
+      drain("asked by the primary", message.delayMs);
     }
   });
   // The primary is gone: nobody would stop this process.
   process.on("disconnect", () => drain("the primary exited"));
-  // Signalled itself (the primary's signal reaches it as a drain message, after DRAIN_DELAY).
+  // Signalled itself (the primary's signal reaches it as a drain message).
   onStopSignals(log, (signal) => drain(signal, drainDelayFor(signal, config.drainDelayMs)));
 
   try {

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { ListenOptions } from "@spoekit/spoe-agent";
-import type { Config } from "./config.ts";
+import { type Config, DEADLINE_SHARE } from "./config.ts";
 import { type SettingName, settings } from "./settings.ts";
 
 /** The app's version, from its package.json (beside `src/` and `dist/` alike). */
@@ -26,6 +26,18 @@ function formatDuration(ms: number): string {
   return `${ms}ms`;
 }
 
+/** Bytes in the largest binary unit that divides them: `16MiB`, `96KiB`, `1000`. */
+function formatBytes(bytes: number): string {
+  for (const [unit, size] of [
+    ["GiB", 1024 ** 3],
+    ["MiB", 1024 ** 2],
+    ["KiB", 1024],
+  ] as const) {
+    if (bytes % size === 0) return `${bytes / size}${unit}`;
+  }
+  return String(bytes);
+}
+
 /** A number with at most three decimals, without trailing zeros. */
 function decimal(value: number): string {
   return String(Math.round(value * 1000) / 1000);
@@ -38,7 +50,7 @@ export function workersReason(config: Config): string {
 }
 
 /** A node URL with its password hidden. */
-function redacted(url: URL): string {
+export function redacted(url: URL): string {
   if (!url.password) return url.href;
   const copy = new URL(url.href);
   copy.password = "***";
@@ -53,6 +65,7 @@ function redacted(url: URL): string {
 export function banner(config: Config): string {
   const embedded = config.valkeyNodes.length === 0;
   const intervalUs = config.rateIntervalUs;
+  const { circuit } = config;
   const values: Partial<Record<SettingName, string>> = {
     SPOE_ADDR: formatAddress(config.spoeAddress),
     VALKEY_NODES: embedded ? "(unset: embedded in-memory store)" : config.valkeyNodes.map(redacted).join(","),
@@ -63,8 +76,14 @@ export function banner(config: Config): string {
     SPOA_FAILURE_POLICY: embedded ? `${config.failurePolicy} (unused: embedded store)` : config.failurePolicy,
     SPOA_IPV6_PREFIX: `/${config.ipv6Prefix}`,
     SPOA_WORKERS: `${config.workers} (${workersReason(config)})`,
+    SPOA_MAX_CONNECTIONS: String(config.connections.maxConnections),
+    SPOA_MAX_BUFFERED_BYTES: formatBytes(config.connections.maxBufferedBytes),
+    SPOA_MAX_TOTAL_BUFFERED_BYTES: formatBytes(config.connections.maxTotalBufferedBytes),
+    SPOA_HELLO_TIMEOUT: formatDuration(config.connections.helloTimeoutMs),
+    SPOA_IDLE_TIMEOUT: formatDuration(config.connections.idleTimeoutMs),
     ADMIN_ADDR: formatAddress(config.adminAddress),
     DRAIN_TIMEOUT: formatDuration(config.drainTimeoutMs),
+    DRAIN_DELAY: formatDuration(config.drainDelayMs),
     LOG_LEVEL: config.logLevel,
   };
   if (config.rulesFile !== undefined) values.SPOA_RULES_FILE = config.rulesFile;
@@ -78,7 +97,16 @@ export function banner(config: Config): string {
         ? { VALKEY_SENTINEL_NAME: config.valkeySentinelName }
         : {}),
       VALKEY_KEY_PREFIX: config.valkeyKeyPrefix,
-      VALKEY_TIMEOUT: formatDuration(config.valkeyTimeoutMs),
+      HAPROXY_PROCESSING_TIMEOUT: formatDuration(config.processingTimeoutMs),
+      VALKEY_TIMEOUT: config.valkeyTimeoutDerived
+        ? `${formatDuration(config.valkeyTimeoutMs)} (${DEADLINE_SHARE * 100} % of HAPROXY_PROCESSING_TIMEOUT)`
+        : formatDuration(config.valkeyTimeoutMs),
+      VALKEY_CIRCUIT_FAILURES: `${circuit.failureThreshold} in a row`,
+      VALKEY_CIRCUIT_RATIO: String(circuit.failureRatio),
+      VALKEY_CIRCUIT_WINDOW: formatDuration(circuit.ratioWindowMs),
+      VALKEY_CIRCUIT_MIN_CALLS: String(circuit.ratioMinCalls),
+      VALKEY_PROBE_DELAY: formatDuration(circuit.probeDelayMs),
+      VALKEY_PROBE_MAX_DELAY: formatDuration(circuit.maxProbeDelayMs),
     } satisfies Partial<Record<SettingName, string>>);
   }
   const names = (Object.keys(settings) as SettingName[]).filter((name) => values[name] !== undefined);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "./config.ts";
+import { answerMarginMs, ConfigError, deadlineConflict, loadConfig } from "./config.ts";
 import { allowedCpus } from "./cpus.ts";
 import { settings } from "./settings.ts";
 
@@ -16,8 +16,60 @@ describe("loadConfig", () => {
     expect(config.ipv6Prefix).toBe(64);
     expect(config.workers).toBe(1);
     expect(config.drainTimeoutMs).toBe(30_000);
-    expect(config.valkeyTimeoutMs).toBe(10);
+    expect(config.drainDelayMs).toBe(5000);
+    expect(config.processingTimeoutMs).toBe(100);
+    expect(config.valkeyTimeoutMs).toBe(60);
+    expect(config.valkeyTimeoutDerived).toBe(true);
     expect(config.logLevel).toBe("info");
+    expect(config.circuit).toEqual({
+      failureThreshold: 5,
+      failureRatio: 0.5,
+      ratioWindowMs: 10_000,
+      ratioMinCalls: 20,
+      probeDelayMs: 50,
+      maxProbeDelayMs: 2000,
+    });
+    expect(config.connections).toEqual({
+      maxConnections: 1024,
+      maxBufferedBytes: 96 * 1024,
+      maxTotalBufferedBytes: 16 * 1024 * 1024,
+      helloTimeoutMs: 5000,
+      idleTimeoutMs: 120_000,
+    });
+  });
+
+  it("reads the circuit, the connection bounds and the timeouts in their units", () => {
+    const config = loadConfig({
+      VALKEY_NODES: "redis://v:6379",
+      VALKEY_MODE: "replication",
+      VALKEY_CIRCUIT_FAILURES: "3",
+      VALKEY_CIRCUIT_RATIO: ".25",
+      VALKEY_CIRCUIT_WINDOW: "2s",
+      VALKEY_CIRCUIT_MIN_CALLS: "8",
+      VALKEY_PROBE_DELAY: "20ms",
+      VALKEY_PROBE_MAX_DELAY: "1s",
+      SPOA_MAX_CONNECTIONS: "300",
+      SPOA_MAX_BUFFERED_BYTES: "20000",
+      SPOA_MAX_TOTAL_BUFFERED_BYTES: "1MiB",
+      SPOA_HELLO_TIMEOUT: "250ms",
+      SPOA_IDLE_TIMEOUT: "1m",
+    });
+    expect(config.valkeyMode).toBe("replication");
+    expect(config.circuit).toEqual({
+      failureThreshold: 3,
+      failureRatio: 0.25,
+      ratioWindowMs: 2000,
+      ratioMinCalls: 8,
+      probeDelayMs: 20,
+      maxProbeDelayMs: 1000,
+    });
+    expect(config.connections).toEqual({
+      maxConnections: 300,
+      maxBufferedBytes: 20_000,
+      maxTotalBufferedBytes: 1024 * 1024,
+      helloTimeoutMs: 250,
+      idleTimeoutMs: 60_000,
+    });
   });
 
   it("defaults the worker count to the allowed CPUs when Valkey is configured", () => {
@@ -63,7 +115,26 @@ describe("loadConfig", () => {
     ["SPOA_WORKERS", "0"],
     ["ADMIN_ADDR", "localhost"],
     ["DRAIN_TIMEOUT", "soon"],
+    ["DRAIN_DELAY", "-5s"],
     ["LOG_LEVEL", "verbose"],
+    ["HAPROXY_PROCESSING_TIMEOUT", "1ms"],
+    ["HAPROXY_PROCESSING_TIMEOUT", "fast"],
+    ["VALKEY_CIRCUIT_FAILURES", "0"],
+    ["VALKEY_CIRCUIT_RATIO", "0"],
+    ["VALKEY_CIRCUIT_RATIO", "1.5"],
+    ["VALKEY_CIRCUIT_RATIO", "50%"],
+    ["VALKEY_CIRCUIT_WINDOW", "5ms"],
+    ["VALKEY_CIRCUIT_MIN_CALLS", "1.5"],
+    ["VALKEY_PROBE_DELAY", "0ms"],
+    ["VALKEY_PROBE_MAX_DELAY", "11m"],
+    ["SPOA_MAX_CONNECTIONS", "0"],
+    ["SPOA_MAX_CONNECTIONS", "1e3"],
+    ["SPOA_MAX_BUFFERED_BYTES", "16383"],
+    ["SPOA_MAX_BUFFERED_BYTES", "2GiB"],
+    ["SPOA_MAX_BUFFERED_BYTES", "1.5MiB"],
+    ["SPOA_MAX_TOTAL_BUFFERED_BYTES", "lots"],
+    ["SPOA_HELLO_TIMEOUT", "0"],
+    ["SPOA_IDLE_TIMEOUT", "500ms"],
   ])("rejects %s=%j with a one-line error naming the variable and the accepted form", (name, value) => {
     let error: unknown;
     try {
@@ -103,6 +174,58 @@ describe("loadConfig's cross-checks", () => {
   it("refuses a burst tolerance below the emission interval, which would deny every request", () => {
     expect(fails({ SPOA_RATE_INTERVAL: "20000", SPOA_RATE_BURST: "19999" }).variable).toBe("SPOA_RATE_BURST");
     expect(loadConfig({ SPOA_RATE_INTERVAL: "20000", SPOA_RATE_BURST: "20000" }).rateBurstUs).toBe(20_000);
+  });
+
+  it("refuses a probe delay above the longest probe delay", () => {
+    const error = fails({ VALKEY_PROBE_DELAY: "3s", VALKEY_PROBE_MAX_DELAY: "2s" });
+    expect(error.variable).toBe("VALKEY_PROBE_DELAY");
+  });
+
+  it("refuses a total buffer bound below the per-connection one", () => {
+    const error = fails({ SPOA_MAX_BUFFERED_BYTES: "1MiB", SPOA_MAX_TOTAL_BUFFERED_BYTES: "512KiB" });
+    expect(error.variable).toBe("SPOA_MAX_TOTAL_BUFFERED_BYTES");
+    expect(error.message).toBe(
+      `SPOA_MAX_TOTAL_BUFFERED_BYTES="512KiB" is invalid: expected ${settings.SPOA_MAX_TOTAL_BUFFERED_BYTES.accepted}`,
+    );
+  });
+
+  it("refuses a DRAIN_DELAY that is not below DRAIN_TIMEOUT, and shortens the default to half of it", () => {
+    expect(fails({ DRAIN_DELAY: "30s" }).variable).toBe("DRAIN_DELAY");
+    expect(fails({ DRAIN_DELAY: "2s", DRAIN_TIMEOUT: "1s" }).variable).toBe("DRAIN_DELAY");
+    expect(loadConfig({ DRAIN_DELAY: "29s" }).drainDelayMs).toBe(29_000);
+    expect(loadConfig({ DRAIN_DELAY: "0", DRAIN_TIMEOUT: "0" }).drainDelayMs).toBe(0);
+    expect(loadConfig({ DRAIN_TIMEOUT: "5s" }).drainDelayMs).toBe(2500);
+    expect(loadConfig({ DRAIN_TIMEOUT: "0" }).drainDelayMs).toBe(0);
+  });
+
+  it("derives VALKEY_TIMEOUT from HAPROXY_PROCESSING_TIMEOUT unless it is set", () => {
+    expect(loadConfig({ HAPROXY_PROCESSING_TIMEOUT: "250ms" })).toMatchObject({
+      processingTimeoutMs: 250,
+      valkeyTimeoutMs: 150,
+      valkeyTimeoutDerived: true,
+    });
+    expect(loadConfig({ HAPROXY_PROCESSING_TIMEOUT: "2ms" }).valkeyTimeoutMs).toBe(1);
+    expect(loadConfig({ VALKEY_TIMEOUT: "40ms" })).toMatchObject({
+      processingTimeoutMs: 100,
+      valkeyTimeoutMs: 40,
+      valkeyTimeoutDerived: false,
+    });
+  });
+
+  it("says when VALKEY_TIMEOUT leaves HAProxy too little of its processing timeout", () => {
+    const conflict = (env: Record<string, string>) => deadlineConflict(loadConfig(env));
+    expect(conflict({})).toBeUndefined();
+    expect(conflict({ VALKEY_TIMEOUT: "80ms" })).toBeUndefined();
+    expect(conflict({ VALKEY_TIMEOUT: "81ms" })).toBe(
+      "VALKEY_TIMEOUT (81 ms) leaves less than 20 ms of HAPROXY_PROCESSING_TIMEOUT (100 ms) to answer: a late Valkey call lets the request pass unchecked",
+    );
+    // The seed's pair: 10 ms of 15 ms.
+    expect(conflict({ VALKEY_TIMEOUT: "10ms", HAPROXY_PROCESSING_TIMEOUT: "15ms" })).toContain(
+      "less than 10 ms",
+    );
+    // Derived, a short processing timeout still leaves 40 %, but not the 10 ms the answer needs.
+    expect(conflict({ HAPROXY_PROCESSING_TIMEOUT: "20ms" })).toContain("(12 ms) leaves less than 10 ms");
+    expect(answerMarginMs(1000)).toBe(200);
   });
 
   it("reads VALKEY_CA_FILE at start and wants a certificate in it", () => {

@@ -2,15 +2,28 @@ import { readFileSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { MAX_DURATION_US } from "@spoekit/gcra";
 import { type ListenOptions, parseListenAddress } from "@spoekit/spoe-agent";
+import {
+  type CircuitConfig,
+  type ConnectionLimits,
+  circuitConfig,
+  connectionLimits,
+  deadlines,
+  drainTimes,
+} from "./config-groups.ts";
 import { allowedCpus } from "./cpus.ts";
 import { deprecatedAliases, type SettingName, settings } from "./settings.ts";
+import { type Alias, ConfigError, fail, parseChoice, parseInteger, type Source } from "./values.ts";
+
+export type { CircuitConfig, ConnectionLimits } from "./config-groups.ts";
+export { answerMarginMs, DEADLINE_SHARE, deadlineConflict } from "./config-groups.ts";
+export { ConfigError } from "./values.ts";
 
 /**
  * The agent's configuration, read from the environment and checked against {@link settings}
  * (settings.ts: the one source of truth for variable names, defaults and accepted forms).
  */
 
-export type ValkeyMode = "auto" | "standalone" | "cluster" | "sentinel";
+export type ValkeyMode = "auto" | "standalone" | "replication" | "cluster" | "sentinel";
 export type FailurePolicy = "open" | "closed" | "fallback";
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
 
@@ -28,8 +41,14 @@ export interface Config {
   valkeySentinelName: string;
   /** Prefix of every rate-limit key (`gcra:` as the seed; put a `{hash tag}` in it to pin one slot). */
   valkeyKeyPrefix: string;
+  /** HAProxy's `timeout processing`, ms, as HAPROXY_PROCESSING_TIMEOUT says it is. */
+  processingTimeoutMs: number;
   /** Per-call deadline for the store, ms; past it the failure policy answers. */
   valkeyTimeoutMs: number;
+  /** True when VALKEY_TIMEOUT was unset and derived from the processing timeout. */
+  valkeyTimeoutDerived: boolean;
+  /** When a shard's circuit opens and how it probes (VALKEY_CIRCUIT_*, VALKEY_PROBE_*). */
+  circuit: CircuitConfig;
   /** Emission interval T, µs. */
   rateIntervalUs: number;
   /** Burst tolerance τ, µs. */
@@ -41,26 +60,18 @@ export interface Config {
   workers: number;
   /** True when SPOA_WORKERS came from the CPU count rather than the environment. */
   workersFromCpus: boolean;
+  /** What one process holds at most (SPOA_MAX_*, SPOA_*_TIMEOUT). */
+  connections: ConnectionLimits;
   adminAddress: ListenOptions;
   drainTimeoutMs: number;
+  /** After SIGTERM, how long the agent serves on with `/readyz` at 503, ms. */
+  drainDelayMs: number;
   logLevel: LogLevel;
   /** One line per deprecated variable name read (the seed's), for the banner. */
   deprecations: string[];
   /** The rules file (YAML or JSON); undefined: one per-IP rule from SPOA_RATE_INTERVAL/BURST. */
   rulesFile: string | undefined;
 }
-
-/** A configuration value that cannot be used; the message is one line naming the variable. */
-export class ConfigError extends Error {
-  override readonly name = "ConfigError";
-  readonly variable: string;
-  constructor(variable: string, value: string, accepted: string, options?: { cause?: unknown }) {
-    super(`${variable}=${JSON.stringify(value)} is invalid: expected ${accepted}`, options);
-    this.variable = variable;
-  }
-}
-
-type Alias = keyof typeof deprecatedAliases;
 
 const rustLogLevels = ["off", "error", "warn", "info", "debug", "trace"] as const;
 const RUST_LOG_ACCEPTED = "off, error, warn, info, debug or trace, or target=level directives";
@@ -79,29 +90,6 @@ function parseRustLog(raw: string): LogLevel {
   if (most < 0) throw new ConfigError("RUST_LOG", raw, RUST_LOG_ACCEPTED);
   const level = rustLogLevels[most] ?? "off";
   return level === "off" ? "silent" : level;
-}
-
-/** A setting's name, or the deprecated alias its value was read from (errors name what was set). */
-type Source = SettingName | Alias;
-
-const settingOf = (source: Source): SettingName =>
-  source in deprecatedAliases ? deprecatedAliases[source as Alias] : (source as SettingName);
-
-function fail(name: Source, raw: string): never {
-  throw new ConfigError(name, raw, settings[settingOf(name)].accepted);
-}
-
-function parseInteger(name: Source, raw: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (!/^\d+$/.test(raw.trim())) fail(name, raw);
-  const value = Number(raw.trim());
-  if (!Number.isSafeInteger(value) || value < min || value > max) fail(name, raw);
-  return value;
-}
-
-function parseChoice<T extends string>(name: SettingName, raw: string, choices: readonly T[]): T {
-  const value = raw.trim().toLowerCase();
-  if (!(choices as readonly string[]).includes(value)) fail(name, raw);
-  return value as T;
 }
 
 /**
@@ -132,17 +120,6 @@ function checkCaFile(path: string, readFile: (path: string) => string): void {
     fail("VALKEY_CA_FILE", path);
   }
   if (!text.includes("-----BEGIN CERTIFICATE-----")) fail("VALKEY_CA_FILE", path);
-}
-
-const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
-
-/** `30s`, `1500ms`, `1m`, `0.5s`; a bare number is seconds. */
-function parseDuration(name: SettingName, raw: string, minMs: number, maxMs: number): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(raw.trim());
-  if (!match) fail(name, raw);
-  const ms = Math.round(Number(match[1]) * (durationUnits[match[2] ?? "s"] ?? 1000));
-  if (ms < minMs || ms > maxMs) fail(name, raw);
-  return ms;
 }
 
 function parseNodes(name: SettingName, raw: string): URL[] {
@@ -246,6 +223,7 @@ export function loadConfig(
     valkeyMode: parseChoice("VALKEY_MODE", value("VALKEY_MODE"), [
       "auto",
       "standalone",
+      "replication",
       "cluster",
       "sentinel",
     ]),
@@ -254,7 +232,8 @@ export function loadConfig(
     valkeyCaFile: caFile,
     valkeySentinelName: sentinelName,
     valkeyKeyPrefix: keyPrefix,
-    valkeyTimeoutMs: parseDuration("VALKEY_TIMEOUT", value("VALKEY_TIMEOUT"), 1, 60_000),
+    ...deadlines(value, read),
+    circuit: circuitConfig(value),
     rateIntervalUs,
     rateBurstUs,
     rateTtlSeconds: ttl === undefined ? undefined : parseInteger("SPOA_RATE_TTL", ttl, 0, MAX_TTL_SECONDS),
@@ -266,8 +245,9 @@ export function loadConfig(
     ipv6Prefix: parseInteger("SPOA_IPV6_PREFIX", value("SPOA_IPV6_PREFIX"), 1, 128),
     workers,
     workersFromCpus: workersRaw === undefined,
+    connections: connectionLimits(value),
     adminAddress: parseAddress("ADMIN_ADDR", value("ADMIN_ADDR")),
-    drainTimeoutMs: parseDuration("DRAIN_TIMEOUT", value("DRAIN_TIMEOUT"), 0, 3_600_000),
+    ...drainTimes(value, read),
     logLevel,
     deprecations,
     rulesFile,

@@ -10,6 +10,8 @@ export type WorkerState = {
   readonly listening: boolean;
   readonly storeReady: boolean;
   readonly draining: boolean;
+  /** The store's warm-up, once listening with Valkey. */
+  readonly warmUp?: { readonly warm: boolean; readonly ms: number };
 };
 export type MetricsRequest = { readonly type: "gcra:metrics"; readonly id: number };
 export type MetricsReply = {
@@ -17,7 +19,8 @@ export type MetricsReply = {
   readonly id: number;
   readonly metrics: MetricObjectWithValues<MetricValue<string>>[];
 };
-export type DrainRequest = { readonly type: "gcra:drain" };
+/** Drain: serve on for `delayMs` (DRAIN_DELAY, or 0), then close. */
+export type DrainRequest = { readonly type: "gcra:drain"; readonly delayMs: number };
 
 export type ToPrimary = WorkerState | MetricsReply;
 export type ToWorker = MetricsRequest | DrainRequest;

@@ -1,6 +1,6 @@
 import { type Logger, pino } from "pino";
 import type { ProbeResult } from "./admin.ts";
-import type { Config } from "./config.ts";
+import { type Config, deadlineConflict } from "./config.ts";
 
 /** The process's logger: pino JSON lines on stdout at LOG_LEVEL. */
 export function createLogger(config: Config, fields: Record<string, unknown> = {}): Logger {
@@ -25,6 +25,41 @@ export function onStopSignals(log: Logger, drain: (signal: StopSignal) => void):
       received = true;
       drain(signal);
     });
+  }
+}
+
+/**
+ * How long the agent keeps serving after `signal` with `/readyz` at 503: DRAIN_DELAY after
+ * SIGTERM (what orchestrators send; their load balancers need the time to see the 503), none
+ * after SIGINT (Ctrl-C at a terminal: no load balancer watches it).
+ */
+export function drainDelayFor(signal: StopSignal, drainDelayMs: number): number {
+  return signal === "SIGINT" ? 0 : drainDelayMs;
+}
+
+/**
+ * The drain after `/readyz` turned 503: serves on for `delayMs`, then logs that it closes and
+ * runs `close` (stop accepting, answer what is in flight, AGENT-DISCONNECT, close the store).
+ */
+export async function drainAfterDelay(
+  log: Logger,
+  delayMs: number,
+  close: () => Promise<void>,
+): Promise<void> {
+  if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+  log.info("closing: no new SPOP connections; answering the NOTIFYs in flight");
+  await close();
+}
+
+/** The start-up warnings of a configuration that works but contradicts itself (one line each). */
+export function logStartWarnings(log: Logger, config: Config): void {
+  if (config.valkeyNodes.length === 0) return;
+  const conflict = deadlineConflict(config);
+  if (conflict !== undefined) {
+    log.warn(
+      { valkeyTimeoutMs: config.valkeyTimeoutMs, processingTimeoutMs: config.processingTimeoutMs },
+      conflict,
+    );
   }
 }
 

@@ -52,6 +52,7 @@ export function valkeyOptions(config: Config): ValkeyLimiterConfig {
     timeoutMs: config.valkeyTimeoutMs,
     retentionMs: (config.rateTtlSeconds ?? 0) * 1000,
     failurePolicy: config.failurePolicy,
+    ...config.circuit,
     sentinelName: config.valkeySentinelName,
     ...(config.valkeyUsername !== undefined ? { username: config.valkeyUsername } : {}),
     ...(config.valkeyPassword !== undefined ? { password: config.valkeyPassword } : {}),

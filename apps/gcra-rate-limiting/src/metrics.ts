@@ -241,7 +241,7 @@ export function observeValkey(registry: Registry, limiter: ValkeyLimiter): void 
   const failed = storeSeconds.series({ result: "error" });
   const errors = new Counter({
     name: "gcra_store_errors_total",
-    help: "Failed Valkey calls, by kind (timeout, connection, cluster, readonly, auth, script, reply, other)",
+    help: "Failed Valkey calls, by kind (timeout, connection, tls, cluster, readonly, auth, script, reply, other)",
     labelNames: ["kind"],
     registers: [registry],
   });

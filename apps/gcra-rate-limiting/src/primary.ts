@@ -7,13 +7,16 @@ import { isMessage, type MetricsReply, type ToWorker, type WorkerState } from ".
 import {
   createLogger,
   drainDeadline,
+  drainDelayFor,
   fatal,
+  logStartWarnings,
   onStopSignals,
   readiness,
   startup,
   workerExecArgv,
 } from "./lifecycle.ts";
 import { createPrimaryMetrics } from "./metrics.ts";
+import { logWarmUp } from "./warm-up.ts";
 
 /**
  * How long a scrape waits for a worker's metrics before using that worker's last reply instead
@@ -39,6 +42,7 @@ interface Tracked {
  */
 export async function runPrimary(config: Config): Promise<void> {
   const log = createLogger(config, { role: "primary" });
+  logStartWarnings(log, config);
   const tracked = new Map<number, Tracked>();
   const registry = createPrimaryMetrics(() => [...tracked.values()].filter((t) => t.state?.listening).length);
 
@@ -86,6 +90,13 @@ export async function runPrimary(config: Config): Promise<void> {
             started = true;
             process.stdout.write(`${banner(config)}\n`);
             log.info({ workers: tracked.size, admin: admin?.address }, "started");
+            const warmUps = [...tracked.values()].flatMap((t) => (t.state?.warmUp ? [t.state.warmUp] : []));
+            if (warmUps.length > 0) {
+              logWarmUp(log, config, {
+                warm: warmUps.every((w) => w.warm),
+                ms: Math.max(...warmUps.map((w) => w.ms)),
+              });
+            }
           }
         }
       } else if (isMessage<MetricsReply>(message, "gcra:metrics")) {
@@ -115,10 +126,12 @@ export async function runPrimary(config: Config): Promise<void> {
 
   onStopSignals(log, (signal) => {
     draining = true;
-    log.info({ signal, workers: tracked.size }, "draining");
+    const delayMs = drainDelayFor(signal, config.drainDelayMs);
+    log.info({ delayMs, signal, workers: tracked.size }, "draining");
     drainDeadline(log, config.drainTimeoutMs).unref();
+    // /readyz (answered here) says 503 from now on; each worker serves on for the delay, then closes.
     for (const { worker } of tracked.values()) {
-      if (worker.isConnected()) worker.send({ type: "gcra:drain" } satisfies ToWorker);
+      if (worker.isConnected()) worker.send({ type: "gcra:drain", delayMs } satisfies ToWorker);
     }
     exitWhenDone();
   });

@@ -1,10 +1,11 @@
 import { createAgent, type ListenOptions, type SpoeAgent } from "@spoekit/spoe-agent";
 import type { Logger } from "pino";
-import type { Config } from "./config.ts";
+import { answerMarginMs, type Config } from "./config.ts";
 import { checkRateHandler, MESSAGE } from "./handler.ts";
 import { type AppLimiter, createLimiter } from "./limiter.ts";
 import { type AppMetrics, createMetrics, observeAgent, observeValkey } from "./metrics.ts";
 import { rulesService } from "./rules/service.ts";
+import type { WarmUp } from "./warm-up.ts";
 
 /**
  * One serving process: the limiter, its metrics, and the SPOE agent answering `check-rate` on
@@ -18,9 +19,10 @@ export interface Service {
   readonly listening: boolean;
   /**
    * Warms the store up (see {@link AppLimiter.warmUp}), then listens; `reusePort` lets cluster
-   * workers bind the same TCP port.
+   * workers bind the same TCP port. Resolves with the warm-up's outcome (undefined for the
+   * embedded store), for {@link logWarmUp}.
    */
-  listen(options: { reusePort: boolean }): Promise<void>;
+  listen(options: { reusePort: boolean }): Promise<WarmUp | undefined>;
   /** See {@link AppLimiter.ready}. */
   storeReady(): boolean;
   /**
@@ -40,12 +42,27 @@ const WARM_UP_MS = 3000;
 const STORE_CLOSE_MS = 1000;
 
 /**
- * How the drain budget splits: the agent's in-flight NOTIFYs get DRAIN_TIMEOUT minus a reserve
- * for closing the store and exiting (a quarter of it, at most 2 s).
+ * How the drain budget splits: after DRAIN_DELAY, the agent's in-flight NOTIFYs get what is left
+ * of DRAIN_TIMEOUT minus a reserve for closing the store and exiting (a quarter of it, at most 2 s).
  */
-export function drainBudget(drainTimeoutMs: number): { agentMs: number; storeMs: number } {
-  const reserve = Math.min(2000, Math.floor(drainTimeoutMs / 4));
-  return { agentMs: drainTimeoutMs - reserve, storeMs: Math.min(STORE_CLOSE_MS, Math.floor(reserve / 2)) };
+export function drainBudget(
+  drainTimeoutMs: number,
+  drainDelayMs: number,
+): { agentMs: number; storeMs: number } {
+  const rest = Math.max(0, drainTimeoutMs - drainDelayMs);
+  const reserve = Math.min(2000, Math.floor(rest / 4));
+  return { agentMs: rest - reserve, storeMs: Math.min(STORE_CLOSE_MS, Math.floor(reserve / 2)) };
+}
+
+/**
+ * The agent's own deadline per NOTIFY, a backstop: the store answers (or its failure policy
+ * does) within VALKEY_TIMEOUT, and past HAProxy's processing timeout nobody waits for the answer.
+ */
+export function handlerTimeoutOf(config: Config): number {
+  return Math.max(
+    config.processingTimeoutMs,
+    config.valkeyTimeoutMs + answerMarginMs(config.processingTimeoutMs),
+  );
 }
 
 function listenOptions(address: ListenOptions, reusePort: boolean): ListenOptions {
@@ -57,14 +74,19 @@ export function createService(config: Config, log: Logger): Service {
   const metrics = createMetrics(limiter.kind);
   observeAgent(metrics.registry);
   if (limiter.valkey) observeValkey(metrics.registry, limiter.valkey);
-  const budget = drainBudget(config.drainTimeoutMs);
+  const budget = drainBudget(config.drainTimeoutMs, config.drainDelayMs);
+  const { connections } = config;
   const agent = createAgent({
     logger: log,
     // HAProxy 3.1.0–3.2-dev6 hold an empty ACK until `timeout processing`.
     noEmptyAck: true,
-    // A backstop only: the store answers (or its failure policy does) within VALKEY_TIMEOUT.
-    handlerTimeout: Math.max(100, 2 * config.valkeyTimeoutMs),
+    handlerTimeout: handlerTimeoutOf(config),
     closeTimeout: budget.agentMs,
+    maxConnections: connections.maxConnections,
+    maxBufferedBytes: connections.maxBufferedBytes,
+    maxTotalBufferedBytes: connections.maxTotalBufferedBytes,
+    helloTimeout: connections.helloTimeoutMs,
+    idleTimeout: connections.idleTimeoutMs,
   });
   const rules =
     config.rulesFile === undefined
@@ -85,19 +107,15 @@ export function createService(config: Config, log: Logger): Service {
       return listening;
     },
     async listen({ reusePort }) {
+      let warmUp: WarmUp | undefined;
       if (limiter.kind === "valkey") {
         const started = performance.now();
         const warm = await limiter.warmUp(WARM_UP_MS);
-        const ms = Math.round(performance.now() - started);
-        if (warm) log.info({ ms }, "Valkey answers on every partition");
-        else
-          log.warn(
-            { ms, policy: config.failurePolicy },
-            "Valkey does not answer yet; the failure policy will",
-          );
+        warmUp = { warm, ms: Math.round(performance.now() - started) };
       }
       await agent.listen(listenOptions(config.spoeAddress, reusePort));
       listening = true;
+      return warmUp;
     },
     storeReady: () => limiter.ready(),
     close() {

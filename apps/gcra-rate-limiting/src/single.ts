@@ -1,8 +1,19 @@
 import { type AdminServer, startAdmin } from "./admin.ts";
 import { banner } from "./banner.ts";
 import type { Config } from "./config.ts";
-import { createLogger, drainDeadline, fatal, onStopSignals, readiness, startup } from "./lifecycle.ts";
+import {
+  createLogger,
+  drainAfterDelay,
+  drainDeadline,
+  drainDelayFor,
+  fatal,
+  logStartWarnings,
+  onStopSignals,
+  readiness,
+  startup,
+} from "./lifecycle.ts";
 import { createService } from "./service.ts";
+import { logWarmUp, type WarmUp } from "./warm-up.ts";
 
 /**
  * One process does everything: the SPOE agent, the store and the admin server. The mode of the
@@ -11,6 +22,7 @@ import { createService } from "./service.ts";
 export async function runSingle(config: Config): Promise<void> {
   const log = createLogger(config);
   const service = createService(config, log);
+  logStartWarnings(log, config);
   const { registry } = service.metrics;
   let started = false;
   let draining = false;
@@ -18,10 +30,11 @@ export async function runSingle(config: Config): Promise<void> {
 
   onStopSignals(log, (signal) => {
     draining = true;
-    log.info({ signal }, "draining");
+    service.metrics.draining.set(1);
+    const delayMs = drainDelayFor(signal, config.drainDelayMs);
+    log.info({ delayMs, signal }, "draining");
     const deadline = drainDeadline(log, config.drainTimeoutMs);
-    void service
-      .close()
+    void drainAfterDelay(log, delayMs, () => service.close())
       .then(() => admin?.close())
       .then(() => {
         clearTimeout(deadline);
@@ -40,13 +53,15 @@ export async function runSingle(config: Config): Promise<void> {
     log,
   ).catch((error: unknown) => fatal(`cannot listen on ADMIN_ADDR: ${String(error)}`, 1));
   if (draining) return;
+  let warmUp: WarmUp | undefined;
   try {
-    await service.listen({ reusePort: false });
+    warmUp = await service.listen({ reusePort: false });
   } catch (error) {
     if (draining) return;
     fatal(`cannot listen on SPOE_ADDR: ${String(error)}`, 1);
   }
   started = true;
   process.stdout.write(`${banner(config)}\n`);
+  if (warmUp) logWarmUp(log, config, warmUp);
   log.info({ spop: service.agent.addresses.map((a) => a.url), admin: admin.address }, "started");
 }

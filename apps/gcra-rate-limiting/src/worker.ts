@@ -7,8 +7,16 @@ import {
   type ToPrimary,
   type WorkerState,
 } from "./ipc.ts";
-import { createLogger, drainDeadline, fatal, onStopSignals } from "./lifecycle.ts";
+import {
+  createLogger,
+  drainAfterDelay,
+  drainDeadline,
+  drainDelayFor,
+  fatal,
+  onStopSignals,
+} from "./lifecycle.ts";
 import { createService } from "./service.ts";
+import type { WarmUp } from "./warm-up.ts";
 
 /**
  * A cluster worker: serves SPOP on the shared port (TCP: its own socket with SO_REUSEPORT, so
@@ -23,12 +31,14 @@ export async function runWorker(config: Config): Promise<void> {
     if (process.connected) process.send?.(message);
   };
   let last = "";
+  let warmUp: WarmUp | undefined;
   const report = () => {
     const state: WorkerState = {
       type: "gcra:state",
       listening: service.listening,
       storeReady: service.storeReady(),
       draining,
+      ...(warmUp ? { warmUp } : {}),
     };
     const text = JSON.stringify(state);
     if (text !== last) {
@@ -39,13 +49,14 @@ export async function runWorker(config: Config): Promise<void> {
   const reporter = setInterval(report, 250);
   reporter.unref();
 
-  const drain = (why: string) => {
+  const drain = (why: string, delayMs = 0) => {
     if (draining) return;
     draining = true;
+    service.metrics.draining.set(1);
     report();
-    log.info({ why }, "draining");
+    log.info({ delayMs, why }, "draining");
     const deadline = drainDeadline(log, config.drainTimeoutMs);
-    void service.close().then(() => {
+    void drainAfterDelay(log, delayMs, () => service.close()).then(() => {
       clearTimeout(deadline);
       log.info("stopped");
       process.exit(0);
@@ -57,15 +68,16 @@ export async function runWorker(config: Config): Promise<void> {
         .getMetricsAsJSON()
         .then((metrics) => send({ type: "gcra:metrics", id: message.id, metrics }));
     } else if (isMessage<DrainRequest>(message, "gcra:drain")) {
-      drain("asked by the primary");
+      drain("asked by the primary", message.delayMs);
     }
   });
   // The primary is gone: nobody would stop this process.
   process.on("disconnect", () => drain("the primary exited"));
-  onStopSignals(log, (signal) => drain(signal));
+  // Signalled itself (the primary's signal reaches it as a drain message).
+  onStopSignals(log, (signal) => drain(signal, drainDelayFor(signal, config.drainDelayMs)));
 
   try {
-    await service.listen({ reusePort: "port" in config.spoeAddress });
+    warmUp = await service.listen({ reusePort: "port" in config.spoeAddress });
   } catch (error) {
     if (draining) return;
     fatal(`worker ${cluster.worker?.id}: cannot listen on SPOE_ADDR: ${String(error)}`, 1);

@@ -140,7 +140,7 @@ describe.each(haproxyBinaries())("two agents on one Valkey Cluster, behind $name
     // `timeout processing`). At most one per client (each has one request in flight), sent
     // between just before the signal (in flight when it came) and the exit; from then on
     // HAProxy asks the other agent. Elsewhere only a stray late answer on this busy 2-core
-    // machine (HAProxy waits 15 ms) may pass a request unchecked: at most 0.5 %.
+    // machine (HAProxy waits 100 ms) may pass a request unchecked: at most 0.5 %.
     const unchecked = replies.filter(
       (r) => r.sentAt > warm && r.headers["ratelimit-limit"] !== String(burst),
     );
@@ -150,7 +150,9 @@ describe.each(haproxyBinaries())("two agents on one Valkey Cluster, behind $name
       unchecked.filter((r) => !inDrain(r)).length,
       `unchecked at ${unchecked.map((r) => Math.round(r.sentAt - signalled))} ms (exit at ${Math.round(exitedAt - signalled)} ms)`,
     ).toBeLessThanOrEqual(replies.length / 200);
-    expect(unchecked.every((r) => r.status === 200 && r.doneAt - r.sentAt < 100)).toBe(true);
+    // Passed, not failed; none stalled (see `slowest`): at once, or at HAProxy's `timeout
+    // processing` (100 ms) for a stray late answer.
+    expect(unchecked.every((r) => r.status === 200)).toBe(true);
     const later = replies.filter((r) => r.sentAt > exitedAt);
     expect(later.length).toBeGreaterThan(50);
     expect(later.some((r) => r.status === 429)).toBe(true);

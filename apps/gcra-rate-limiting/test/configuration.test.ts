@@ -51,6 +51,18 @@ const badValues: [SettingName, string, Record<string, string>?][] = [
   ["VALKEY_CA_FILE", "/nonexistent/ca.pem", { VALKEY_NODES: "rediss://127.0.0.1:1" }],
   ["VALKEY_KEY_PREFIX", "k".repeat(65)],
   ["VALKEY_TIMEOUT", "61s"],
+  ["HAPROXY_PROCESSING_TIMEOUT", "0.5ms"],
+  ["VALKEY_CIRCUIT_FAILURES", "none"],
+  ["VALKEY_CIRCUIT_RATIO", "2"],
+  ["VALKEY_CIRCUIT_WINDOW", "1d"],
+  ["VALKEY_CIRCUIT_MIN_CALLS", "0"],
+  ["VALKEY_PROBE_DELAY", "5s"],
+  ["VALKEY_PROBE_MAX_DELAY", "0s"],
+  ["SPOA_MAX_CONNECTIONS", "unlimited"],
+  ["SPOA_MAX_BUFFERED_BYTES", "4KiB"],
+  ["SPOA_MAX_TOTAL_BUFFERED_BYTES", "64KiB"],
+  ["SPOA_HELLO_TIMEOUT", "never"],
+  ["SPOA_IDLE_TIMEOUT", "2h"],
   ["SPOA_RATE_INTERVAL", "0"],
   ["SPOA_RATE_BURST", "-1"],
   ["SPOA_RATE_BURST", "5000", { SPOA_RATE_INTERVAL: "10000" }],
@@ -62,6 +74,7 @@ const badValues: [SettingName, string, Record<string, string>?][] = [
   ["SPOA_WORKERS", "2"],
   ["ADMIN_ADDR", "localhost:http"],
   ["DRAIN_TIMEOUT", "-1s"],
+  ["DRAIN_DELAY", "30s"],
   ["LOG_LEVEL", "loud"],
 ];
 /** Variables any text is good for. */
@@ -137,9 +150,21 @@ describe("configuration from the environment", () => {
       expect(line("store")).toMatch(/: embedded in-memory \(limits are per process\)$/);
       expect(line("DRAIN_TIMEOUT")).toMatch(/: 30s$/);
       expect(line("LOG_LEVEL")).toMatch(/: warn$/);
-      expect(output.split("\n").filter((l) => l.trimStart().startsWith("deprecated "))).toEqual([
-        "  deprecated          : TOKIO_WORKER_THREADS=1 is read as SPOA_WORKERS (the seed's name; rename it)",
-        "  deprecated          : RUST_LOG=warn is read as LOG_LEVEL (the seed's name; rename it)",
+      expect(line("DRAIN_DELAY")).toMatch(/: 5s$/);
+      expect(line("SPOA_MAX_CONNECTIONS")).toMatch(/: 1024$/);
+      expect(line("SPOA_MAX_BUFFERED_BYTES")).toMatch(/: 96KiB$/);
+      expect(line("SPOA_MAX_TOTAL_BUFFERED_BYTES")).toMatch(/: 16MiB$/);
+      // The Valkey settings only with Valkey.
+      expect(line("VALKEY_TIMEOUT")).toBeUndefined();
+      expect(line("HAPROXY_PROCESSING_TIMEOUT")).toBeUndefined();
+      expect(
+        output
+          .split("\n")
+          .filter((l) => l.trimStart().startsWith("deprecated "))
+          .map((l) => l.replace(/ +: /, " : ")),
+      ).toEqual([
+        "  deprecated : TOKIO_WORKER_THREADS=1 is read as SPOA_WORKERS (the seed's name; rename it)",
+        "  deprecated : RUST_LOG=warn is read as LOG_LEVEL (the seed's name; rename it)",
       ]);
     } finally {
       await app.stop("SIGTERM");

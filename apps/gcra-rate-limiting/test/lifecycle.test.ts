@@ -87,6 +87,27 @@ describe("the process model", () => {
     expect(await agent.process.exited).toBe(0);
   });
 
+  it("serves on through DRAIN_DELAY with /readyz 503, in every worker, then disconnects and exits 0", async () => {
+    const agent = await app({ SPOA_WORKERS: "2", DRAIN_DELAY: "8s", DRAIN_TIMEOUT: "20s" });
+    const connections = await Promise.all(Array.from({ length: 4 }, () => client(agent.spopPort)));
+    agent.process.child.kill("SIGTERM");
+    await waitFor(async () => (await agent.admin("/readyz")).status === 503, { what: "readyz 503" });
+    // Still serving: every connection, whichever worker holds it, answers.
+    const acks = await Promise.all(
+      connections.map((connection, i) => connection.notify([checkRateMessage(`192.0.2.${80 + i}`)])),
+    );
+    expect(acks).toHaveLength(4);
+    await waitFor(async () => total(await agent.metrics(), "gcra_rate_limiting_draining") === 1, {
+      what: "the workers' draining gauge",
+    });
+    // All of that within the delay: no worker has begun to close.
+    expect(agent.output()).not.toContain('"msg":"closing: no new SPOP connections');
+    const closes = await Promise.all(connections.map((connection) => connection.closed));
+    expect(closes.map((closed) => closed.disconnect?.status)).toEqual([0, 0, 0, 0]);
+    expect(await agent.process.exited).toBe(0);
+    expect(agent.output()).toMatch(/"delayMs":8000,"signal":"SIGTERM","workers":2,"msg":"draining"/);
+  });
+
   it("exits at once on a second signal, whatever is still in flight", async () => {
     const agent = await app({ VALKEY_TIMEOUT: "10s", DRAIN_TIMEOUT: "30s" });
     const haproxy = await client(agent.spopPort);

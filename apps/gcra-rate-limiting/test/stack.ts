@@ -83,7 +83,8 @@ export interface AppProcess {
 
 /**
  * Starts the app on free loopback ports (`spopPort` to share one with another instance) and
- * waits for its `/startz`.
+ * waits for its `/startz`. Without DRAIN_DELAY in `env` it drains at once on SIGTERM (the tests
+ * of the delay set it).
  */
 export async function startApp(
   env: Record<string, string> = {},
@@ -92,7 +93,7 @@ export async function startApp(
   const spopPort = options.spopPort ?? (await freePort());
   const adminPort = await freePort();
   const proc = spawnApp(
-    { SPOE_ADDR: `127.0.0.1:${spopPort}`, ADMIN_ADDR: `127.0.0.1:${adminPort}`, ...env },
+    { SPOE_ADDR: `127.0.0.1:${spopPort}`, ADMIN_ADDR: `127.0.0.1:${adminPort}`, DRAIN_DELAY: "0s", ...env },
     options.outputLimit,
   );
   const admin = (path: string) => httpGet(adminPort, { path });

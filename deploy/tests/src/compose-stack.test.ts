@@ -182,7 +182,7 @@ describe("deploy/compose/compose.yaml on podman-compose, with stand-in images", 
     const remaining = allowed
       .filter((reply) => reply.headers["ratelimit-limit"] === String(burst))
       .map((reply) => Number(reply.headers["ratelimit-remaining"]));
-    // (A request the agent answered after HAProxy's 15 ms passes without them, its token spent.)
+    // (A request the agent answered after HAProxy's `timeout processing` passes without them, its token spent.)
     expect(remaining.length).toBeGreaterThan(0);
     expect(remaining).toEqual([...new Set(remaining)].sort((a, b) => b - a));
     expect(remaining.every((value) => value >= 0 && value < burst)).toBe(true);

@@ -1,12 +1,12 @@
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
-import { loadConfig, settings } from "@spoekit/gcra-rate-limiting";
+import { DEADLINE_SHARE, deadlineConflict, loadConfig, settings } from "@spoekit/gcra-rate-limiting";
 import { haproxyBinaries } from "@spoekit/harness";
 import { Ajv2019 } from "ajv/dist/2019.js";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { canonical, checkWithEnvironment, configVariables } from "./haproxy-config.ts";
+import { canonical, checkWithEnvironment, configVariables, processingTimeoutMs } from "./haproxy-config.ts";
 import { fromRoot, repoRoot } from "./paths.ts";
 
 interface ComposeService {
@@ -106,6 +106,14 @@ describe("deploy/compose/compose.yaml", () => {
     // Each replica's admin port on a free loopback port of the host.
     expect(agent.ports).toEqual([`127.0.0.1::${portOf(env.ADMIN_ADDR)}`]);
     expect(Number.parseInt(agent.stop_grace_period ?? "0", 10)).toBeGreaterThan(config.drainTimeoutMs / 1000);
+  });
+
+  it("tells the agents HAProxy's processing timeout, with a Valkey deadline that leaves room to answer", () => {
+    const config = loadConfig(interpolateAll(agent.environment ?? {}), () => 1);
+    expect(config.processingTimeoutMs).toBe(processingTimeoutMs(canonical.spoeConf));
+    // Written out (podman-compose 1.0 has no empty default), as the agent would derive it.
+    expect(config.valkeyTimeoutMs).toBe(Math.floor(config.processingTimeoutMs * DEADLINE_SHARE));
+    expect(deadlineConflict(config)).toBeUndefined();
   });
 
   it("builds the agent from its Containerfile with the repository root as context", () => {

@@ -1,6 +1,14 @@
+import { readFileSync } from "node:fs";
+import { loadConfig } from "@spoekit/gcra-rate-limiting";
 import { haproxyBinaries } from "@spoekit/harness";
 import { describe, expect, it } from "vitest";
-import { canonical, checkWithEnvironment, configVariables, deployedHaproxy } from "./haproxy-config.ts";
+import {
+  canonical,
+  checkWithEnvironment,
+  configVariables,
+  deployedHaproxy,
+  processingTimeoutMs,
+} from "./haproxy-config.ts";
 import { kustomize } from "./kustomize.ts";
 import { fromRoot } from "./paths.ts";
 import { container, workload } from "./workloads.ts";
@@ -190,7 +198,10 @@ describe("the canonical HAProxy configuration", () => {
     expect(spoe).toMatch(/^\s+register-var-names ip_score retry_after remaining limit rule$/m);
     expect(spoe).toMatch(/^\s+timeout hello 100ms$/m);
     expect(spoe).toMatch(/^\s+timeout idle 30s$/m);
-    expect(spoe).toMatch(/^\s+timeout processing 15ms$/m);
+    // The agent's default, from which its Valkey deadline derives; the app's README shows it.
+    expect(processingTimeoutMs(spoe)).toBe(loadConfig({}).processingTimeoutMs);
+    const readme = readFileSync(fromRoot("apps/gcra-rate-limiting/README.md"), "utf8");
+    expect(processingTimeoutMs(readme)).toBe(processingTimeoutMs(spoe));
     expect(spoe).toMatch(/^spoe-message check-rate$/m);
     expect(spoe).toMatch(/^\s+args ip_xff=req\.hdr_ip\(X-Forwarded-For,1\)$/m);
     expect(spoe).toMatch(/^\s+args ip_src=src$/m);

@@ -80,3 +80,22 @@ export function deployedHaproxy(objects: readonly KubernetesObject[]): {
     environment: { ...environment, SPOE_CONFIG: "spoe-rate-limit.conf" },
   };
 }
+
+const haproxyTimeUnits: Record<string, number> = {
+  us: 0.001,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+
+/**
+ * The `timeout processing` of an SPOE configuration in milliseconds (HAProxy's time format: a
+ * number with `us`, `ms`, `s`, `m`, `h` or `d`; a bare number is milliseconds).
+ */
+export function processingTimeoutMs(spoeConf: string): number {
+  const match = /^\s*timeout processing (\d+)(us|ms|s|m|h|d)?(?:\s+#.*)?$/m.exec(spoeConf);
+  if (!match) throw new Error("the SPOE configuration has no `timeout processing` line");
+  return Number(match[1]) * (haproxyTimeUnits[match[2] ?? "ms"] ?? 1);
+}

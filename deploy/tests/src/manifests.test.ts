@@ -9,9 +9,16 @@ import type {
   V2HorizontalPodAutoscaler,
 } from "@kubernetes/client-node";
 import { dumpYaml, loadYaml } from "@kubernetes/client-node";
-import { adminPaths, defaultPorts, loadConfig, settings } from "@spoekit/gcra-rate-limiting";
+import {
+  adminPaths,
+  deadlineConflict,
+  defaultPorts,
+  loadConfig,
+  settings,
+} from "@spoekit/gcra-rate-limiting";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { deployedHaproxy, processingTimeoutMs } from "./haproxy-config.ts";
 import { renderAll } from "./kustomize.ts";
 import { fromRoot } from "./paths.ts";
 import { restrictedViolations } from "./pod-security.ts";
@@ -145,6 +152,30 @@ describe.each(renderings)("$name", ({ name, documents, objects }) => {
   it("lets the agent drain before the kubelet kills it (grace > DRAIN_TIMEOUT + 10 s)", () => {
     const config = loadConfig(containerEnvironment(agentContainer, { namespace }), () => 1);
     expect(agent.pod.terminationGracePeriodSeconds ?? 30).toBeGreaterThan(config.drainTimeoutMs / 1000 + 10);
+  });
+
+  it("takes the agent out of the endpoints within its DRAIN_DELAY, before it stops accepting", () => {
+    const config = loadConfig(containerEnvironment(agentContainer, { namespace }), () => 1);
+    const probe = agentContainer.readinessProbe;
+    // The kubelet's defaults where the manifest sets nothing.
+    const period = probe?.periodSeconds ?? 10;
+    const failures = probe?.failureThreshold ?? 3;
+    // /readyz answers 503 from the signal on: the failureThreshold-th failed probe comes at most
+    // period × failureThreshold later, each probe answered at once (within timeoutSeconds).
+    expect(period * failures * 1000).toBeLessThanOrEqual(config.drainDelayMs);
+    expect(probe?.timeoutSeconds ?? 1).toBeLessThanOrEqual(period);
+    // The delay is part of DRAIN_TIMEOUT and leaves time to answer what is in flight.
+    expect(config.drainDelayMs).toBeGreaterThan(0);
+    expect(config.drainDelayMs).toBeLessThan(config.drainTimeoutMs);
+    // No preStop hook: it would run before SIGTERM, and the grace period would have to cover it too.
+    expect(agentContainer.lifecycle?.preStop).toBeUndefined();
+  });
+
+  it("tells the agent HAProxy's processing timeout, with a Valkey deadline that leaves room to answer", () => {
+    const config = loadConfig(containerEnvironment(agentContainer, { namespace }), () => 1);
+    expect(config.processingTimeoutMs).toBe(processingTimeoutMs(deployedHaproxy(objects).files.spoeConf));
+    expect(config.valkeyTimeoutDerived).toBe(true);
+    expect(deadlineConflict(config)).toBeUndefined();
   });
 
   it("gives the agent a memory limit of at least its measured peak RSS + 25 %, and requests below it", () => {

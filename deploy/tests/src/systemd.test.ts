@@ -1,8 +1,9 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { loadConfig, settings } from "@spoekit/gcra-rate-limiting";
-import { requireBinary } from "@spoekit/harness";
+import { deadlineConflict, loadConfig, settings } from "@spoekit/gcra-rate-limiting";
+import { canonicalHaproxy, requireBinary } from "@spoekit/harness";
 import { describe, expect, it } from "vitest";
+import { processingTimeoutMs } from "./haproxy-config.ts";
 import { fromRoot } from "./paths.ts";
 
 const unitPath = fromRoot("deploy/systemd/gcra-rate-limiting.service");
@@ -58,6 +59,12 @@ describe("deploy/systemd/gcra-rate-limiting.service", () => {
     const config = loadConfig(environment, () => 1);
     expect(one("KillSignal")).toBe("SIGTERM");
     expect(Number.parseInt(one("TimeoutStopSec") ?? "0", 10)).toBeGreaterThan(config.drainTimeoutMs / 1000);
+  });
+
+  it("tells the agent the local HAProxy's processing timeout, with a Valkey deadline that leaves room", () => {
+    const config = loadConfig(environment, () => 1);
+    expect(config.processingTimeoutMs).toBe(processingTimeoutMs(canonicalHaproxy().spoeConf));
+    expect(deadlineConflict(config)).toBeUndefined();
   });
 
   it("reads its settings from the environment file, whose names and values the app accepts", () => {

@@ -36,6 +36,7 @@ describe(`a Valkey Cluster failing over under load, behind ${haproxy?.name}`, ()
         VALKEY_NODES: cluster.urls.join(","),
         VALKEY_MODE: "cluster",
         VALKEY_TIMEOUT: generous.valkeyTimeout,
+        HAPROXY_PROCESSING_TIMEOUT: generous.processingTimeout,
         SPOA_FAILURE_POLICY: "open",
         SPOA_WORKERS: "1",
         SPOA_RATE_INTERVAL: "1000000",

@@ -40,6 +40,7 @@ describe.each(haproxyBinaries())("faults under load, behind $name", (haproxy) =>
       VALKEY_NODES: redis.url,
       SPOA_WORKERS: "1",
       VALKEY_TIMEOUT: generous.valkeyTimeout,
+      HAPROXY_PROCESSING_TIMEOUT: generous.processingTimeout,
     };
     const start = async (env: Record<string, string>) => {
       const app = await startApp({ ...common, ...env }, { outputLimit: 16 * 2 ** 20 });

@@ -75,7 +75,7 @@ export const settings = {
     "VALKEY_CIRCUIT_FAILURES",
     "5",
     "a whole number from 1 to 1000000",
-    "consecutive failed calls that open a shard's circuit (the failure policy answers for it)",
+    "consecutive failed calls that open a shard's circuit (the failure policy answers for it); calls late in one event-loop turn count once",
   ),
   VALKEY_CIRCUIT_RATIO: setting(
     "VALKEY_CIRCUIT_RATIO",

@@ -75,6 +75,11 @@ export class Circuit {
   readonly #epochs = new Float64Array(BUCKETS).fill(-1);
   readonly #calls = new Uint32Array(BUCKETS);
   readonly #failures = new Uint32Array(BUCKETS);
+  /** Whether a late call has counted toward `consecutive` in this turn of the event loop. */
+  #lateThisTurn = false;
+  readonly #nextTurn = (): void => {
+    this.#lateThisTurn = false;
+  };
 
   constructor(settings: CircuitSettings) {
     this.#settings = settings;
@@ -87,12 +92,26 @@ export class Circuit {
     this.#calls[at] = (this.#calls[at] as number) + 1;
   }
 
-  /** A call at `now` (µs) failed; returns why the circuit should open now, if it should. */
-  failed(now: number): Trip | undefined {
+  /**
+   * A call at `now` (µs) failed; returns why the circuit should open now, if it should.
+   *
+   * Calls whose deadlines pass in the same turn of the event loop (`late`) add one to the
+   * consecutive failures, not one each: a stall — a GC pause, a CPU taken by other processes —
+   * makes every call pending across it late at once, and that is one event, not sustained
+   * failure. Each still counts in the window's ratio. A store that stops answering makes calls
+   * late turn after turn, so the circuit still opens after `failureThreshold` of them.
+   */
+  failed(now: number, late = false): Trip | undefined {
     const at = this.#bucket(now);
     this.#calls[at] = (this.#calls[at] as number) + 1;
     this.#failures[at] = (this.#failures[at] as number) + 1;
-    this.consecutive++;
+    if (!late) {
+      this.consecutive++;
+    } else if (!this.#lateThisTurn) {
+      this.consecutive++;
+      this.#lateThisTurn = true;
+      setImmediate(this.#nextTurn);
+    }
     const { threshold, ratio, minCalls } = this.#settings;
     if (this.consecutive >= threshold) {
       return { reason: "consecutive", failures: this.consecutive, calls: this.#sum(this.#calls, now) };

@@ -115,6 +115,32 @@ describe("PolicyStore circuits", () => {
     expect(limiter.ready).toBe(true);
   });
 
+  it("counts the calls one stall made late as one failure; a store that stays silent still opens it", async () => {
+    const limiter = policy({ failureThreshold: 3 });
+    store.fail = "timeout";
+    // Ten calls late in the same turn of the event loop (a stall): one consecutive failure.
+    const stalled = await Promise.all(Array.from({ length: 10 }, () => limiter.check("a1", limit)));
+    expect(stalled.map((d) => d.source)).toEqual(Array(10).fill("closed"));
+    expect(limiter.stats()).toMatchObject({ mode: "store", trips: 0 });
+    // Late turn after turn: the third turn opens the circuit.
+    await vi.advanceTimersByTimeAsync(0);
+    await Promise.all([limiter.check("a1", limit), limiter.check("a1", limit)]);
+    expect(limiter.stats()).toMatchObject({ mode: "store", trips: 0 });
+    await vi.advanceTimersByTimeAsync(0);
+    await limiter.check("a1", limit);
+    expect(limiter.stats()).toMatchObject({ mode: "closed", trips: 1, failing: [{ partition: "a" }] });
+    expect(events).toEqual([
+      expect.objectContaining({ type: "circuit-open", partition: "a", reason: "consecutive", failures: 3 }),
+    ]);
+  });
+
+  it("counts every connection failure in a turn: only lateness is batched", async () => {
+    const limiter = policy({ failureThreshold: 3 });
+    store.fail = "connection";
+    await Promise.all(Array.from({ length: 3 }, () => limiter.check("a1", limit)));
+    expect(limiter.stats()).toMatchObject({ mode: "closed", trips: 1 });
+  });
+
   it("opens on a failure ratio over the window, and forgets failures older than the window", async () => {
     const limiter = policy({
       failureThreshold: 100,

@@ -324,7 +324,7 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
     this.emit("failure", error, partition);
     if (circuit.open) return;
     const now = this.#clock();
-    const trip = circuit.failed(now);
+    const trip = circuit.failed(now, error.kind === "timeout");
     if (trip === undefined) return;
     this.#trips++;
     circuit.trip(now);

@@ -24,6 +24,8 @@ const SHARED_VALUES = 3;
 /** Up to this length an ASCII scan in JavaScript beats a call into the native UTF-8 validator. */
 const SHORT_TEXT = 128;
 const EMPTY = Buffer.alloc(0) as FastBuffer;
+/** An empty key of the cache's own type, so that every key read is of one kind (a Uint8Array). */
+const NO_KEY = new Uint8Array(0);
 
 function isAscii(buf: Buffer, start: number, end: number): boolean {
   for (let i = start; i < end; i++) if ((buf[i] as number) >= 0x80) return false;
@@ -38,9 +40,13 @@ function isAscii(buf: Buffer, start: number, end: number): boolean {
  * A slot also keeps, made on first use, the KV items that pair its name with the shared NULL,
  * TRUE and FALSE values: such an item holds nothing of its own, so one frozen instance serves
  * every frame (HAProxy sends NULL for each sample it could not fetch, e.g. a missing header).
+ *
+ * One cache serves every reader of the process (about 10 KiB; decoding is synchronous, so no
+ * reader sees another's half-done lookup): a connection costs no cache of its own, and every
+ * connection's NOTIFYs hit the names the others brought.
  */
 class NameCache {
-  readonly #keys: Uint8Array[] = new Array<Uint8Array>(NAME_SLOTS).fill(EMPTY);
+  readonly #keys: Uint8Array[] = new Array<Uint8Array>(NAME_SLOTS).fill(NO_KEY);
   readonly #names: string[] = new Array<string>(NAME_SLOTS).fill("");
   /** Per slot: the NULL, FALSE and TRUE items of its name (`SHARED_VALUES` per slot). */
   readonly #items: (KVItem | undefined)[] = new Array<KVItem | undefined>(NAME_SLOTS * SHARED_VALUES);
@@ -81,13 +87,15 @@ class NameCache {
   }
 }
 
+const sharedNames = new NameCache();
+
 /** The byte cursor. `origin` is the buffer index of the frame's length prefix (for offsets). */
 export class BufferReader {
   buf: FastBuffer = EMPTY;
   pos = 0;
   end = 0;
   origin = 0;
-  readonly #names = new NameCache();
+  readonly #names = sharedNames;
   /** The name cache's slot of the last name read, -1 when it was not cached. */
   #nameSlot = -1;
 

@@ -46,7 +46,10 @@ const server = createServer({ noDelay: true }, (socket) => {
         );
       }
     }
-    if (writer.pendingBytes > 0) socket.write(writer.flush());
+    if (writer.pendingBytes > 0) {
+      socket.write(writer.flush());
+      if (socket.writableLength === 0) writer.release(); // written at once: reuse the bytes
+    }
   });
 });
 server.listen({ host: "127.0.0.1", port: Number(process.argv[2] ?? 0) }, () => {

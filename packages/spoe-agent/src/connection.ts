@@ -237,6 +237,7 @@ export class Connection implements ManagedConnection {
       return;
     }
     this.socket.write(bytes);
+    if (this.socket.writableLength === 0) writer.release();
     this.#state = State.OPEN;
     this.log.debug(
       { engineId: hello.engineId, maxFrameSize: agreed.maxFrameSize, capabilities: agreed.capabilities },

@@ -83,6 +83,7 @@ function pair(i: number): void {
     setVar(Scope.SESS, "limit", TypedValue.int32(100)),
   ]);
   sink += writer.flush().length;
+  writer.release(); // as an agent does once a socket has written the bytes at once
 }
 
 const json = JSON.stringify({

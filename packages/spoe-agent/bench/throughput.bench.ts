@@ -1,23 +1,26 @@
 /**
  * `pnpm bench`: the agent against a bare-bones echo SPOA on the same codec, driven by the same
  * load generator in the same run. The server under test runs on core 0, the generator on core 1
- * (`taskset`), each in its own process.
+ * (`taskset`), each in its own process; both servers stay up for the whole run.
  *
- * 1. Throughput: 64 connections × 20 NOTIFYs in flight for `--duration` seconds, against the
- *    echo server, then the agent (a handler setting one variable): NOTIFY/s, latency, and the
- *    agent's rate as a fraction of the echo server's (the cost of the library).
+ * 1. `--rounds` rounds (default 3), each running the echo server and the agent (a handler
+ *    setting one variable) at full load — 64 connections × 20 NOTIFYs in flight for
+ *    `--duration` seconds — in an order that alternates from round to round, so that a change
+ *    in the machine's load hits both alike: NOTIFY/s, the CPU each server used per NOTIFY (from
+ *    /proc), the bytes it allocated per NOTIFY (from V8's GC trace: the servers run with
+ *    `--trace-gc --trace-gc-nvp`, which print a line per GC and change nothing else), and each
+ *    round's agent/echo ratios with their median (the cost of the library).
  * 2. Latency in open loop at 75 000 NOTIFY/s (half the 150 000 the agent is asked to reach), for
  *    both servers.
- * 3. The CPU each server used per NOTIFY at full load (from /proc), the bytes it allocated per
- *    NOTIFY (from V8's GC trace: these runs start the servers with `--trace-gc --trace-gc-nvp`,
- *    which print a line per GC and change nothing else), and its RSS, sampled every 500 ms.
+ * 3. RSS: the peak (sampled every 500 ms), and at the end split into file pages and the
+ *    process's own memory; the machine's load average.
  *
  * The servers and the generator run the built JavaScript (`dist`), as deployed agents do: the
- * package script builds first.
+ * package script builds first and takes the machine-wide benchmark lock
+ * (`flock /tmp/spoekit-bench.lock`).
  * `--long` instead runs the agent alone at full load for 60 s (or `--duration`), with Node's
- * default flags, printing its RSS every 5 s.
- *
- * On a machine where others benchmark too, serialise the runs (e.g. `flock <lock file> pnpm bench`).
+ * default flags, printing its RSS every 5 s and at the end where it goes: file pages, V8's heap
+ * spaces, buffers, the rest (the servers print their memory at each SIGUSR2 mark).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -296,7 +299,9 @@ if (values.long) {
       if (samples.length % 10 === 0) console.log(`  ${fmt(at, 0).padStart(3)} s  ${fmt(mib, 1)} MiB`);
     });
     const settled = samples.slice(Math.floor(samples.length / 4));
+    const [loadOne, loadFive] = loadavg();
     console.log(`  ${fmt(report.rate)} NOTIFY/s, ${latency(report)}, ${errors(report)}`);
+    console.log(`  machine load average ${fmt(loadOne ?? 0, 1)} (1 min), ${fmt(loadFive ?? 0, 1)} (5 min)`);
     console.log(
       `  RSS peak ${fmt(peakRss, 1)} MiB; after the first quarter between ${fmt(Math.min(...settled), 1)} and ${fmt(Math.max(...settled), 1)} MiB`,
     );

@@ -10,6 +10,7 @@ import { createAgent, Scope, TypedValue } from "@spoekit/spoe-agent";
 // The benchmark marks the start and the end of a measured run in this process's output; each
 // mark also reports the process's memory: process.memoryUsage() and V8's heap spaces.
 process.on("SIGUSR2", () => {
+  globalThis.gc?.(); // started with --expose-gc (`--idle`): what is live, not what awaits the GC
   const spaces = Object.fromEntries(
     getHeapSpaceStatistics().map((space) => [space.space_name, space.physical_space_size]),
   );

@@ -18,7 +18,8 @@ export interface FastBuffer extends Buffer {
 
 /** Names longer than this are decoded each time instead of being remembered. */
 const MAX_CACHED_NAME = 64;
-const NAME_SLOTS = 256;
+/** 64 slots (about 2.5 KiB per reader, so per connection) hold the dozen names a SPOE engine uses. */
+const NAME_SLOTS = 64;
 /** The values that decode to shared objects: NULL, FALSE and TRUE. */
 const SHARED_VALUES = 3;
 /** Up to this length an ASCII scan in JavaScript beats a call into the native UTF-8 validator. */
@@ -40,10 +41,6 @@ function isAscii(buf: Buffer, start: number, end: number): boolean {
  * A slot also keeps, made on first use, the KV items that pair its name with the shared NULL,
  * TRUE and FALSE values: such an item holds nothing of its own, so one frozen instance serves
  * every frame (HAProxy sends NULL for each sample it could not fetch, e.g. a missing header).
- *
- * One cache serves every reader of the process (about 10 KiB; decoding is synchronous, so no
- * reader sees another's half-done lookup): a connection costs no cache of its own, and every
- * connection's NOTIFYs hit the names the others brought.
  */
 class NameCache {
   readonly #keys: Uint8Array[] = new Array<Uint8Array>(NAME_SLOTS).fill(NO_KEY);
@@ -87,15 +84,13 @@ class NameCache {
   }
 }
 
-const sharedNames = new NameCache();
-
 /** The byte cursor. `origin` is the buffer index of the frame's length prefix (for offsets). */
 export class BufferReader {
   buf: FastBuffer = EMPTY;
   pos = 0;
   end = 0;
   origin = 0;
-  readonly #names = sharedNames;
+  readonly #names = new NameCache();
   /** The name cache's slot of the last name read, -1 when it was not cached. */
   #nameSlot = -1;
 

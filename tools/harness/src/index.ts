@@ -4,7 +4,11 @@
  * to this repository.
  */
 export { requireBinary } from "./binaries.ts";
-export { type CanonicalHaproxy, canonicalHaproxy } from "./canonical.ts";
+export {
+  type CanonicalHaproxy,
+  canonicalHaproxy,
+  withProcessingTimeout,
+} from "./canonical.ts";
 export {
   type ClusterNodeInfo,
   type ClusterOptions,

@@ -82,7 +82,7 @@ describe.each(haproxyBinaries())("Valkey killed mid-run, behind $name", (haproxy
         () => stack(policy).app.output(),
       );
     }
-  }, 60_000);
+  });
 
   afterAll(async () => {
     for (const { app, proxy } of stacks.values()) {

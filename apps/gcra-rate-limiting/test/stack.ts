@@ -181,13 +181,17 @@ export interface Front {
  * `agentPorts` (one: the canonical file as is; more: {@link withAgentServers}) and the backend on
  * `backendPort`. Each HAProxy thread keeps SPOE connections of its own: `threads` > 1 spreads
  * them over several agents. Tests that count verdicts pass a `processingTimeout` (see
- * `CanonicalHaproxyOptions`).
+ * `CanonicalHaproxyOptions`); `masterWorker` runs HAProxy as master and worker, for `reload()`.
  */
 export async function startProxy(
   haproxy: ServerBinary,
   agentPorts: readonly number[],
   backendPort: number,
-  { threads = 1, processingTimeout }: { threads?: number; processingTimeout?: string } = {},
+  {
+    threads = 1,
+    processingTimeout,
+    masterWorker = false,
+  }: { threads?: number; processingTimeout?: string; masterWorker?: boolean } = {},
 ): Promise<Front> {
   const httpPort = await freePort();
   const statsPort = await freePort();
@@ -199,6 +203,7 @@ export async function startProxy(
       agentPorts.length === 1 ? canonical.haproxyCfg : withAgentServers(canonical.haproxyCfg, agentPorts),
     files: { "spoe-rate-limit.conf": canonical.spoeConf },
     waitForPorts: [httpPort, statsPort],
+    masterWorker,
     env: loopbackEnvironment(
       { http: httpPort, stats: statsPort, agent: agentPort ?? 0, backend: backendPort },
       threads,

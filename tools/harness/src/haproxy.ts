@@ -21,6 +21,11 @@ export interface HaproxyOptions {
    */
   env?: Record<string, string | undefined>;
   readyTimeoutMs?: number;
+  /**
+   * Run in master-worker mode (`-W`, still in the foreground): the process is the master, and
+   * `reload()` replaces its worker as an operator's reload does.
+   */
+  masterWorker?: boolean;
 }
 
 /** A real haproxy process running in the foreground (`-db`) for a test. */
@@ -35,6 +40,11 @@ export interface HaproxyProcess {
   softStop(): Promise<number | string>;
   /** Hard stop (SIGTERM) and removal of the working directory. */
   stop(): Promise<void>;
+  /**
+   * Reloads (SIGUSR2 to the master; `masterWorker` only): resolves once the master reports the
+   * new worker loaded and the former one exited.
+   */
+  reload(timeoutMs?: number): Promise<void>;
 }
 
 export interface HaproxyCheckResult {
@@ -106,7 +116,7 @@ export async function startHaproxy(options: HaproxyOptions): Promise<HaproxyProc
   const check = checkHaproxyConfig(options.config, options.files, options.env, haproxy);
   if (!check.valid) throw new Error(`${haproxy.name} rejected the test configuration:\n${check.output}`);
   const dir = writeConfig(options.config, options.files);
-  const proc = spawnManaged(binary, ["-db", "-f", "haproxy.cfg"], {
+  const proc = spawnManaged(binary, [...(options.masterWorker ? ["-W"] : []), "-db", "-f", "haproxy.cfg"], {
     cwd: dir,
     env: environment(options.env),
   });
@@ -134,6 +144,27 @@ export async function startHaproxy(options: HaproxyOptions): Promise<HaproxyProc
     process: proc,
     output: () => proc.output(),
     softStop: () => proc.stop("SIGUSR1", 15_000),
+    async reload(timeoutMs = 30_000) {
+      if (!options.masterWorker) throw new Error("reload() needs HAProxy started with masterWorker");
+      // What the master says from the signal on (its output is also kept, but only a tail).
+      let said = "";
+      const listen = (chunk: Buffer) => {
+        said += chunk.toString("utf8");
+      };
+      proc.child.stdout?.on("data", listen);
+      proc.child.stderr?.on("data", listen);
+      try {
+        proc.child.kill("SIGUSR2");
+        await waitFor(
+          () => /Loading success/.test(said) && /Former worker \(\d+\) exited/.test(said),
+          { what: `${haproxy.name} reloaded`, timeoutMs },
+          () => said,
+        );
+      } finally {
+        proc.child.stdout?.off("data", listen);
+        proc.child.stderr?.off("data", listen);
+      }
+    },
     async stop() {
       await proc.stop("SIGTERM");
       rmSync(dir, { recursive: true, force: true });

@@ -26,12 +26,16 @@ const passThrough = process.argv.slice(3);
 const rootManifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
 const pnpmVersion = rootManifest.packageManager.replace(/^pnpm@/, "");
 
-/** Tools the real-component tests start, with the Debian package that provides each. */
+/**
+ * Tools the real-component tests and the benchmarks start, with the Debian package that provides
+ * each (wrk drives HAProxy in apps/gcra-rate-limiting/bench).
+ */
 const systemTools = [
   { bin: "haproxy", pkg: "haproxy" },
   { bin: "redis-server", pkg: "redis-server" },
   { bin: "redis-cli", pkg: "redis-tools" },
   { bin: "openssl", pkg: "openssl" },
+  { bin: "wrk", pkg: "wrk" },
 ];
 
 function log(message) {
@@ -278,9 +282,16 @@ function start() {
   });
 }
 
+/** What the benchmarks need beside the workspace: the system tools (wrk among them), Valkey 8 and HAProxy 3.0. */
+function benchSetup() {
+  ensureSystemTools();
+  ensureTestServers();
+}
+
 if (mode === "test") testSuite();
 else if (mode === "start") start();
+else if (mode === "bench-setup") benchSetup();
 else {
-  log("usage: node scripts/bootstrap.mjs start|test [args…]");
+  log("usage: node scripts/bootstrap.mjs start|test|bench-setup [args…]");
   process.exit(2);
 }

@@ -1,414 +1,528 @@
 /**
- * The cost of the rate limiter in front of a web service, as a ratio to the same HAProxy without
- * it, measured in the same run. Run with `pnpm bench` in this package (after `pnpm build` at the
- * root): it builds the app, takes the machine-wide benchmark lock and prints the figures
- * BENCHMARKS.md quotes.
+ * The cost of the rate limiter in front of a web service, on HAProxy 2.6 and 3.0, as ratios
+ * measured in the same run: to the same HAProxy without the filter, and to the same HAProxy
+ * talking to a bare echo agent (the ceiling of an agent in Node). Run with `pnpm bench` in this
+ * package (after `pnpm build` at the root): it compiles the app, takes the machine-wide lock
+ * (`flock /tmp/spoekit-bench.lock`) and prints the figures BENCHMARKS.md quotes.
  *
- * One HAProxy 2.6 process (nbthread 1) runs two frontends built from the canonical
- * deploy/base/haproxy/haproxy.cfg: `http-in`, with the SPOE filter and every rule of the
- * canonical frontend, and `baseline`, the same frontend without the filter line. Both answer
- * locally (`http-request return`) instead of forwarding, so no backend takes part. The agent runs
- * from `dist` as deployed (`node --max-semi-space-size=4 dist/main.js`); wrk drives each frontend
- * in turn with bench/wrk.lua (a random client address per request out of about a million).
+ * Per HAProxy release, one HAProxy process (nbthread 1) with one frontend per configuration,
+ * all generated from the canonical deploy/base/haproxy files (bench/haproxy.ts): `baseline`
+ * (no filter), `echo` (SPOE to bench/echo-agent.ts) and one per app configuration. wrk drives
+ * one frontend at a time (bench/wrk.lua: BENCH_CLIENTS client addresses, 1000 tenants); each
+ * round visits every frontend, in an order rotated from round to round, and each ratio is the
+ * median of the rounds' ratios.
  *
- * Per store (embedded; Valkey on a local redis-server):
- * - throughput: BENCH_ROUNDS rounds of BENCH_SECONDS s as fast as answered (64 connections),
- *   baseline then filter; the ratio is the median of the rounds' ratios;
- * - latency at half the filter's throughput: wrk paced by its Lua `delay()` (each connection waits
- *   1 ms after each answer; the connection count sets the rate), the same pacing on both
- *   frontends; added p99 = p99 with the filter − p99 of the baseline;
- * - the agent's peak RSS per process, sampled every 250 ms from /proc during all of the above;
- * - the share of a CPU HAProxy, the agent and redis-server used, and the machine's idle time.
+ * Groups (BENCH_ONLY: a comma-separated subset; default all three):
+ * - `embedded`: `echo`, `app` (embedded store, one per-IP rule), `rules` (the deployment's rules
+ *   file). Then the memory flood: BENCH_IDLE idle SPOP connections are opened to `app` (its
+ *   connection cap in force) and `app` runs one more window at full load.
+ * - `valkey`: `app` and `rules` on a local valkey-server (SPOA_WORKERS=BENCH_VALKEY_WORKERS).
+ * - `analysis`: one echo agent per way of answering (bench/echo-agent.ts knobs), to see what
+ *   the agent controls of HAProxy's cost.
+ * Half-load latency (added p99 of `app` over `baseline`) runs on the releases BENCH_LATENCY
+ * names.
  *
- * Knobs (environment): BENCH_ROUNDS (3), BENCH_SECONDS (10), BENCH_ONLY (a scenario name's
- * start), BENCH_PLACEMENT (CPU pinning, below), BENCH_VALKEY_WORKERS (SPOA_WORKERS with Valkey,
- * 1: on two CPUs shared with HAProxy, redis-server and wrk a second worker only adds overhead),
- * BENCH_V8_FLAGS (the agent's V8 flags, `--max-semi-space-size=4`), BENCH_NODE_ARGS (more node
- * flags for the agent, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ * Per frontend and round: requests/s; CPU per request of HAProxy and of the agent (utime+stime
+ * from /proc/<pid>/stat of all its processes over the window, ÷ requests); the agent's NOTIFYs
+ * per socket read and ACKs per write (`syscr`/`syscw` of /proc/<pid>/io); the share of requests
+ * the agent answered (its own counters: an unanswered request passes HAProxy unchecked and would
+ * flatter the throughput). Per agent: peak RSS sampled every 250 ms, and the app's memory
+ * breakdown from its /metrics. Per window: the machine's idle CPUs and load average.
+ *
+ * Knobs (environment): BENCH_ROUNDS (3), BENCH_SECONDS (3), BENCH_CONNECTIONS (64),
+ * BENCH_CLIENTS (10000), BENCH_HAPROXY (`2.6,3.0`), BENCH_ONLY (`embedded,valkey,analysis`),
+ * BENCH_IDLE (3000; 0 skips the flood), BENCH_LATENCY (`2.6`; `none`), BENCH_ANALYSIS_ROUNDS (2),
+ * BENCH_PLACEMENT (CPU pinning, e.g. `haproxy=0,agent=0,redis=1,wrk=1`), BENCH_VALKEY_WORKERS
+ * (1), BENCH_V8_FLAGS (the agents' V8 flags, `--max-semi-space-size=4` as `npm start`; the echo
+ * agent runs with them too),
+ * BENCH_NODE_ARGS (more node flags for the app, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
  */
-import { spawn, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
+import { haproxyBinaries, type RedisServer, type ServerBinary, startRedis } from "@spoekit/harness";
+import { type Agent, startApp, startEcho } from "./agents.ts";
+import { type BenchHaproxy, parseInfo, parseStat, startBenchHaproxy } from "./haproxy.ts";
+import { openIdle } from "./idle.ts";
 import {
-  canonicalHaproxy,
-  freePort,
-  type HaproxyProcess,
-  type ManagedProcess,
-  type RedisServer,
-  requireBinary,
-  spawnManaged,
-  startHaproxy,
-  startRedis,
-  waitFor,
-} from "@spoekit/harness";
-import { appDir, loopbackEnvironment } from "../test/stack.ts";
+  family,
+  loadAverage,
+  machineTimes,
+  median,
+  minus,
+  pin,
+  type Rss,
+  sampleRss,
+  socketErrors,
+  type Usage,
+  usage,
+  type WrkResult,
+  wrk,
+  wrkBinary,
+} from "./measure.ts";
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const CONNECTIONS = 64;
+const env = process.env;
+const ROUNDS = Number(env.BENCH_ROUNDS ?? 3);
+const SECONDS = Number(env.BENCH_SECONDS ?? 3);
+const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 64);
+const CLIENTS = Number(env.BENCH_CLIENTS ?? 10_000);
+const IDLE = Number(env.BENCH_IDLE ?? 3000);
+const ANALYSIS_ROUNDS = Number(env.BENCH_ANALYSIS_ROUNDS ?? 2);
+const VERSIONS = (env.BENCH_HAPROXY ?? "2.6,3.0").split(",");
+const GROUPS = (env.BENCH_ONLY ?? "embedded,valkey,analysis").split(",");
+const LATENCY = (env.BENCH_LATENCY ?? "2.6").split(",");
 const PACING_DELAY_MS = 1;
+const CPUS = availableParallelism();
 
-const wrkScript = join(import.meta.dirname, "wrk.lua");
+const PLACEMENT: Partial<Record<"haproxy" | "agent" | "redis" | "wrk", number>> = Object.fromEntries(
+  (env.BENCH_PLACEMENT ?? "")
+    .split(",")
+    .filter(Boolean)
+    .map((pair) => pair.split("="))
+    .filter(([, cpu]) => cpu !== "any")
+    .map(([name, cpu]) => [name, Number(cpu)]),
+);
 
-/**
- * CPU placement: by default none — the kernel schedules HAProxy, the agent, redis-server and wrk
- * over the machine's CPUs as it would on a host. BENCH_PLACEMENT pins some of them
- * (`haproxy=0,agent=0,redis=1,wrk=1`; `any` for no pinning), the same for both frontends.
- */
-const PLACEMENT: Record<"haproxy" | "agent" | "redis" | "wrk", number | undefined> = {
-  haproxy: undefined,
-  agent: undefined,
-  redis: undefined,
-  wrk: undefined,
-  ...Object.fromEntries(
-    (process.env.BENCH_PLACEMENT ?? "")
-      .split(",")
-      .filter(Boolean)
-      .map((pair) => pair.split("="))
-      .map(([name, cpu]) => [name, cpu === "any" ? undefined : Number(cpu)]),
-  ),
-};
+/** The deployment's example rules: CIDR lists, a route rule, a shadow tenant rule, the per-IP rule. */
+const RULES = { SPOA_RULES_FILE: join(import.meta.dirname, "../../../deploy/base/agent/rules.yaml") };
 
-/** Pins every thread of `pid` to `cpu`. */
-function pin(pid: number, cpu: number | undefined): void {
-  if (cpu === undefined) return;
-  const result = spawnSync("taskset", ["-a", "-p", "-c", String(cpu), String(pid)], { encoding: "utf8" });
-  if (result.status !== 0) throw new Error(`taskset failed: ${result.stderr}`);
+/** One wrk run against one frontend, with what every process used meanwhile. */
+interface Window {
+  frontend: string;
+  wrk: WrkResult;
+  /** By process: `haproxy`, each agent's name, `redis`. */
+  used: Record<string, Usage>;
+  /** Requests the frontend's agent answered (its own count of ACKs). */
+  answered: number;
+  /** New SPOE connections HAProxy opened to the frontend's agent (`stot` of its backend). */
+  connections: number;
+  /** CPUs the machine left idle, on average, and the load average after the window. */
+  idle: number;
+  load: number;
 }
 
-const median = (values: number[]) =>
-  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
-
-/**
- * The canonical haproxy.cfg, answering locally: in `http-in` the forward to the application
- * becomes `http-request return 200`, and a `baseline` frontend repeats `http-in` without the
- * SPOE filter. Request logs are off in both (writing them would cost HAProxy alike in both, and
- * fill this process's memory).
- */
-function benchConfig(canonical: string): string {
-  const start = canonical.indexOf("frontend http-in");
-  const end = canonical.indexOf("\nbackend ", start);
-  if (start < 0 || end < 0) throw new Error("haproxy.cfg has no `frontend http-in` followed by a backend");
-  const local = canonical
-    .slice(start, end)
-    .replace(/^\s*option httplog\n/m, "  no log\n")
-    .replace(
-      /^(\s*)default_backend app$/m,
-      "$1http-request return status 200 content-type text/plain string ok",
-    );
-  if (!local.includes("http-request return") || !local.includes("filter spoe")) {
-    throw new Error("haproxy.cfg's frontend http-in changed shape: update bench/bench.ts");
-  }
-  const baseline = local
-    .replace("frontend http-in", "frontend baseline")
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: HAProxy expands it from the environment
-    .replace(/^\s*bind .*$/m, '  bind "${BASELINE_BIND}"')
-    .replace(/^\s*filter spoe .*\n/m, "");
-  return `${canonical.slice(0, start)}${local}\n${baseline}${canonical.slice(end)}`;
+interface Stage {
+  haproxy: BenchHaproxy;
+  agents: Agent[];
+  redis?: RedisServer;
 }
 
-interface WrkResult {
-  requests: number;
-  durationUs: number;
-  connectErrors: number;
-  readErrors: number;
-  writeErrors: number;
-  timeouts: number;
-  statusErrors: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-  rps: number;
+async function backendStat(stage: Stage, frontend: string): Promise<Record<string, string> | undefined> {
+  const rows = parseStat(await stage.haproxy.command("show stat"));
+  return rows.find((row) => row.pxname === `agents_${frontend}` && row.svname === "BACKEND");
 }
 
-function wrk(port: number, connections: number, seconds: number, delayMs?: number): Promise<WrkResult> {
-  const args = ["-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "2s", "-s", wrkScript];
-  return new Promise((resolve, reject) => {
-    const command = [requireBinary("wrk"), ...args, `http://127.0.0.1:${port}/`];
-    const [file = "", ...rest] =
-      PLACEMENT.wrk === undefined ? command : ["taskset", "-c", String(PLACEMENT.wrk), ...command];
-    const child = spawn(file, rest, {
-      env: { ...process.env, ...(delayMs !== undefined ? { WRK_DELAY_MS: String(delayMs) } : {}) },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      output += chunk;
-    });
-    child.stderr.on("data", (chunk: Buffer) => {
-      output += chunk;
-    });
-    child.on("error", reject);
-    child.on("exit", () => {
-      const line = output.split("\n").find((l) => l.startsWith('{"requests"'));
-      if (!line) return reject(new Error(`wrk printed no result:\n${output}`));
-      const result = JSON.parse(line) as Omit<WrkResult, "rps">;
-      resolve({ ...result, rps: result.requests / (result.durationUs / 1e6) });
-    });
+async function measure(
+  stage: Stage,
+  frontend: string,
+  connections = CONNECTIONS,
+  delayMs?: number,
+): Promise<Window> {
+  const pids: Record<string, number> = { haproxy: stage.haproxy.process.process.pid };
+  for (const agent of stage.agents) pids[agent.name] = agent.process.pid;
+  if (stage.redis) pids.redis = stage.redis.process().pid;
+  const agent = stage.agents.find((a) => a.name === frontend);
+  const countsBefore = await agent?.counts();
+  const statBefore = await backendStat(stage, frontend);
+  const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, usage(pid)]));
+  const machineBefore = machineTimes();
+  const result = await wrk({
+    port: stage.haproxy.ports[frontend] as number,
+    connections,
+    seconds: SECONDS,
+    clients: CLIENTS,
+    ...(delayMs !== undefined ? { delayMs } : {}),
+    ...(PLACEMENT.wrk !== undefined ? { cpu: PLACEMENT.wrk } : {}),
   });
-}
-
-/** CPU seconds (user + system) a process and its children have used so far. */
-function cpuSeconds(pid: number): number {
-  const ticks = (p: number) => {
-    try {
-      const fields = readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-      return Number(fields[11]) + Number(fields[12]);
-    } catch {
-      return 0;
-    }
-  };
-  return (ticks(pid) + childrenOf(pid).reduce((sum, child) => sum + ticks(child), 0)) / 100;
-}
-
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    return [];
-  }
-}
-
-/** CPU seconds the whole machine spent idle so far (all CPUs). */
-function idleSeconds(): number {
-  const fields = readFileSync("/proc/stat", "utf8").split("\n")[0]?.trim().split(/\s+/) ?? [];
-  return (Number(fields[4]) + Number(fields[5])) / 100;
-}
-
-/**
- * Runs `body` and reports the share of one CPU each of `pids` used meanwhile, and how much of
- * the machine stayed idle (`idle`, in CPUs).
- */
-async function withCpu<T>(
-  pids: Record<string, number>,
-  body: () => Promise<T>,
-): Promise<[T, Record<string, number>]> {
-  const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)]));
-  const idleBefore = idleSeconds();
-  const started = performance.now();
-  const result = await body();
-  const seconds = (performance.now() - started) / 1000;
-  const usage = Object.fromEntries(
-    Object.entries(pids).map(([name, pid]) => [name, (cpuSeconds(pid) - (before[name] ?? 0)) / seconds]),
+  const machine = machineTimes();
+  const used = Object.fromEntries(
+    Object.entries(pids).map(([name, pid]) => [name, minus(usage(pid), before[name] as Usage)]),
   );
-  return [result, { ...usage, idle: (idleSeconds() - idleBefore) / seconds }];
-}
-
-/** VmRSS of a process, bytes (0 once it exited). */
-function currentRss(pid: number): number {
-  try {
-    return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) * 1024;
-  } catch {
-    return 0;
-  }
-}
-
-/** Peak VmRSS (bytes) of a process and its children, sampled until `stop()`. */
-function sampleRss(root: number): { stop(): Map<number, number> } {
-  const peaks = new Map<number, number>();
-  const read = (pid: number) => peaks.set(pid, Math.max(peaks.get(pid) ?? 0, currentRss(pid)));
-  const timer = setInterval(() => {
-    read(root);
-    for (const child of childrenOf(root)) read(child);
-  }, 250);
+  const countsAfter = await agent?.counts();
+  const statAfter = await backendStat(stage, frontend);
   return {
-    stop() {
-      clearInterval(timer);
-      return peaks;
-    },
+    frontend,
+    wrk: result,
+    used,
+    answered: countsAfter && countsBefore ? countsAfter.acks - countsBefore.acks : result.requests,
+    connections: Number(statAfter?.stot ?? 0) - Number(statBefore?.stot ?? 0),
+    idle: ((machine.idle - machineBefore.idle) / (machine.total - machineBefore.total)) * CPUS,
+    load: loadAverage(),
   };
 }
 
-interface Scenario {
-  name: string;
-  env: Record<string, string>;
-  redis: boolean;
+/** `count` rounds over `frontends`, the order rotated each round; windows by round. */
+async function rounds(stage: Stage, label: string, frontends: string[], count: number): Promise<Window[][]> {
+  const all: Window[][] = [];
+  for (let round = 0; round < count; round++) {
+    const order = frontends.map((_, i) => frontends[(i + round) % frontends.length] as string);
+    const windows: Window[] = [];
+    for (const frontend of order) windows.push(await measure(stage, frontend));
+    all.push(windows);
+    console.error(
+      `  ${label} round ${round + 1}: ${frontends
+        .map((f) => `${f} ${Math.round(windows.find((w) => w.frontend === f)?.wrk.rps ?? 0)}`)
+        .join(
+          ", ",
+        )} req/s; idle ${(windows.reduce((s, w) => s + w.idle, 0) / windows.length).toFixed(2)} CPUs`,
+    );
+  }
+  return all;
 }
 
-interface ScenarioResult {
-  name: string;
-  rounds: { baseline: number; filter: number; ratio: number; filterErrors: number }[];
-  ratio: number;
-  filterRps: number;
-  baselineRps: number;
-  paced: { connections: number; baseline: WrkResult; filter: WrkResult; addedP99Ms: number };
-  rssMiB: { role: string; mib: number }[];
-  /** Share of a CPU per process in the last round, as fast as answered. */
-  cpu: { baseline: Record<string, number>; filter: Record<string, number> };
+/** Per frontend, the medians over rounds; per pair, the median of the rounds' ratios. */
+interface FrontendFigures {
+  frontend: string;
+  rps: number;
+  haproxyUs: number;
+  agentUs: number | undefined;
+  notifiesPerRead: number | undefined;
+  acksPerWrite: number | undefined;
+  answered: number;
+  connections: number;
+  socketErrors: number;
+  statusErrors: number;
 }
 
-async function startAgent(
-  env: Record<string, string>,
-): Promise<{ process: ManagedProcess; spopPort: number }> {
-  const spopPort = await freePort();
-  const adminPort = await freePort();
-  // BENCH_NODE_ARGS: extra flags for the agent, e.g. --cpu-prof to profile it.
-  const extra = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  const agent = spawnManaged(
-    process.execPath,
-    [
-      ...(process.env.BENCH_V8_FLAGS ?? "--max-semi-space-size=4").split(" ").filter(Boolean),
-      ...extra,
-      "dist/main.js",
-    ],
-    {
-      cwd: appDir,
-      env: {
-        ...process.env,
-        SPOE_ADDR: `127.0.0.1:${spopPort}`,
-        ADMIN_ADDR: `127.0.0.1:${adminPort}`,
-        LOG_LEVEL: "warn",
-        ...env,
-      },
-    },
+function figures(all: Window[][], frontend: string): FrontendFigures {
+  const windows = all.flatMap((round) => round.filter((w) => w.frontend === frontend));
+  const per = (f: (w: Window) => number | undefined) => {
+    const values = windows.map(f).filter((v): v is number => v !== undefined && Number.isFinite(v));
+    return values.length === 0 ? undefined : median(values);
+  };
+  const agent = (w: Window) => w.used[frontend];
+  return {
+    frontend,
+    rps: per((w) => w.wrk.rps) ?? 0,
+    haproxyUs: per((w) => ((w.used.haproxy?.cpu ?? 0) / w.wrk.requests) * 1e6) ?? 0,
+    agentUs: per((w) => (agent(w) ? ((agent(w)?.cpu ?? 0) / w.wrk.requests) * 1e6 : undefined)),
+    notifiesPerRead: per((w) => (agent(w) ? w.answered / (agent(w)?.reads ?? 0) : undefined)),
+    acksPerWrite: per((w) => (agent(w) ? w.answered / (agent(w)?.writes ?? 0) : undefined)),
+    answered: windows.reduce((s, w) => s + w.answered, 0) / windows.reduce((s, w) => s + w.wrk.requests, 0),
+    connections: per((w) => w.connections) ?? 0,
+    socketErrors: windows.reduce((s, w) => s + socketErrors(w.wrk), 0),
+    statusErrors: windows.reduce((s, w) => s + w.wrk.statusErrors, 0),
+  };
+}
+
+function ratio(
+  all: Window[][],
+  numerator: string,
+  denominator: string,
+): { median: number; rounds: number[] } {
+  const values = all.map(
+    (round) =>
+      (round.find((w) => w.frontend === numerator)?.wrk.rps ?? Number.NaN) /
+      (round.find((w) => w.frontend === denominator)?.wrk.rps ?? Number.NaN),
   );
-  await waitFor(
-    async () => (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status === 200,
-    { what: "the agent's /readyz", timeoutMs: 20_000 },
-    () => agent.output(),
-  );
-  return { process: agent, spopPort };
+  return { median: median(values), rounds: values };
 }
 
-async function run(scenario: Scenario): Promise<ScenarioResult> {
-  let redis: RedisServer | undefined;
-  let agent: ManagedProcess | undefined;
-  let haproxy: HaproxyProcess | undefined;
+const mib = (r: Rss): Rss => ({ rss: r.rss / 2 ** 20, anon: r.anon / 2 ** 20, file: r.file / 2 ** 20 });
+
+/** The app's memory from its /metrics (prom-client's process and V8 heap metrics), MiB. */
+async function memoryBreakdown(agent: Agent): Promise<Record<string, number> | undefined> {
+  const text = await agent.metrics();
+  if (text === undefined) return undefined;
+  const breakdown: Record<string, number> = {};
+  for (const line of text.split("\n")) {
+    const match =
+      /^(process_resident_memory_bytes|nodejs_heap_size_total_bytes|nodejs_heap_size_used_bytes|nodejs_external_memory_bytes|nodejs_heap_space_size_total_bytes\{space="([a-z_]+)"\}) (\d+)/.exec(
+        line,
+      );
+    if (!match) continue;
+    const name = (match[2] ? `space ${match[2]}` : (match[1] as string))
+      .replace(/^nodejs_|_bytes$/g, "")
+      .replace(/^process_/, "");
+    breakdown[name] = Number(match[3]) / 2 ** 20;
+  }
+  return breakdown;
+}
+
+/** Half the app frontend's throughput, paced (each connection waits 1 ms after each answer); the same pacing on the baseline. */
+async function latency(stage: Stage, frontend: string, maxRps: number) {
+  const target = maxRps / 2;
+  let connections = Math.max(1, Math.round(target / 700));
+  let filter = await measure(stage, frontend, connections, PACING_DELAY_MS);
+  for (let attempt = 0; attempt < 2 && Math.abs(filter.wrk.rps / target - 1) > 0.1; attempt++) {
+    connections = Math.max(1, Math.round((connections * target) / filter.wrk.rps));
+    filter = await measure(stage, frontend, connections, PACING_DELAY_MS);
+  }
+  const baseline = await measure(stage, "baseline", connections, PACING_DELAY_MS);
+  return {
+    connections,
+    filter: filter.wrk,
+    baseline: baseline.wrk,
+    addedP99Ms: (filter.wrk.p99 - baseline.wrk.p99) / 1000,
+  };
+}
+
+interface Report {
+  group: string;
+  haproxy: string;
+  rounds: number;
+  frontends: FrontendFigures[];
+  ratios: Record<string, { median: number; rounds: number[] }>;
+  idle: number;
+  load: number;
+  /** Peak VmRSS per agent (the highest of its processes), with its anonymous and file-backed parts, MiB. */
+  rssMiB: Record<string, Rss>;
+  memory: Record<string, Record<string, number>>;
+  info: Record<string, string>;
+  backends: Record<string, Record<string, string>>;
+  latency?: Awaited<ReturnType<typeof latency>>;
+  flood?: Flood;
+}
+
+interface Flood {
+  held: number;
+  refused: number;
+  window: FrontendFigures;
+  rssMiB: Rss;
+}
+
+const INFO_FIELDS = ["Idle_pct", "CurrConns", "CumConns", "Run_queue", "Tasks", "CumReq"] as const;
+const STAT_FIELDS = ["scur", "smax", "stot", "bin", "bout", "econ", "eresp", "cli_abrt", "srv_abrt"] as const;
+
+/** Runs one group on one HAProxy release. */
+async function runGroup(
+  group: string,
+  haproxy: ServerBinary,
+  makeAgents: () => Promise<Agent[]>,
+  pairs: [string, string][],
+  roundCount = ROUNDS,
+  redis?: RedisServer,
+): Promise<Report> {
+  const agents = await makeAgents();
+  let stage: Stage | undefined;
+  const rss = sampleRss(agents.map((a) => a.process.pid));
   try {
-    if (scenario.redis) {
-      redis = await startRedis();
-      pin(redis.process().pid, PLACEMENT.redis);
-    }
-    const started = await startAgent({ ...scenario.env, ...(redis ? { VALKEY_NODES: redis.url } : {}) });
-    agent = started.process;
-    pin(agent.pid, PLACEMENT.agent);
-    for (const worker of childrenOf(agent.pid)) pin(worker, PLACEMENT.agent);
-    const rss = sampleRss(agent.pid);
-    const [filterPort, baselinePort, statsPort, closedPort] = await Promise.all([
-      freePort(),
-      freePort(),
-      freePort(),
-      freePort(),
-    ]);
-    const canonical = canonicalHaproxy();
-    haproxy = await startHaproxy({
-      config: benchConfig(canonical.haproxyCfg),
-      files: { "spoe-rate-limit.conf": canonical.spoeConf },
-      waitForPorts: [filterPort, baselinePort, statsPort],
-      env: {
-        ...loopbackEnvironment(
-          { http: filterPort, stats: statsPort, agent: started.spopPort, backend: closedPort },
-          1,
-          4000,
-        ),
-        BASELINE_BIND: `127.0.0.1:${baselinePort}`,
-      },
-    });
-    pin(haproxy.process.pid, PLACEMENT.haproxy);
-    // Warm-up: the agent's code gets optimised, HAProxy opens its SPOE connections.
-    await wrk(filterPort, CONNECTIONS, 3);
-
-    const rounds: ScenarioResult["rounds"] = [];
-    let cpu: ScenarioResult["cpu"] = { baseline: {}, filter: {} };
-    for (let round = 0; round < ROUNDS; round++) {
-      const pids = {
-        haproxy: haproxy.process.pid,
-        agent: agent.pid,
-        ...(redis ? { redis: redis.process().pid } : {}),
-      };
-      const [baseline, baselineCpu] = await withCpu(pids, () => wrk(baselinePort, CONNECTIONS, SECONDS));
-      const [filter, filterCpu] = await withCpu(pids, () => wrk(filterPort, CONNECTIONS, SECONDS));
-      cpu = { baseline: baselineCpu, filter: filterCpu };
-      const filterErrors = filter.connectErrors + filter.readErrors + filter.writeErrors + filter.timeouts;
-      rounds.push({
-        baseline: baseline.rps,
-        filter: filter.rps,
-        ratio: filter.rps / baseline.rps,
-        filterErrors,
+    for (const agent of agents) for (const pid of family(agent.process.pid)) pin(pid, PLACEMENT.agent);
+    stage = {
+      haproxy: await startBenchHaproxy(
+        haproxy,
+        agents.map((a) => ({ name: a.name, port: a.port })),
+      ),
+      agents,
+      ...(redis ? { redis } : {}),
+    };
+    pin(stage.haproxy.process.process.pid, PLACEMENT.haproxy);
+    const label = `${group} on ${haproxy.name}`;
+    // Warm-up: the agents' code gets optimised, HAProxy opens its SPOE connections.
+    for (const agent of agents)
+      await wrk({
+        port: stage.haproxy.ports[agent.name] as number,
+        connections: CONNECTIONS,
+        seconds: 2,
+        clients: CLIENTS,
       });
-      console.error(
-        `  ${scenario.name} round ${round + 1}: baseline ${Math.round(baseline.rps)} req/s, filter ${Math.round(filter.rps)} req/s (${(filter.rps / baseline.rps).toFixed(2)}), 429s ${filter.statusErrors}, agent RSS now ${(currentRss(agent.pid) / 2 ** 20).toFixed(0)} MiB`,
+    const frontends = ["baseline", ...agents.map((a) => a.name)];
+    const all = await rounds(stage, label, frontends, roundCount);
+    const report: Report = {
+      group,
+      haproxy: haproxy.name,
+      rounds: roundCount,
+      frontends: frontends.map((f) => figures(all, f)),
+      ratios: Object.fromEntries(pairs.map(([a, b]) => [`${a}/${b}`, ratio(all, a, b)])),
+      idle: median(all.flat().map((w) => w.idle)),
+      load: median(all.flat().map((w) => w.load)),
+      rssMiB: {},
+      memory: {},
+      info: {},
+      backends: {},
+    };
+    for (const agent of agents) {
+      const memory = await memoryBreakdown(agent);
+      if (memory) report.memory[agent.name] = memory;
+    }
+    const info = parseInfo(await stage.haproxy.command("show info"));
+    report.info = Object.fromEntries(INFO_FIELDS.map((field) => [field, info[field] ?? "?"]));
+    for (const row of parseStat(await stage.haproxy.command("show stat"))) {
+      if (row.pxname?.startsWith("agents_") && row.svname === "BACKEND") {
+        report.backends[row.pxname.slice(7)] = Object.fromEntries(STAT_FIELDS.map((f) => [f, row[f] ?? "?"]));
+      }
+    }
+    const app = agents.find((a) => a.name === "app");
+    if (app && LATENCY.includes(haproxy.version)) {
+      report.latency = await latency(
+        stage,
+        "app",
+        report.frontends.find((f) => f.frontend === "app")?.rps ?? 0,
       );
     }
-    const filterRps = median(rounds.map((r) => r.filter));
-
-    // Half the filter's throughput: each connection waits PACING_DELAY_MS after each answer;
-    // the connection count is calibrated on the filter frontend until the rate is within 10 %.
-    const target = filterRps / 2;
-    let connections = Math.max(1, Math.round(target / 700));
-    let filter = await wrk(filterPort, connections, SECONDS, PACING_DELAY_MS);
-    for (let attempt = 0; attempt < 3 && Math.abs(filter.rps / target - 1) > 0.1; attempt++) {
-      connections = Math.max(1, Math.round((connections * target) / filter.rps));
-      filter = await wrk(filterPort, connections, SECONDS, PACING_DELAY_MS);
-    }
-    const baseline = await wrk(baselinePort, connections, SECONDS, PACING_DELAY_MS);
     const peaks = rss.stop();
-    return {
-      name: scenario.name,
-      rounds,
-      ratio: median(rounds.map((r) => r.ratio)),
-      filterRps,
-      baselineRps: median(rounds.map((r) => r.baseline)),
-      paced: { connections, baseline, filter, addedP99Ms: (filter.p99 - baseline.p99) / 1000 },
-      cpu,
-      rssMiB: [...peaks].map(([pid, bytes]) => ({
-        role: pid === agent?.pid ? (peaks.size > 1 ? "primary" : "agent") : "worker",
-        mib: bytes / 2 ** 20,
-      })),
-    };
+    for (const agent of agents) {
+      const highest = family(agent.process.pid)
+        .map((pid) => peaks.get(pid))
+        .reduce((a, b) => ((b?.rss ?? 0) > (a?.rss ?? 0) ? b : a), undefined);
+      if (highest) report.rssMiB[agent.name] = mib(highest);
+    }
+    if (app && group === "embedded" && IDLE > 0) report.flood = await flood(stage, app);
+    return report;
   } finally {
-    await haproxy?.stop();
-    await agent?.stop("SIGTERM", 30_000);
-    await redis?.stop();
+    rss.stop();
+    await stage?.haproxy.stop();
+    for (const agent of agents) await agent.stop();
   }
 }
 
-/** The example rules file of the deployment: three rules, CIDR lists; per-ip is the default limit. */
-const RULES = { SPOA_RULES_FILE: join(import.meta.dirname, "../../../deploy/base/agent/rules.yaml") };
-const valkeyWorkers = { SPOA_WORKERS: process.env.BENCH_VALKEY_WORKERS ?? "1" };
-const scenarios: Scenario[] = [
-  { name: "embedded store", env: {}, redis: false },
-  { name: "embedded store, rules file", env: RULES, redis: false },
-  { name: "Valkey (redis-server)", env: valkeyWorkers, redis: true },
-  { name: "Valkey (redis-server), rules file", env: { ...valkeyWorkers, ...RULES }, redis: true },
-];
-const only = process.env.BENCH_ONLY;
-const results: ScenarioResult[] = [];
-for (const scenario of scenarios) {
-  if (only && !scenario.name.startsWith(only)) continue;
-  results.push(await run(scenario));
+/** BENCH_IDLE idle SPOP connections to `app`, then one window at full load on it. */
+async function flood(stage: Stage, app: Agent): Promise<Flood> {
+  const idle = await openIdle(app.port, IDLE);
+  const rss = sampleRss([app.process.pid]);
+  try {
+    const window = await measure(stage, "app");
+    const peak = rss.stop().get(app.process.pid) ?? { rss: 0, anon: 0, file: 0 };
+    return {
+      held: idle.held(),
+      refused: idle.refused(),
+      window: figures([[window]], "app"),
+      rssMiB: mib(peak),
+    };
+  } finally {
+    rss.stop();
+    idle.close();
+  }
 }
 
-const f0 = (n: number) => Math.round(n).toLocaleString("en-US");
-const ms = (us: number) => (us / 1000).toFixed(2);
-console.log(
-  `\ngcra-rate-limiting benchmark: HAProxy 2.6 nbthread 1, wrk 64 connections, ${ROUNDS} × ${SECONDS} s per frontend, Node ${process.versions.node}`,
-);
-for (const r of results) {
-  const { paced } = r;
-  console.log(`\n${r.name}`);
-  console.log(
-    `  throughput   baseline ${f0(r.baselineRps)} req/s   filter ${f0(r.filterRps)} req/s   ratio ${r.ratio.toFixed(2)} (rounds ${r.rounds.map((x) => x.ratio.toFixed(2)).join(", ")})`,
+// --- the run -------------------------------------------------------------------------------
+
+wrkBinary();
+const binaries = haproxyBinaries().filter((b) => VERSIONS.includes(b.version));
+if (binaries.length === 0)
+  throw new Error(
+    `BENCH_HAPROXY names no release of ${haproxyBinaries()
+      .map((b) => b.version)
+      .join(", ")}`,
   );
-  console.log(
-    `  at ~50 %     ${paced.connections} connections × (answer + ${PACING_DELAY_MS} ms): filter ${f0(paced.filter.rps)} req/s (${((100 * paced.filter.rps) / r.filterRps).toFixed(0)} % of max), baseline ${f0(paced.baseline.rps)} req/s`,
-  );
-  console.log(
-    `  latency      filter p50 ${ms(paced.filter.p50)} / p99 ${ms(paced.filter.p99)} / p99.9 ${ms(paced.filter.p999)} ms   baseline p50 ${ms(paced.baseline.p50)} / p99 ${ms(paced.baseline.p99)} / p99.9 ${ms(paced.baseline.p999)} ms   added p99 ${paced.addedP99Ms.toFixed(2)} ms`,
-  );
-  const share = (usage: Record<string, number>) =>
-    Object.entries(usage)
-      .map(([name, value]) => `${name} ${(100 * value).toFixed(0)} %`)
-      .join(", ");
-  console.log(`  CPU (of one) baseline: ${share(r.cpu.baseline)}; filter: ${share(r.cpu.filter)}`);
-  console.log(`  peak RSS     ${r.rssMiB.map((p) => `${p.role} ${p.mib.toFixed(1)} MiB`).join(", ")}`);
-  const errors = r.rounds.reduce((sum, x) => sum + x.filterErrors, 0);
-  if (errors > 0) console.log(`  socket errors or timeouts with the filter: ${errors}`);
+for (const binary of binaries) binary.path();
+
+const started = performance.now();
+const reports: Report[] = [];
+for (const haproxy of binaries) {
+  if (GROUPS.includes("embedded")) {
+    reports.push(
+      await runGroup(
+        "embedded",
+        haproxy,
+        async () => [await startEcho("echo"), await startApp("app", {}), await startApp("rules", RULES)],
+        [
+          ["app", "echo"],
+          ["echo", "baseline"],
+          ["app", "baseline"],
+          ["rules", "app"],
+        ],
+      ),
+    );
+  }
+  if (GROUPS.includes("valkey")) {
+    const redis = await startRedis();
+    pin(redis.process().pid, PLACEMENT.redis);
+    try {
+      const workers = { SPOA_WORKERS: env.BENCH_VALKEY_WORKERS ?? "1", VALKEY_NODES: redis.url };
+      reports.push(
+        await runGroup(
+          "valkey",
+          haproxy,
+          async () => [await startApp("app", workers), await startApp("rules", { ...workers, ...RULES })],
+          [
+            ["app", "baseline"],
+            ["rules", "app"],
+          ],
+          ROUNDS,
+          redis,
+        ),
+      );
+    } finally {
+      await redis.stop();
+    }
+  }
+  if (GROUPS.includes("analysis")) {
+    reports.push(
+      await runGroup(
+        "analysis",
+        haproxy,
+        async () => [
+          await startEcho("echo"),
+          await startEcho("per_ack", { ECHO_WRITE: "frame" }),
+          await startEcho("per_turn", { ECHO_WRITE: "turn" }),
+          await startEcho("mfs_1k", { ECHO_MAX_FRAME: "1024" }),
+          await startEcho("no_pipelining", { ECHO_PIPELINING: "0" }),
+        ],
+        [
+          ["per_ack", "echo"],
+          ["per_turn", "echo"],
+          ["mfs_1k", "echo"],
+          ["no_pipelining", "echo"],
+          ["echo", "baseline"],
+        ],
+        ANALYSIS_ROUNDS,
+      ),
+    );
+  }
 }
-console.log(`\n${JSON.stringify(results.map(({ rounds: _rounds, ...rest }) => rest))}`);
+
+// --- the report ------------------------------------------------------------------------------
+
+const f0 = (n: number) => Math.round(n).toLocaleString("en-US");
+const f1 = (n: number | undefined) => (n === undefined ? "–" : n.toFixed(1));
+const f2 = (n: number | undefined) => (n === undefined ? "–" : n.toFixed(2));
+console.log(
+  `\ngcra-rate-limiting benchmark: nbthread 1, wrk ${CONNECTIONS} connections, ${CLIENTS} client addresses, ${ROUNDS} rounds × ${SECONDS} s per frontend, Node ${process.versions.node}, ${CPUS} CPUs, ${((performance.now() - started) / 1000).toFixed(0)} s`,
+);
+for (const r of reports) {
+  console.log(
+    `\n${r.haproxy} — ${r.group} (${r.rounds} rounds; machine idle ${r.idle.toFixed(2)} of ${CPUS} CPUs, load ${r.load.toFixed(1)})`,
+  );
+  console.log(
+    "  frontend        req/s   HAProxy µs/req  agent µs/req  NOTIFY/read  ACK/write  answered  new conns  errors",
+  );
+  for (const f of r.frontends) {
+    console.log(
+      `  ${f.frontend.padEnd(14)} ${f0(f.rps).padStart(7)}   ${f1(f.haproxyUs).padStart(14)}  ${f1(f.agentUs).padStart(12)}  ${f1(f.notifiesPerRead).padStart(11)}  ${f1(f.acksPerWrite).padStart(9)}  ${f.frontend === "baseline" ? "        " : `${(100 * f.answered).toFixed(1).padStart(6)} %`}  ${f0(f.connections).padStart(9)}  ${f.socketErrors}/${f.statusErrors}`,
+    );
+  }
+  for (const [name, value] of Object.entries(r.ratios)) {
+    console.log(`  ratio ${name.padEnd(24)} ${f2(value.median)} (rounds ${value.rounds.map(f2).join(", ")})`);
+  }
+  console.log(
+    `  peak RSS     ${Object.entries(r.rssMiB)
+      .map(
+        ([name, m]) =>
+          `${name} ${m.rss.toFixed(1)} MiB (anon ${m.anon.toFixed(1)}, file ${m.file.toFixed(1)})`,
+      )
+      .join(", ")}`,
+  );
+  for (const [name, memory] of Object.entries(r.memory)) {
+    console.log(
+      `  memory ${name}: ${Object.entries(memory)
+        .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+        .join(", ")} (MiB)`,
+    );
+  }
+  console.log(
+    `  show info    ${Object.entries(r.info)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ")}`,
+  );
+  for (const [name, stat] of Object.entries(r.backends)) {
+    console.log(
+      `  show stat    agents_${name}: ${Object.entries(stat)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ")}`,
+    );
+  }
+  if (r.latency) {
+    const { latency: l } = r;
+    const ms = (us: number) => (us / 1000).toFixed(2);
+    console.log(
+      `  at ~50 %     ${l.connections} connections × (answer + ${PACING_DELAY_MS} ms): app ${f0(l.filter.rps)} req/s p50 ${ms(l.filter.p50)} / p99 ${ms(l.filter.p99)} / p99.9 ${ms(l.filter.p999)} ms; baseline ${f0(l.baseline.rps)} req/s p99 ${ms(l.baseline.p99)} ms; added p99 ${l.addedP99Ms.toFixed(2)} ms`,
+    );
+  }
+  if (r.flood) {
+    const { flood: fl } = r;
+    console.log(
+      `  flood        ${IDLE} idle SPOP connections: ${fl.held} held, ${fl.refused} refused; app then ${f0(fl.window.rps)} req/s, ${f1(fl.window.agentUs)} µs/req, answered ${(100 * fl.window.answered).toFixed(1)} %, peak RSS ${fl.rssMiB.rss.toFixed(1)} MiB (anon ${fl.rssMiB.anon.toFixed(1)}, file ${fl.rssMiB.file.toFixed(1)})`,
+    );
+  }
+}
+console.log(`\n${JSON.stringify(reports)}`);

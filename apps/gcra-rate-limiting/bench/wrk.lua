@@ -1,11 +1,12 @@
 -- wrk script of the gcra-rate-limiting benchmark.
 --
--- Each request names a client in X-Forwarded-For, drawn at random from 10.0.0.0/12 less the
--- .0 and .255 hosts (about a million addresses), so that the agent runs its real decision path
--- for ever new keys — parse the address, look the key up, decide, store the new TAT — and, at the
--- limit the benchmark configures, nearly every request is allowed and reaches the end of the
--- rule set. Each request also names one of 1000 tenants in X-Tenant, for the rules file's
--- tenant rule (the canonical configuration sends the header to the agent in every scenario).
+-- Each request names a client in X-Forwarded-For, drawn at random from WRK_CLIENTS distinct
+-- addresses (default 10 000; at most 1 040 384: 10.0.0.0/12 less the .0 and .255 hosts), so
+-- that the agent runs its real decision path — parse the address, look the key up, decide, store
+-- the new TAT — and, at the limit the benchmark configures, nearly every request is allowed and
+-- reaches the end of the rule set. Each request also names one of 1000 tenants in X-Tenant, for
+-- the rules file's tenant rule (the canonical configuration sends the header to the agent in
+-- every scenario).
 --
 -- WRK_DELAY_MS (environment) paces the run: each connection waits that many milliseconds after
 -- each answer before its next request (wrk's delay()). Unset: as fast as answered.
@@ -13,11 +14,14 @@
 -- done() prints one JSON line with the counts and latency percentiles (µs).
 
 local delay_ms = tonumber(os.getenv("WRK_DELAY_MS") or "")
+local clients = math.min(tonumber(os.getenv("WRK_CLIENTS") or "") or 10000, 16 * 256 * 254)
 
 math.randomseed(os.time())
 
 request = function()
-  local address = string.format("10.%d.%d.%d", math.random(0, 15), math.random(0, 255), math.random(1, 254))
+  local n = math.random(0, clients - 1)
+  local network = math.floor(n / 254)
+  local address = string.format("10.%d.%d.%d", math.floor(network / 256), network % 256, n % 254 + 1)
   local tenant = string.format("tenant-%d", math.random(1, 1000))
   return wrk.format("GET", "/", { ["X-Forwarded-For"] = address, ["X-Tenant"] = tenant })
 end

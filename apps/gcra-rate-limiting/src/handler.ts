@@ -53,7 +53,7 @@ const DENIED = TypedValue.int32(100);
  * Integer values for the ACK, made once for 0 … `size - 1` (the values `remaining` and
  * `retry_after` take in practice): an ACK on the request path then allocates no value.
  */
-function integers(size: number): (n: number) => TypedValue {
+export function integers(size: number): (n: number) => TypedValue {
   const cache = Array.from({ length: size }, (_, n) => TypedValue.int64(n));
   return (n) => cache[n] ?? TypedValue.int64(n);
 }

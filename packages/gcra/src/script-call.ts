@@ -2,11 +2,12 @@ import { createHash } from "node:crypto";
 import type { Writable } from "node:stream";
 import type { Cluster, Redis } from "iovalkey";
 import { afterDeadline, DeadlineQueue, type Expiring } from "./deadline.ts";
-import { GcraStoreError, replyCode, toStoreError } from "./errors.ts";
+import { failureKind, GcraStoreError, replyCode, toStoreError } from "./errors.ts";
 import type { Incidents } from "./events.ts";
 import { decision, type GcraDecision } from "./gcra.ts";
 import type { GcraLimit } from "./limit.ts";
 import { GCRA_SCRIPT } from "./script.ts";
+import { ScriptCommand, type ScriptCommandOwner, ScriptEncoding } from "./script-command.ts";
 import type { Topology } from "./topology.ts";
 
 /** A Lua script and its SHA1, as EVALSHA wants it. */
@@ -26,6 +27,24 @@ const SINGLE = luaScript(GCRA_SCRIPT);
 export const GCRA_SCRIPT_SHA = SINGLE.sha;
 
 type ScriptReply = [number, number, number];
+
+/**
+ * Whether a command can be written straight to `connection`: not when the client adds a key
+ * prefix or a command timeout of its own to its commands.
+ */
+function writesDirectly(client: Redis | Cluster, connection: Redis): boolean {
+  const { keyPrefix } = client.options as { keyPrefix?: unknown };
+  return !keyPrefix && !connection.options.keyPrefix && connection.options.commandTimeout === undefined;
+}
+
+/** The decision the single-key script's reply means, or `undefined` for a reply of another shape. */
+function singleDecision(limit: GcraLimit, reply: unknown): GcraDecision | undefined {
+  return isScriptReply(reply) ? decision(limit, reply[0] === 1, reply[1], reply[2], "store") : undefined;
+}
+
+function unexpectedReply(reply: unknown): GcraStoreError {
+  return new GcraStoreError("reply", `unexpected reply to the GCRA script: ${String(reply)}`);
+}
 
 function isScriptReply(reply: unknown): reply is ScriptReply {
   return (
@@ -54,16 +73,45 @@ export interface ScriptCallSettings {
   readonly clock: () => number;
 }
 
+/** A call waiting for its answer through the client (`evalsha`, `eval`). */
+interface Pending {
+  readonly settled: boolean;
+  answer(reply: unknown): void;
+  fail(error: unknown): void;
+}
+
+/** A script, its keys and its arguments. */
+interface Invocation {
+  readonly script: LuaScript;
+  readonly keys: readonly string[];
+  readonly args: readonly string[];
+}
+
+/** The invocation of a command written directly, to send it again through the client. */
+function single(command: ScriptCommand): Invocation {
+  return { script: SINGLE, keys: [command.storageKey], args: command.scriptArgs };
+}
+
+/** Cluster errors after which iovalkey's cluster client knows where to send the call again. */
+const REDIRECTED = new Set(["MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"]);
+
 /**
  * The script-call path: one EVALSHA per decision (EVAL when the server answers NOSCRIPT), each
  * bounded by a deadline, with the writes of one tick coalesced per connection.
+ *
+ * A single decision on a ready connection is written straight to it as a {@link ScriptCommand}
+ * (in a cluster: to the connection of the primary the slot map names). What that path cannot
+ * serve goes through the iovalkey client: a script missing on the server, and in a cluster a
+ * redirection (`MOVED`, `ASK`, …) or a node's lost connection, which the cluster client handles
+ * (following the redirection, refreshing its slot map) within the same deadline.
  */
-export class ScriptCalls {
+export class ScriptCalls implements ScriptCommandOwner {
   readonly #settings: ScriptCallSettings;
   readonly #topology: Topology;
   readonly #incidents: Incidents;
   readonly #report: CallReport;
   readonly #deadlines: DeadlineQueue;
+  readonly #encoding: ScriptEncoding;
   /** Connections whose writes are being coalesced in this tick, and commands in each batch. */
   readonly #corked: Writable[] = [];
   readonly #batched: number[] = [];
@@ -76,6 +124,7 @@ export class ScriptCalls {
     this.#incidents = incidents;
     this.#report = report;
     this.#deadlines = new DeadlineQueue(settings.clock);
+    this.#encoding = new ScriptEncoding(SINGLE.sha, settings.retentionArg);
   }
 
   /**
@@ -92,22 +141,63 @@ export class ScriptCalls {
     deadline: number,
     queued: boolean,
   ): Promise<GcraDecision> {
-    const args = [
-      String(limit.emissionIntervalUs),
-      String(limit.burstToleranceUs),
-      String(cost),
-      this.#settings.retentionArg,
-    ];
-    const parse = (reply: unknown): GcraDecision | undefined =>
-      isScriptReply(reply) ? decision(limit, reply[0] === 1, reply[1], reply[2], "store") : undefined;
-    return this.call(client, SINGLE, [storageKey], args, parse, started, deadline, queued);
+    const connection = queued ? this.#topology.connectionFor(storageKey) : undefined;
+    if (connection === undefined || !writesDirectly(client, connection)) {
+      const parse = (reply: unknown): GcraDecision | undefined => singleDecision(limit, reply);
+      const args = this.#encoding.args(limit, cost);
+      return this.call(client, SINGLE, [storageKey], args, parse, started, deadline, queued);
+    }
+    const command = new ScriptCommand(this, this.#encoding, storageKey, limit, cost, started, deadline);
+    command.ticket = this.#deadlines.add(command);
+    if (this.#settings.maxBatch > 0) this.#coalesce(connection);
+    connection.sendCommand(command as unknown as Parameters<Redis["sendCommand"]>[0]);
+    return command.promise;
+  }
+
+  /** {@link ScriptCommandOwner}: the reply to a command written directly. */
+  answer(command: ScriptCommand, reply: unknown): void {
+    if (!this.#settle(command)) return;
+    const result = singleDecision(command.limit, reply);
+    if (result === undefined) {
+      command.rejectWith(this.#report.failed(unexpectedReply(reply), command.started));
+      return;
+    }
+    this.#answered = true;
+    if (this.#incidents.anyDown) this.#incidents.answered(this.#topology.nodeOf(command.storageKey));
+    this.#report.answered(result.allowed, command.started);
+    command.resolveWith(result);
+  }
+
+  /** {@link ScriptCommandOwner}: an error reply, or the connection lost, for a command written directly. */
+  fail(command: ScriptCommand, error: unknown): void {
+    if (command.settled) return;
+    const client = this.#topology.client;
+    const code = replyCode(error);
+    if (client !== undefined && code === "NOSCRIPT") {
+      this.#reload(client, single(command), this.#retried(command));
+    } else if (
+      client !== undefined &&
+      this.#topology.mode === "cluster" &&
+      (REDIRECTED.has(code ?? "") || failureKind(error) === "connection")
+    ) {
+      this.#evalsha(client, single(command), this.#retried(command));
+    } else if (this.#settle(command)) {
+      command.rejectWith(this.#report.failed(toStoreError(error), command.started));
+    }
+  }
+
+  /** {@link ScriptCommandOwner}: the deadline of a command written directly passed. */
+  expire(command: ScriptCommand): void {
+    if (command.settled) return;
+    command.settled = true;
+    command.rejectWith(this.#timedOut(command.started, command.deadline));
   }
 
   /**
    * Runs `script` on `keys` (all of one slot in a cluster) with `args` and settles with what
    * `parse` makes of the reply (`undefined`: an unexpected reply, a failure of kind `reply`), or
-   * with a {@link GcraStoreError} at `deadline` (µs). With `queued`, the deadline is kept by the
-   * shared queue (calls arrive in deadline order); otherwise by a timer of its own.
+   * with a {@link GcraStoreError} at `deadline` (µs). With `queued`, the deadline is kept by the shared
+   * queue (calls arrive in deadline order); otherwise by a timer of its own.
    */
   call<T extends { readonly allowed: boolean }>(
     client: Redis | Cluster,
@@ -128,13 +218,7 @@ export class ScriptCalls {
         expire: () => {
           if (settled) return;
           settled = true;
-          const ms = Math.round((deadline - started) / 1000);
-          reject(
-            this.#report.failed(
-              new GcraStoreError("timeout", `no answer from Valkey within ${ms} ms`),
-              started,
-            ),
-          );
+          reject(this.#timedOut(started, deadline));
         },
       };
       let ticket = -1;
@@ -148,40 +232,89 @@ export class ScriptCalls {
         else cancel?.();
         return true;
       };
-      let reloading: string | undefined;
-      const answered = (reply: unknown) => {
-        if (reloading !== undefined) this.#incidents.reloaded(reloading);
-        if (!settle()) return;
-        const result = parse(reply);
-        if (result === undefined) {
-          const error = new GcraStoreError("reply", `unexpected reply to the GCRA script: ${String(reply)}`);
-          reject(this.#report.failed(error, started));
-          return;
-        }
-        this.#answered = true;
-        if (this.#incidents.anyDown) this.#incidents.answered(this.#topology.nodeOf(storageKey));
-        this.#report.answered(result.allowed, started);
-        resolve(result);
-      };
-      const failed = (error: unknown) => {
-        if (settle()) reject(this.#report.failed(toStoreError(error), started));
+      const pending: Pending = {
+        get settled() {
+          return settled;
+        },
+        answer: (reply: unknown) => {
+          if (!settle()) return;
+          const result = parse(reply);
+          if (result === undefined) {
+            reject(this.#report.failed(unexpectedReply(reply), started));
+            return;
+          }
+          this.#answered = true;
+          if (this.#incidents.anyDown) this.#incidents.answered(this.#topology.nodeOf(storageKey));
+          this.#report.answered(result.allowed, started);
+          resolve(result);
+        },
+        fail: (error: unknown) => {
+          if (settle()) reject(this.#report.failed(toStoreError(error), started));
+        },
       };
       if (this.#settings.maxBatch > 0) this.#coalesce(this.#topology.connectionFor(storageKey));
-      client.evalsha(script.sha, keys.length, ...keys, ...args).then(answered, (error: unknown) => {
-        if (settled) return;
-        if (replyCode(error) !== "NOSCRIPT") {
-          failed(error);
-          return;
-        }
-        // The server lost its script cache: EVAL sends the script once more, which caches it again.
-        reloading = this.#topology.nodeOf(storageKey);
-        // Outside a cluster every call goes to one node: one answer says the script ran there.
-        // A cluster's nodes are not told apart on the hot path, so there a node's first
-        // NOSCRIPT counts as the first load.
-        this.#incidents.reloading(reloading, !this.#answered || this.#topology.mode === "cluster");
-        client.eval(script.source, keys.length, ...keys, ...args).then(answered, failed);
-      });
+      this.#evalsha(client, { script, keys, args }, pending);
     });
+  }
+
+  /** EVALSHA through the client; on NOSCRIPT, {@link #reload}. */
+  #evalsha(client: Redis | Cluster, invocation: Invocation, pending: Pending): void {
+    const { script, keys, args } = invocation;
+    client.evalsha(script.sha, keys.length, ...keys, ...args).then(
+      (reply) => pending.answer(reply),
+      (error: unknown) => {
+        if (pending.settled) return;
+        if (replyCode(error) === "NOSCRIPT") this.#reload(client, invocation, pending);
+        else pending.fail(error);
+      },
+    );
+  }
+
+  /** The server lost its script cache: EVAL sends the script once more, which caches it again. */
+  #reload(client: Redis | Cluster, { script, keys, args }: Invocation, pending: Pending): void {
+    const node = this.#topology.nodeOf(keys[0] as string);
+    // Outside a cluster every call goes to one node: one answer says the script ran there.
+    // A cluster's nodes are not told apart on the hot path, so there a node's first
+    // NOSCRIPT counts as the first load.
+    this.#incidents.reloading(node, !this.#answered || this.#topology.mode === "cluster");
+    client.eval(script.source, keys.length, ...keys, ...args).then(
+      (reply) => {
+        this.#incidents.reloaded(node);
+        pending.answer(reply);
+      },
+      (error: unknown) => pending.fail(error),
+    );
+  }
+
+  /** A command written directly, retried through the client. */
+  #retried(command: ScriptCommand): Pending {
+    return {
+      get settled() {
+        return command.settled;
+      },
+      answer: (reply) => this.answer(command, reply),
+      fail: (error) => {
+        if (this.#settle(command)) {
+          command.rejectWith(this.#report.failed(toStoreError(error), command.started));
+        }
+      },
+    };
+  }
+
+  /** Marks a command written directly settled; false when it already was. */
+  #settle(command: ScriptCommand): boolean {
+    if (command.settled) return false;
+    command.settled = true;
+    this.#deadlines.delete(command.ticket);
+    return true;
+  }
+
+  #timedOut(started: number, deadline: number): GcraStoreError {
+    const ms = Math.round((deadline - started) / 1000);
+    return this.#report.failed(
+      new GcraStoreError("timeout", `no answer from Valkey within ${ms} ms`),
+      started,
+    );
   }
 
   /** Writes what is corked now (pending calls still settle, by answer or deadline). */

@@ -1,8 +1,8 @@
-import clusterKeySlot from "cluster-key-slot";
 import type { Cluster, Redis } from "iovalkey";
 import { createClient, iovalkeyModule, resolve, type ValkeyConnectionOptions } from "./connection.ts";
 import { failureKind, GcraStoreError, toStoreError } from "./errors.ts";
 import type { Incidents } from "./events.ts";
+import { keySlot } from "./key-slot.ts";
 import { withProbe } from "./probe.ts";
 import { ALL_KEYS } from "./store.ts";
 import type { ValkeyMode } from "./valkey-types.ts";
@@ -208,7 +208,7 @@ export class Topology {
   }
 
   #primaryFor(storageKey: string): string | undefined {
-    return (this.#client as Cluster).slots[clusterKeySlot(storageKey)]?.[0];
+    return (this.#client as Cluster).slots[keySlot(storageKey)]?.[0];
   }
 
   #attach(client: Redis | Cluster, mode: ValkeyMode): void {

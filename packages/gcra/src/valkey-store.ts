@@ -1,10 +1,11 @@
 import { EventEmitter } from "node:events";
-import clusterKeySlot from "cluster-key-slot";
+
 import type { Cluster, Redis } from "iovalkey";
 import { afterDeadline } from "./deadline.ts";
 import { FAILURE_KINDS, type FailureKind, GcraOptionError, GcraStoreError, toStoreError } from "./errors.ts";
 import { Incidents } from "./events.ts";
 import type { GcraDecision } from "./gcra.ts";
+import { keySlot } from "./key-slot.ts";
 import { type GcraLimit, invalidInput, PROBE_LIMIT } from "./limit.ts";
 import type { GcraMultiDecision, GcraRequest } from "./multi.ts";
 import { invalidRequests } from "./multi.ts";
@@ -86,7 +87,8 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
       answered: (allowed, started) => {
         if (allowed) this.#allowed++;
         else this.#denied++;
-        this.emit("latency", this.#clock() - started, true);
+        // emit() gathers its arguments into an array even when nobody listens.
+        if (this.listenerCount("latency") > 0) this.emit("latency", this.#clock() - started, true);
       },
       failed: (error, started) => this.#failed(error, started),
     });
@@ -328,7 +330,7 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
 function slotGroups(keys: readonly string[]): number[][] {
   const bySlot = new Map<number, number[]>();
   keys.forEach((key, i) => {
-    const slot = clusterKeySlot(key);
+    const slot = keySlot(key);
     const group = bySlot.get(slot);
     if (group === undefined) bySlot.set(slot, [i]);
     else group.push(i);

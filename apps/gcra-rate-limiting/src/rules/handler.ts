@@ -2,7 +2,7 @@ import type { GcraMultiDecision, GcraRequest } from "@spoekit/gcra";
 import { DataType, type MessageContext, type MessageHandler, Scope, TypedValue } from "@spoekit/spoe-agent";
 import { formatIp } from "@spoekit/spop-codec";
 import { clientKey } from "../client-ip.ts";
-import { clientAddress } from "../handler.ts";
+import { clientAddress, integers } from "../handler.ts";
 import type { AppLimiter } from "../limiter.ts";
 import type { AppMetrics } from "../metrics.ts";
 import { inAny, unmapped } from "./cidr.ts";
@@ -80,6 +80,8 @@ export function applicable(
 
 const ALLOWED = TypedValue.int32(0);
 const DENIED = TypedValue.int32(100);
+const ALLOW_RULE = TypedValue.string("allow");
+const DENY_RULE = TypedValue.string("deny");
 
 /**
  * The `check-rate` handler with a rules file (`SPOA_RULES_FILE`): `deny` CIDRs get ip_score 100,
@@ -97,6 +99,19 @@ export function rulesHandler(options: {
   rules: () => RuleSet;
 }): MessageHandler {
   const { limiter, metrics, ruleMetrics, ipv6Prefix, rules } = options;
+  // The ACK's values, made once: `remaining` and `limit` up to 4095, `retry_after` up to an
+  // hour, and each rule's name (a reload adds its new names).
+  const counts = integers(4096);
+  const seconds = integers(3600);
+  const names = new Map<string, TypedValue>();
+  const nameValue = (name: string): TypedValue => {
+    let value = names.get(name);
+    if (value === undefined) {
+      value = TypedValue.string(name);
+      names.set(name, value);
+    }
+    return value;
+  };
 
   const answer = (message: MessageContext, applied: Applied, result: GcraMultiDecision): void => {
     metrics.decided(result.source, result.allowed);
@@ -116,15 +131,14 @@ export function rulesHandler(options: {
       if (tightest < 0 || decision.remaining < (result.decisions[tightest]?.remaining ?? 0)) tightest = i;
     }
     message.setVar(Scope.SESS, "ip_score", result.allowed ? ALLOWED : DENIED);
-    message.setVar(Scope.SESS, "retry_after", TypedValue.int64(Math.ceil(retryAfter / 1_000_000)));
+    message.setVar(Scope.SESS, "retry_after", seconds(Math.ceil(retryAfter / 1_000_000)));
     const named = result.allowed ? tightest : denying;
     if (tightest >= 0) {
       const decision = result.decisions[tightest];
-      message.setVar(Scope.SESS, "remaining", TypedValue.int64(decision?.remaining ?? 0));
-      message.setVar(Scope.SESS, "limit", TypedValue.int64(decision?.limit ?? 0));
+      message.setVar(Scope.SESS, "remaining", counts(decision?.remaining ?? 0));
+      message.setVar(Scope.SESS, "limit", counts(decision?.limit ?? 0));
     }
-    if (named >= 0)
-      message.setVar(Scope.SESS, "rule", TypedValue.string((applied.rules[named] as Rule).name));
+    if (named >= 0) message.setVar(Scope.SESS, "rule", nameValue((applied.rules[named] as Rule).name));
     if (message.log.isLevelEnabled("debug")) {
       message.log.debug(
         {
@@ -153,13 +167,13 @@ export function rulesHandler(options: {
     if (plain !== undefined && set.deny.length > 0 && inAny(set.deny, plain)) {
       ruleMetrics.listed("deny");
       message.setVar(Scope.SESS, "ip_score", DENIED);
-      message.setVar(Scope.SESS, "rule", TypedValue.string("deny"));
+      message.setVar(Scope.SESS, "rule", DENY_RULE);
       return;
     }
     if (plain !== undefined && set.allow.length > 0 && inAny(set.allow, plain)) {
       ruleMetrics.listed("allow");
       message.setVar(Scope.SESS, "ip_score", ALLOWED);
-      message.setVar(Scope.SESS, "rule", TypedValue.string("allow"));
+      message.setVar(Scope.SESS, "rule", ALLOW_RULE);
       return;
     }
     const applied = applicable(set, message, address, ipv6Prefix);

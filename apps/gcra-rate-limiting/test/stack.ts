@@ -7,6 +7,7 @@
 import { createServer } from "node:http";
 import { join } from "node:path";
 import {
+  agentEnvironment,
   canonicalHaproxy,
   freePort,
   type HaproxyProcess,
@@ -14,7 +15,8 @@ import {
   httpGet,
   type ManagedProcess,
   type ServerBinary,
-  spawnManaged,
+  spawnAgent,
+  startAgent,
   startHaproxy,
   waitFor,
 } from "@spoekit/harness";
@@ -24,20 +26,17 @@ export type { HttpReply };
 
 export const appDir = join(import.meta.dirname, "..");
 
+/** Every variable the app reads: none is taken from the test process's environment. */
+const appVariables = [...Object.keys(settings), ...Object.keys(deprecatedAliases)];
+
 /** The environment the app gets: the test process's, without any variable the app reads, plus `env`. */
 export function appEnvironment(env: Record<string, string>): NodeJS.ProcessEnv {
-  const base = { ...process.env };
-  for (const name of [...Object.keys(settings), ...Object.keys(deprecatedAliases)]) delete base[name];
-  return { ...base, ...env };
+  return agentEnvironment(env, appVariables);
 }
 
 /** Runs `src/main.ts` with `env` (see {@link appEnvironment}). */
 export function spawnApp(env: Record<string, string>, outputLimit?: number): ManagedProcess {
-  return spawnManaged(process.execPath, ["--conditions=@spoekit/source", "src/main.ts"], {
-    cwd: appDir,
-    env: appEnvironment(env),
-    ...(outputLimit !== undefined ? { outputLimit } : {}),
-  });
+  return spawnAgent(appDir, appEnvironment(env), outputLimit);
 }
 
 /** One sample of the Prometheus text format. */
@@ -90,23 +89,18 @@ export async function startApp(
   env: Record<string, string> = {},
   options: { spopPort?: number; outputLimit?: number } = {},
 ): Promise<AppProcess> {
-  const spopPort = options.spopPort ?? (await freePort());
-  const adminPort = await freePort();
-  const proc = spawnApp(
-    { SPOE_ADDR: `127.0.0.1:${spopPort}`, ADMIN_ADDR: `127.0.0.1:${adminPort}`, DRAIN_DELAY: "0s", ...env },
-    options.outputLimit,
-  );
+  const {
+    spopPort,
+    adminPort,
+    process: proc,
+  } = await startAgent({
+    appDir,
+    appVariables,
+    env: { DRAIN_DELAY: "0s", ...env },
+    waitForPath: "/startz",
+    ...options,
+  });
   const admin = (path: string) => httpGet(adminPort, { path });
-  try {
-    await waitFor(
-      async () => (await admin("/startz")).status === 200,
-      { what: "the agent's /startz", timeoutMs: 20_000 },
-      () => proc.output(),
-    );
-  } catch (error) {
-    await proc.stop("SIGKILL");
-    throw error;
-  }
   return {
     spopPort,
     adminPort,

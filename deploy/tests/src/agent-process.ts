@@ -1,5 +1,5 @@
 import { settings } from "@spoekit/gcra-rate-limiting";
-import { freePort, httpGet, type ManagedProcess, spawnManaged, waitFor } from "@spoekit/harness";
+import { httpGet, type ManagedProcess, startAgent as startAgentProcess } from "@spoekit/harness";
 import { fromRoot } from "./paths.ts";
 
 /** One sample of the Prometheus text format: name, labels, value. */
@@ -51,32 +51,17 @@ export interface AgentProcess {
  * it drains at once on SIGTERM.
  */
 export async function startAgent(env: Record<string, string>): Promise<AgentProcess> {
-  const spopPort = await freePort();
-  const adminPort = await freePort();
-  const base: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of Object.keys(settings)) delete base[name];
-  const proc = spawnManaged(process.execPath, ["--conditions=@spoekit/source", "src/main.ts"], {
-    cwd: fromRoot("apps/gcra-rate-limiting"),
-    env: {
-      ...base,
-      SPOE_ADDR: `127.0.0.1:${spopPort}`,
-      ADMIN_ADDR: `127.0.0.1:${adminPort}`,
-      LOG_LEVEL: "warn",
-      // No load balancer watches these agents: they stop at once on SIGTERM.
-      DRAIN_DELAY: "0s",
-      ...env,
-    },
+  const {
+    spopPort,
+    adminPort,
+    process: proc,
+  } = await startAgentProcess({
+    appDir: fromRoot("apps/gcra-rate-limiting"),
+    appVariables: Object.keys(settings),
+    // No load balancer watches these agents: they stop at once on SIGTERM.
+    env: { LOG_LEVEL: "warn", DRAIN_DELAY: "0s", ...env },
+    waitForPath: "/readyz",
   });
-  try {
-    await waitFor(
-      async () => (await httpGet(adminPort, { path: "/readyz" }).catch(() => undefined))?.status === 200,
-      { what: "the agent's /readyz", timeoutMs: 20_000 },
-      () => proc.output(),
-    );
-  } catch (error) {
-    await proc.stop("SIGKILL");
-    throw error;
-  }
   return {
     spopPort,
     adminPort,

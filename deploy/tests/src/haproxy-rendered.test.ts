@@ -9,6 +9,7 @@ import {
   startDnsServer,
   startHaproxy,
   waitFor,
+  withProcessingTimeout,
 } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -70,7 +71,9 @@ describe.each(cases)("HAProxy as $title, with its own names", ({ files, environm
     proxy = await startHaproxy({
       haproxy,
       config: files.haproxyCfg,
-      files: { "spoe-rate-limit.conf": files.spoeConf },
+      // The verdicts are asserted: HAProxy waits for them however busy the machine (see
+      // `CanonicalHaproxyOptions.processingTimeout`).
+      files: { "spoe-rate-limit.conf": withProcessingTimeout(files.spoeConf, "5s") },
       waitForPorts: [httpPort, statsPort],
       env: haproxyEnvironment({
         ...environment,

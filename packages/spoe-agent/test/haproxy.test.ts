@@ -192,8 +192,9 @@ describe.each(haproxyBinaries())("behind $name", (binary) => {
   it("answers the HAPROXY-DISCONNECT HAProxy sends on soft-stop", async () => {
     await request();
     expect(await haproxy?.softStop()).toBe(0);
-    await waitFor(() => agent?.output().includes("HAPROXY-DISCONNECT received") ?? false, {
-      what: "a HAPROXY-DISCONNECT",
+    // The agent logs the frame, answers it, then logs the connection closed: wait for the last line.
+    await waitFor(() => agent?.output().includes('"cause":"haproxy-disconnect"') ?? false, {
+      what: "a connection closed by a HAPROXY-DISCONNECT",
     });
     expect(agent?.output()).toMatch(/"status":0,"reason":"normal".*"msg":"HAPROXY-DISCONNECT received"/);
     expect(agent?.output()).toContain('"cause":"haproxy-disconnect"');

@@ -33,6 +33,17 @@ export function canonicalHaproxy(options: CanonicalHaproxyOptions = {}): Canonic
     spoeConf:
       options.processingTimeout === undefined
         ? spoeConf
-        : spoeConf.replace(/^(\s*timeout processing )\S+/m, `$1${options.processingTimeout}`),
+        : withProcessingTimeout(spoeConf, options.processingTimeout),
   };
+}
+
+/**
+ * `spoeConf` (an SPOE file such as `spoe-rate-limit.conf`, canonical or rendered by a
+ * deployment) with its `timeout processing` set to `timeout`: see
+ * {@link CanonicalHaproxyOptions.processingTimeout}.
+ */
+export function withProcessingTimeout(spoeConf: string, timeout: string): string {
+  const line = /^(\s*timeout processing )\S+/m;
+  if (!line.test(spoeConf)) throw new Error("the SPOE file has no `timeout processing` line to change");
+  return spoeConf.replace(line, `$1${timeout}`);
 }

@@ -3,8 +3,19 @@
  * topologies) and HAProxy 2.6 or 3.0, started on loopback ports and torn down afterwards. Private
  * to this repository.
  */
+export {
+  type AgentStartOptions,
+  agentEnvironment,
+  type StartedAgent,
+  spawnAgent,
+  startAgent,
+} from "./agent.ts";
 export { requireBinary } from "./binaries.ts";
-export { type CanonicalHaproxy, canonicalHaproxy } from "./canonical.ts";
+export {
+  type CanonicalHaproxy,
+  canonicalHaproxy,
+  withProcessingTimeout,
+} from "./canonical.ts";
 export {
   type ClusterNodeInfo,
   type ClusterOptions,

@@ -50,7 +50,8 @@ export function spawnManaged(
       running.delete(child);
       resolve("error");
     });
-    child.once("exit", (code, signal) => {
+    // "close", not "exit": the process's last output lines may still be in the pipes at exit.
+    child.once("close", (code, signal) => {
       running.delete(child);
       resolve(code ?? signal ?? "unknown");
     });

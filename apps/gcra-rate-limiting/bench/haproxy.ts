@@ -21,6 +21,8 @@ export interface AgentTarget {
   /** Frontend, SPOE engine and backend name: letters, digits, `_`. */
   readonly name: string;
   readonly port: number;
+  /** HAProxy's `timeout processing` for this agent (e.g. `15ms`); unset: the canonical one. */
+  readonly processing?: string;
 }
 
 export interface BenchHaproxy {
@@ -68,7 +70,7 @@ export function benchConfig(
       .replace(/^\s*filter spoe .*\n/m, ""),
   ];
   const files: Record<string, string> = {};
-  for (const { name, port } of targets) {
+  for (const { name, port, processing } of targets) {
     parts.push(
       frontend
         .replace("frontend http-in", `frontend ${name}`)
@@ -79,10 +81,15 @@ export function benchConfig(
         .replace(/"\$\{AGENT_HOST[^"]*"/, `127.0.0.1:${port}`)
         .replace(/"\$\{AGENT_SLOTS[^"]*"/, "1"),
     );
-    files[`spoe-${name}.conf`] = spoeConf
+    const spoe = spoeConf
       .replace("[rate-limit]", `[${name}]`)
       .replace("spoe-agent rate-limit", `spoe-agent ${name}`)
       .replace("use-backend spoe-agents", `use-backend agents_${name}`);
+    if (processing !== undefined && !/^\s*timeout processing \S+$/m.test(spoe)) {
+      throw new Error("spoe-rate-limit.conf has no `timeout processing` line: update bench/haproxy.ts");
+    }
+    files[`spoe-${name}.conf`] =
+      processing === undefined ? spoe : spoe.replace(/^(\s*timeout processing) \S+$/m, `$1 ${processing}`);
   }
   parts.push(section(haproxyCfg, "listen stats"));
   return { config: parts.join("\n"), files };

@@ -4,10 +4,18 @@
  * (from `dist`, without type stripping, which alone adds tens of MiB of RSS). Prints
  * `listening <port>` once ready; closes on SIGTERM.
  */
+import { getHeapSpaceStatistics } from "node:v8";
 import { createAgent, Scope, TypedValue } from "@spoekit/spoe-agent";
 
-// The benchmark marks the start and the end of a measured run in this process's output.
-process.on("SIGUSR2", () => console.log("mark"));
+// The benchmark marks the start and the end of a measured run in this process's output; each
+// mark also reports the process's memory: process.memoryUsage() and V8's heap spaces.
+process.on("SIGUSR2", () => {
+  globalThis.gc?.(); // started with --expose-gc (`--idle`): what is live, not what awaits the GC
+  const spaces = Object.fromEntries(
+    getHeapSpaceStatistics().map((space) => [space.space_name, space.physical_space_size]),
+  );
+  console.log(`mark\nmemory ${JSON.stringify({ usage: process.memoryUsage(), spaces })}`);
+});
 
 const verdict = TypedValue.int32(0);
 // As deployed: the default logger (pino, level info, JSON on stdout; nothing per NOTIFY).

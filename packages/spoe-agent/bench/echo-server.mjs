@@ -5,6 +5,7 @@
  * library. Plain JavaScript, as `agent-server.mjs`. Prints `listening <port>` once ready.
  */
 import { createServer } from "node:net";
+import { getHeapSpaceStatistics } from "node:v8";
 import {
   agentHelloFrame,
   FrameReader,
@@ -17,8 +18,14 @@ import {
   TypedValue,
 } from "@spoekit/spop-codec";
 
-// The benchmark marks the start and the end of a measured run in this process's output.
-process.on("SIGUSR2", () => console.log("mark"));
+// The benchmark marks the start and the end of a measured run in this process's output; each
+// mark also reports the process's memory: process.memoryUsage() and V8's heap spaces.
+process.on("SIGUSR2", () => {
+  const spaces = Object.fromEntries(
+    getHeapSpaceStatistics().map((space) => [space.space_name, space.physical_space_size]),
+  );
+  console.log(`mark\nmemory ${JSON.stringify({ usage: process.memoryUsage(), spaces })}`);
+});
 
 const actions = [setVar(Scope.SESS, "ip_score", TypedValue.int32(0))];
 const writer = new FrameWriter();
@@ -39,7 +46,10 @@ const server = createServer({ noDelay: true }, (socket) => {
         );
       }
     }
-    if (writer.pendingBytes > 0) socket.write(writer.flush());
+    if (writer.pendingBytes > 0) {
+      socket.write(writer.flush());
+      if (socket.writableLength === 0) writer.release(); // written at once: reuse the bytes
+    }
   });
 });
 server.listen({ host: "127.0.0.1", port: Number(process.argv[2] ?? 0) }, () => {

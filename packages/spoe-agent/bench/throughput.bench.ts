@@ -1,28 +1,36 @@
 /**
  * `pnpm bench`: the agent against a bare-bones echo SPOA on the same codec, driven by the same
  * load generator in the same run. The server under test runs on core 0, the generator on core 1
- * (`taskset`), each in its own process.
+ * (`taskset`), each in its own process; both servers stay up for the whole run.
  *
- * 1. Throughput: 64 connections × 20 NOTIFYs in flight for `--duration` seconds, against the
- *    echo server, then the agent (a handler setting one variable): NOTIFY/s, latency, and the
- *    agent's rate as a fraction of the echo server's (the cost of the library).
+ * 1. `--rounds` rounds (default 3), each running the echo server and the agent (a handler
+ *    setting one variable) at full load — 64 connections × 20 NOTIFYs in flight for
+ *    `--duration` seconds — in an order that alternates from round to round, so that a change
+ *    in the machine's load hits both alike: NOTIFY/s, the CPU each server used per NOTIFY (from
+ *    /proc), the bytes it allocated per NOTIFY (from V8's GC trace: the servers run with
+ *    `--trace-gc --trace-gc-nvp`, which print a line per GC and change nothing else), and each
+ *    round's agent/echo ratios with their median (the cost of the library).
  * 2. Latency in open loop at 75 000 NOTIFY/s (half the 150 000 the agent is asked to reach), for
  *    both servers.
- * 3. The CPU each server used per NOTIFY at full load (from /proc), the bytes it allocated per
- *    NOTIFY (from V8's GC trace: these runs start the servers with `--trace-gc --trace-gc-nvp`,
- *    which print a line per GC and change nothing else), and its RSS, sampled every 500 ms.
+ * 3. RSS: the peak (sampled every 500 ms), and at the end split into file pages and the
+ *    process's own memory; the machine's load average.
  *
  * The servers and the generator run the built JavaScript (`dist`), as deployed agents do: the
- * package script builds first.
+ * package script builds first and takes the machine-wide benchmark lock
+ * (`flock /tmp/spoekit-bench.lock`).
  * `--long` instead runs the agent alone at full load for 60 s (or `--duration`), with Node's
- * default flags, printing its RSS every 5 s.
- *
- * On a machine where others benchmark too, serialise the runs (e.g. `flock <lock file> pnpm bench`).
+ * default flags, printing its RSS every 5 s and at the end where it goes: file pages, V8's heap
+ * spaces, buffers, the rest (the servers print their memory at each SIGUSR2 mark).
+ * `--idle N` instead measures what an idle connection costs: the agent's JS heap and external
+ * memory after full GCs with one connection, then with N more, each past its HELLO.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { encodeFrame, haproxyHelloFrame } from "@spoekit/spop-codec";
 import type { LoadReport } from "../src/testing/index.ts";
 
 const { values } = parseArgs({
@@ -30,8 +38,10 @@ const { values } = parseArgs({
   options: {
     duration: { type: "string" },
     long: { type: "boolean", default: false },
+    idle: { type: "string" },
     connections: { type: "string", default: "64" },
     depth: { type: "string", default: "20" },
+    rounds: { type: "string", default: "3" },
   },
 });
 const packageDir = join(import.meta.dirname, "..");
@@ -57,6 +67,14 @@ interface Server {
   /** Stops counting: the bytes allocated since `countAllocation()`, as the GC trace reports them. */
   allocated(): Promise<number>;
   stop(): Promise<void>;
+  /** What the server reports of its memory (the `memory` line it prints at each mark), parsed. */
+  memory(): Promise<MemoryReport>;
+}
+
+/** The `memory` line of the bench servers: `process.memoryUsage()` and V8's heap spaces, bytes. */
+interface MemoryReport {
+  usage: NodeJS.MemoryUsage;
+  spaces: Record<string, number>;
 }
 
 const GC_TRACE = ["--trace-gc", "--trace-gc-nvp"];
@@ -75,8 +93,11 @@ function startServer(script: string, nodeFlags: string[] = []): Promise<Server> 
     let counting = false;
     let allocated = 0;
     let onAllocated: ((bytes: number) => void) | undefined;
+    let onMemory: ((report: MemoryReport) => void) | undefined;
     const traceLine = (line: string) => {
-      if (line === "mark") {
+      if (line.startsWith("memory ")) {
+        onMemory?.(JSON.parse(line.slice("memory ".length)) as MemoryReport);
+      } else if (line === "mark") {
         if (counting) onAllocated?.(allocated);
         counting = !counting;
         allocated = 0;
@@ -109,6 +130,11 @@ function startServer(script: string, nodeFlags: string[] = []): Promise<Server> 
         allocated: () =>
           new Promise((done) => {
             onAllocated = done;
+            process.kill(pid, "SIGUSR2");
+          }),
+        memory: () =>
+          new Promise((done) => {
+            onMemory = done;
             process.kill(pid, "SIGUSR2");
           }),
         async stop() {
@@ -215,29 +241,91 @@ const missed = (r: LoadReport) => (r.missed === 0 ? "" : `, ${fmt(r.missed)} not
 const errors = (r: LoadReport) =>
   r.errors.total === 0 ? "no errors" : `${r.errors.total} errors: ${r.errors.samples[0]}`;
 
-/** Full load, then open loop at the judged rate. */
-async function measure(script: string, seconds: number) {
-  const server = await startServer(script, GC_TRACE);
-  try {
-    const full = await load(server, seconds);
-    const judged = await load(server, seconds, ["--rate", String(JUDGED_RATE)]);
-    return {
-      full: full.report,
-      judged: judged.report,
-      peakRss: Math.max(full.peakRss, judged.peakRss),
-      cpu: `core ${fmt(full.busy * 100)} % busy, ${fmt(full.cpuPerNotify, 2)} µs CPU per NOTIFY`,
-      cpuPerNotify: full.cpuPerNotify,
-      bytesPerNotify: full.bytesPerNotify,
-    };
-  } finally {
-    await server.stop();
-  }
+/** RssAnon and RssFile of `pid` in MiB: the process's own memory, and the pages of the files it maps. */
+function rssParts(pid: number): { anon: number; file: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
+  return { anon: kib("RssAnon"), file: kib("RssFile") };
 }
+
+const MiB = (bytes: number) => `${fmt(bytes / 1048576, 1)} MiB`;
+
+/** Where the RSS goes: file pages, V8's heap by space, buffers, the rest of the process's own. */
+function printBreakdown(rss: { anon: number; file: number }, { usage, spaces }: MemoryReport): void {
+  const heap = Object.values(spaces).reduce((sum, bytes) => sum + bytes, 0);
+  const space = (name: string) => spaces[name] ?? 0;
+  const known = ["new_space", "old_space", "code_space", "trusted_space", "large_object_space"];
+  const other = heap - known.reduce((sum, name) => sum + space(name), 0);
+  console.log(`  RSS at the end: ${fmt(rss.anon + rss.file, 1)} MiB =`);
+  console.log(
+    `    ${fmt(rss.file, 1).padStart(6)} MiB  file pages (the node binary and libraries, shared, read-only)`,
+  );
+  console.log(`    ${fmt(rss.anon, 1).padStart(6)} MiB  the process's own (RssAnon), of which:`);
+  console.log(
+    `      V8 heap ${MiB(heap)}: new space ${MiB(space("new_space"))} (young generation), old ${MiB(space("old_space"))}, code ${MiB(space("code_space"))}, trusted ${MiB(space("trusted_space"))}, large objects ${MiB(space("large_object_space"))}, other ${MiB(other)}`,
+  );
+  console.log(
+    `      buffers and other memory V8 is told about: ${MiB(usage.external)} (ArrayBuffers ${MiB(usage.arrayBuffers)})`,
+  );
+  console.log(
+    `      the rest, ${fmt(Math.max(0, rss.anon - (heap + usage.external) / 1048576), 1)} MiB: malloc (Node, V8's compilers and threads), stacks`,
+  );
+}
+
+/** One full-load run's figures. */
+interface Round {
+  rate: number;
+  cpuPerNotify: number;
+  busy: number;
+  bytesPerNotify: number;
+  peakRss: number;
+  report: LoadReport;
+}
+
+async function fullLoad(server: Server, seconds: number): Promise<Round> {
+  const run = await load(server, seconds);
+  return { ...run, rate: run.report.rate };
+}
+
+const median = (values: number[]) =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
 
 const shape = `${values.connections} connections × ${values.depth} in flight`;
 console.log(`Node ${process.version}, ${pinned ? "server on core 0, load generator on core 1" : "unpinned"}`);
 
-if (values.long) {
+if (values.idle !== undefined) {
+  // What one idle connection costs the agent: its memory (after full GCs) with 1 connection,
+  // then with `--idle` more, each past its HELLO.
+  const count = Number(values.idle);
+  const server = await startServer("agent-server.mjs", ["--expose-gc"]);
+  const sockets: Socket[] = [];
+  try {
+    const hello = encodeFrame(
+      haproxyHelloFrame({ supportedVersions: ["2.0"], maxFrameSize: 16380, capabilities: ["pipelining"] }),
+    );
+    const open = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const socket = connect(server.port, "127.0.0.1");
+        socket.on("data", () => {});
+        socket.on("error", () => {});
+        // The AGENT-HELLO back: the connection is open and past its handshake.
+        await new Promise((resolve) => socket.once("data", resolve).write(hello));
+        sockets.push(socket);
+      }
+    };
+    await open(1);
+    const before = await server.memory();
+    await open(count);
+    const after = await server.memory();
+    const held = ({ usage }: MemoryReport) => usage.heapUsed + usage.external;
+    console.log(
+      `\nthe agent with ${fmt(count)} more idle connections: JS heap + external memory ${MiB(held(before))} → ${MiB(held(after))}, ${fmt((held(after) - held(before)) / count / 1024, 1)} KiB per connection`,
+    );
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await server.stop();
+  }
+} else if (values.long) {
   const seconds = Number(values.duration ?? 60);
   const server = await startServer("agent-server.mjs");
   try {
@@ -248,38 +336,76 @@ if (values.long) {
       if (samples.length % 10 === 0) console.log(`  ${fmt(at, 0).padStart(3)} s  ${fmt(mib, 1)} MiB`);
     });
     const settled = samples.slice(Math.floor(samples.length / 4));
+    const [loadOne, loadFive] = loadavg();
     console.log(`  ${fmt(report.rate)} NOTIFY/s, ${latency(report)}, ${errors(report)}`);
+    console.log(`  machine load average ${fmt(loadOne ?? 0, 1)} (1 min), ${fmt(loadFive ?? 0, 1)} (5 min)`);
     console.log(
       `  RSS peak ${fmt(peakRss, 1)} MiB; after the first quarter between ${fmt(Math.min(...settled), 1)} and ${fmt(Math.max(...settled), 1)} MiB`,
     );
+    printBreakdown(rssParts(server.pid), await server.memory());
   } finally {
     await server.stop();
   }
 } else {
   const seconds = Number(values.duration ?? 10);
-  const agent = await measure("agent-server.mjs", seconds);
-  const echo = await measure("echo-server.mjs", seconds);
-  console.log(`\n${shape}, ${seconds} s measured (+2 s warm-up) per run\n`);
-  console.log(
-    `  echo server (baseline)  ${fmt(echo.full.rate).padStart(9)} NOTIFY/s  ${latency(echo.full)}  ${errors(echo.full)}`,
-  );
-  console.log(
-    `  spoe-agent              ${fmt(agent.full.rate).padStart(9)} NOTIFY/s  ${latency(agent.full)}  ${errors(agent.full)}`,
-  );
-  console.log(`  agent / echo            ${fmt(agent.full.rate / echo.full.rate, 2)}`);
-  console.log(`\n  echo server             ${echo.cpu}`);
-  console.log(`  spoe-agent              ${agent.cpu}`);
-  console.log(
-    `  agent / echo            ${fmt(agent.cpuPerNotify / echo.cpuPerNotify, 2)} × the CPU per NOTIFY`,
-  );
-  console.log(`\n  echo server             ${fmt(echo.bytesPerNotify)} bytes allocated per NOTIFY`);
-  console.log(`  spoe-agent              ${fmt(agent.bytesPerNotify)} bytes allocated per NOTIFY`);
-  console.log(`\nat ${fmt(JUDGED_RATE)} NOTIFY/s (half the 150,000 target), open loop\n`);
-  console.log(
-    `  echo server             ${latency(echo.judged)}  ${errors(echo.judged)}${missed(echo.judged)}`,
-  );
-  console.log(
-    `  spoe-agent              ${latency(agent.judged)}  ${errors(agent.judged)}${missed(agent.judged)}`,
-  );
-  console.log(`\nRSS peak: echo server ${fmt(echo.peakRss, 1)} MiB, spoe-agent ${fmt(agent.peakRss, 1)} MiB`);
+  const rounds = Number(values.rounds);
+  // Both servers stay up; the rounds alternate which goes first, so that a change in the
+  // machine's load hits both alike. Each ratio compares the two runs of one round.
+  const echoServer = await startServer("echo-server.mjs", GC_TRACE);
+  const agentServer = await startServer("agent-server.mjs", GC_TRACE);
+  const echo: Round[] = [];
+  const agent: Round[] = [];
+  try {
+    for (let round = 0; round < rounds; round++) {
+      if (round % 2 === 0) {
+        echo.push(await fullLoad(echoServer, seconds));
+        agent.push(await fullLoad(agentServer, seconds));
+      } else {
+        agent.push(await fullLoad(agentServer, seconds));
+        echo.push(await fullLoad(echoServer, seconds));
+      }
+    }
+    const echoJudged = await load(echoServer, seconds, ["--rate", String(JUDGED_RATE)]);
+    const agentJudged = await load(agentServer, seconds, ["--rate", String(JUDGED_RATE)]);
+    const [echoParts, agentParts] = [rssParts(echoServer.pid), rssParts(agentServer.pid)];
+    const pairs = echo.map((e, i) => [e, agent[i] as Round] as const);
+    const cpuRatios = pairs.map(([e, a]) => a.cpuPerNotify / e.cpuPerNotify);
+    const rateRatios = pairs.map(([e, a]) => a.rate / e.rate);
+    const [loadOne, loadFive] = loadavg();
+    console.log(
+      `\n${shape}, ${seconds} s measured (+2 s warm-up) per run, ${rounds} rounds alternating; machine load average ${fmt(loadOne ?? 0, 1)} (1 min), ${fmt(loadFive ?? 0, 1)} (5 min) at the end\n`,
+    );
+    const row = (name: string, r: Round) =>
+      `  ${name.padEnd(22)} ${fmt(r.rate).padStart(9)} NOTIFY/s  core ${fmt(r.busy * 100).padStart(3)} % busy  ${fmt(r.cpuPerNotify, 2)} µs CPU per NOTIFY  ${fmt(r.bytesPerNotify)} B allocated per NOTIFY  ${errors(r.report)}`;
+    for (const [i, [e, a]] of pairs.entries()) {
+      console.log(`round ${i + 1}`);
+      console.log(row("echo server (baseline)", e));
+      console.log(row("spoe-agent", a));
+      console.log(
+        `  agent / echo           rate ${fmt(rateRatios[i] as number, 2)}×, CPU per NOTIFY ${fmt(cpuRatios[i] as number, 3)}×`,
+      );
+    }
+    console.log(
+      `\nagent / echo, median of the rounds: CPU per NOTIFY ${fmt(median(cpuRatios), 3)}× (target ≤ 1.05), rate ${fmt(median(rateRatios), 2)}×`,
+    );
+    console.log(
+      `latency at full load, last round: echo ${latency((echo.at(-1) as Round).report)}; agent ${latency((agent.at(-1) as Round).report)}`,
+    );
+    console.log(`\nat ${fmt(JUDGED_RATE)} NOTIFY/s (half the 150,000 target), open loop\n`);
+    console.log(
+      `  echo server             ${latency(echoJudged.report)}  ${errors(echoJudged.report)}${missed(echoJudged.report)}`,
+    );
+    console.log(
+      `  spoe-agent              ${latency(agentJudged.report)}  ${errors(agentJudged.report)}${missed(agentJudged.report)}`,
+    );
+    const peak = (runs: { peakRss: number }[]) => fmt(Math.max(...runs.map((r) => r.peakRss)), 1);
+    console.log(
+      `\nRSS peak over the runs: echo server ${peak([...echo, echoJudged])} MiB, spoe-agent ${peak([...agent, agentJudged])} MiB`,
+    );
+    console.log(
+      `RSS at the end: echo server ${fmt(echoParts.anon, 1)} MiB own + ${fmt(echoParts.file, 1)} MiB file pages, spoe-agent ${fmt(agentParts.anon, 1)} MiB own + ${fmt(agentParts.file, 1)} MiB file pages`,
+    );
+  } finally {
+    await Promise.all([echoServer.stop(), agentServer.stop()]);
+  }
 }

@@ -117,8 +117,8 @@ export class Connection implements ManagedConnection {
     } finally {
       this.#reading = false;
     }
-    // The ACKs of synchronous handlers are ready now: one write for all of this read's.
-    if (this.#outbox.size > 0) this.flush();
+    // The ACKs of synchronous handlers: one write for all of this read's (activity counted).
+    if (this.#outbox.size > 0) this.#write(false);
   };
 
   /** Takes what the bounds allow, then counts what stays buffered against its bounds. */
@@ -237,6 +237,7 @@ export class Connection implements ManagedConnection {
       return;
     }
     this.socket.write(bytes);
+    if (this.socket.writableLength === 0) writer.release();
     this.#state = State.OPEN;
     this.log.debug(
       { engineId: hello.engineId, maxFrameSize: agreed.maxFrameSize, capabilities: agreed.capabilities },
@@ -322,10 +323,7 @@ export class Connection implements ManagedConnection {
     this.#sendDisconnect(DisconnectStatus.NORMAL, `idle for ${this.#runtime.options.idleTimeout} ms`);
   };
 
-  /**
-   * Graceful close (the agent's `close()`): answer what was received — in flight and still
-   * buffered — without reading more, then AGENT-DISCONNECT status 0.
-   */
+  /** Graceful close (`close()`): answer what was received, read no more, AGENT-DISCONNECT 0. */
   drain(): void {
     if (this.#state === State.HANDSHAKE) {
       this.#sendDisconnect(DisconnectStatus.NORMAL, "the agent is closing");
@@ -359,9 +357,14 @@ export class Connection implements ManagedConnection {
     }
   };
 
-  /** Writes every ready ACK in one socket write; called by the runtime once per tick. */
+  /** Called by the runtime once per tick. */
   flush(): void {
     this.#scheduled = false;
+    this.#write(true);
+  }
+
+  /** Writes every ready ACK in one socket write; `touch`: count the write as activity. */
+  #write(touch: boolean): void {
     if (this.#state >= State.CLOSING || this.#outbox.size === 0) return;
     const written = this.#outbox.write(this.socket, this.#runtime.writerFor(this.maxFrameSize));
     if (written < 0) {
@@ -369,14 +372,14 @@ export class Connection implements ManagedConnection {
       return;
     }
     this.inFlight -= written;
-    this.#timeouts.touch();
+    if (touch) this.#timeouts.touch();
     this.#pump();
   }
 
   readonly #onDrain = (): void => {
     if (!this.#outbox.blocked) return;
     this.#outbox.blocked = false;
-    if (this.#outbox.size > 0) this.flush();
+    if (this.#outbox.size > 0) this.#write(true);
     else this.#pump();
   };
 

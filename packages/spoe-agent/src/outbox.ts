@@ -78,6 +78,8 @@ export class Outbox {
     }
     const count = this.encode(writer);
     if (!socket.write(writer.flush())) this.blocked = true;
+    // Written at once (the kernel has the bytes): the writer may write over them.
+    if (socket.writableLength === 0) writer.release();
     publishFramesOut(this.#runtime, this.#connection, FrameType.ACK, count);
     return count;
   }

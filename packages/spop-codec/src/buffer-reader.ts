@@ -18,12 +18,15 @@ export interface FastBuffer extends Buffer {
 
 /** Names longer than this are decoded each time instead of being remembered. */
 const MAX_CACHED_NAME = 64;
-const NAME_SLOTS = 256;
+/** 64 slots (about 2.5 KiB per reader, so per connection) hold the dozen names a SPOE engine uses. */
+const NAME_SLOTS = 64;
 /** The values that decode to shared objects: NULL, FALSE and TRUE. */
 const SHARED_VALUES = 3;
 /** Up to this length an ASCII scan in JavaScript beats a call into the native UTF-8 validator. */
 const SHORT_TEXT = 128;
 const EMPTY = Buffer.alloc(0) as FastBuffer;
+/** An empty key of the cache's own type, so that every key read is of one kind (a Uint8Array). */
+const NO_KEY = new Uint8Array(0);
 
 function isAscii(buf: Buffer, start: number, end: number): boolean {
   for (let i = start; i < end; i++) if ((buf[i] as number) >= 0x80) return false;
@@ -40,7 +43,7 @@ function isAscii(buf: Buffer, start: number, end: number): boolean {
  * every frame (HAProxy sends NULL for each sample it could not fetch, e.g. a missing header).
  */
 class NameCache {
-  readonly #keys: Uint8Array[] = new Array<Uint8Array>(NAME_SLOTS).fill(EMPTY);
+  readonly #keys: Uint8Array[] = new Array<Uint8Array>(NAME_SLOTS).fill(NO_KEY);
   readonly #names: string[] = new Array<string>(NAME_SLOTS).fill("");
   /** Per slot: the NULL, FALSE and TRUE items of its name (`SHARED_VALUES` per slot). */
   readonly #items: (KVItem | undefined)[] = new Array<KVItem | undefined>(NAME_SLOTS * SHARED_VALUES);

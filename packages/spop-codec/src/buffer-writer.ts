@@ -26,6 +26,9 @@ export class BufferWriter {
   mark = 0;
   /** Start of the frame being written (its length prefix). */
   frameStart = 0;
+  /** Where the last handed-out bytes start; bytes before `done` were all declared no longer used. */
+  #lastTaken = 0;
+  #done = 0;
   /** The largest LENGTH a frame may reach. */
   maxFrameSize: number;
   readonly slabSize: number;
@@ -46,13 +49,31 @@ export class BufferWriter {
     this.mark = 0;
     this.pos = pending;
     this.slab = next;
+    this.#lastTaken = 0;
+    this.#done = 0;
   }
 
   /** Hands out the bytes written since the last call. */
   take(): Buffer {
     const out = this.slab.subarray(this.mark, this.pos);
+    this.#lastTaken = this.mark;
     this.mark = this.pos;
     return out;
+  }
+
+  /**
+   * The bytes of the last `take()` are no longer used. When every byte handed out from this
+   * slab is, and nothing is being written, the next bytes go to the start of the slab again.
+   */
+  release(): void {
+    if (this.#lastTaken !== this.#done) return; // an earlier take is still in use
+    this.#done = this.mark;
+    if (this.pos !== this.mark) return;
+    this.pos = 0;
+    this.mark = 0;
+    this.frameStart = 0;
+    this.#lastTaken = 0;
+    this.#done = 0;
   }
 
   u8(value: number): void {

@@ -274,6 +274,36 @@ describe("FrameWriter", () => {
     expect(expectedId).toBe(2000);
   });
 
+  it("writes over released bytes, and never over bytes still in use", () => {
+    const writer = new FrameWriter({ slabSize: 1024 });
+    const ack = (id: number) => ackFrame(id, 1, [setVar(Scope.SESS, "v", TypedValue.int32(id))]);
+    writer.writeAck(1, 1, ack(1).actions);
+    const first = writer.flush();
+    writer.release();
+    writer.writeAck(2, 1, ack(2).actions);
+    const second = writer.flush();
+    // Released: the same bytes of the slab again.
+    expect(second.buffer).toBe(first.buffer);
+    expect(second.byteOffset).toBe(first.byteOffset);
+    expect(decodeFrame(second)).toEqual(ack(2));
+    // Not released: kept, whatever is released after it, until the writer moves to another slab.
+    writer.writeAck(3, 1, ack(3).actions);
+    const third = writer.flush();
+    writer.writeAck(4, 1, ack(4).actions);
+    writer.flush();
+    writer.release();
+    const later: Buffer[] = [];
+    for (let id = 5; id < 200; id++) {
+      writer.writeAck(id, 1, ack(id).actions);
+      later.push(writer.flush());
+      writer.release();
+    }
+    expect(decodeFrame(second)).toEqual(ack(2)); // never released since it was written: intact
+    expect(decodeFrame(third)).toEqual(ack(3));
+    expect(later.some((bytes) => bytes.buffer !== third.buffer)).toBe(true);
+    expect(decodeFrame(later.at(-1) as Buffer)).toEqual(ack(199));
+  });
+
   it("grows into a slab of its own for a frame larger than the slab", () => {
     const writer = new FrameWriter({ slabSize: 256, maxFrameSize: 100_000 });
     writer.writeAck(1, 1, [setVar(Scope.TXN, "v", TypedValue.binary(new Uint8Array(50_000).fill(7)))]);

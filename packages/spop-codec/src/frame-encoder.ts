@@ -195,6 +195,25 @@ export class FrameWriter {
     return this.#w.take();
   }
 
+  /**
+   * Declares that the Buffer the last {@link FrameWriter.flush} returned is no longer used —
+   * e.g. `socket.write()` wrote it at once (`socket.writableLength === 0` right after). Once
+   * every Buffer flushed from the current slab has been released, the writer writes the next
+   * frames over them instead of moving on through the slab, so that a steady stream of small
+   * batches reuses the same memory instead of allocating a new slab every 64 KiB. Buffers
+   * never released are never written over; calling this is optional, and only for the last
+   * flush.
+   *
+   * @example
+   * ```ts
+   * socket.write(writer.flush());
+   * if (socket.writableLength === 0) writer.release(); // the kernel has the bytes
+   * ```
+   */
+  release(): void {
+    this.#w.release();
+  }
+
   #begin(type: number, flags: number, streamId: number, frameId: number): BufferWriter {
     const w = this.#w;
     w.ensure(FRAME_LENGTH_BYTES + MAX_HEADER_BYTES);

@@ -12,6 +12,7 @@ import {
   canonicalHaproxy,
   freePort,
   type HaproxyProcess,
+  haproxyBinaries,
   type ServerBinary,
   startHaproxy,
 } from "@spoekit/harness";
@@ -93,6 +94,20 @@ export function benchConfig(
   }
   parts.push(section(haproxyCfg, "listen stats"));
   return { config: parts.join("\n"), files };
+}
+
+/** The HAProxy releases `versions` (BENCH_HAPROXY) names, installed; an error if it names none. */
+export function benchBinaries(versions: readonly string[]): ServerBinary[] {
+  const binaries = haproxyBinaries().filter((b) => versions.includes(b.version));
+  if (binaries.length === 0) {
+    throw new Error(
+      `BENCH_HAPROXY names no release of ${haproxyBinaries()
+        .map((b) => b.version)
+        .join(", ")}`,
+    );
+  }
+  for (const binary of binaries) binary.path();
+  return binaries;
 }
 
 /** Starts `haproxy` (nbthread 1) with a baseline frontend and one frontend per target. */

@@ -21,10 +21,10 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
-import { haproxyBinaries, startRedis } from "@spoekit/harness";
+import { startRedis } from "@spoekit/harness";
 import { parseMetrics, type Sample, total } from "../test/stack.ts";
 import { type Agent, startApp } from "./agents.ts";
-import { startBenchHaproxy } from "./haproxy.ts";
+import { benchBinaries, startBenchHaproxy } from "./haproxy.ts";
 import { loadAverage, wrk, wrkBinary } from "./measure.ts";
 
 const env = process.env;
@@ -93,14 +93,7 @@ function startBusyLoops(count: number): ChildProcess[] {
 const percent = (part: number, whole: number) => `${((part / whole) * 100).toFixed(2)} %`;
 
 wrkBinary();
-const binaries = haproxyBinaries().filter((b) => VERSIONS.includes(b.version));
-if (binaries.length === 0)
-  throw new Error(
-    `BENCH_HAPROXY names no release of ${haproxyBinaries()
-      .map((b) => b.version)
-      .join(", ")}`,
-  );
-for (const binary of binaries) binary.path();
+const binaries = benchBinaries(VERSIONS);
 
 const redis = await startRedis();
 const agents: Agent[] = [];

@@ -36,8 +36,15 @@ const metricValue = (text: string, series: string): number =>
       ?.split(" ")[1] ?? Number.NaN,
   );
 
-/** The app (`node <flags> dist/main.js`) with `env` on top of the benchmark's defaults. */
-export async function startApp(name: string, env: Record<string, string>): Promise<Agent> {
+/**
+ * The app (`node <flags> dist/main.js`) with `env` on top of the benchmark's defaults; its
+ * output kept up to `outputLimit` bytes (the tail; default the harness's).
+ */
+export async function startApp(
+  name: string,
+  env: Record<string, string>,
+  outputLimit?: number,
+): Promise<Agent> {
   const port = await freePort();
   const adminPort = await freePort();
   const child = spawnManaged(process.execPath, [...nodeFlags(), "dist/main.js"], {
@@ -49,6 +56,7 @@ export async function startApp(name: string, env: Record<string, string>): Promi
       LOG_LEVEL: "warn",
       ...env,
     },
+    ...(outputLimit !== undefined ? { outputLimit } : {}),
   });
   await waitFor(
     async () => (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status === 200,

@@ -39,9 +39,9 @@
  */
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { haproxyBinaries, type RedisServer, type ServerBinary, startRedis } from "@spoekit/harness";
+import { type RedisServer, type ServerBinary, startRedis } from "@spoekit/harness";
 import { type Agent, startApp, startEcho } from "./agents.ts";
-import { type BenchHaproxy, parseInfo, parseStat, startBenchHaproxy } from "./haproxy.ts";
+import { type BenchHaproxy, benchBinaries, parseInfo, parseStat, startBenchHaproxy } from "./haproxy.ts";
 import { openIdle } from "./idle.ts";
 import {
   family,
@@ -387,14 +387,7 @@ async function flood(stage: Stage, app: Agent): Promise<Flood> {
 // --- the run -------------------------------------------------------------------------------
 
 wrkBinary();
-const binaries = haproxyBinaries().filter((b) => VERSIONS.includes(b.version));
-if (binaries.length === 0)
-  throw new Error(
-    `BENCH_HAPROXY names no release of ${haproxyBinaries()
-      .map((b) => b.version)
-      .join(", ")}`,
-  );
-for (const binary of binaries) binary.path();
+const binaries = benchBinaries(VERSIONS);
 
 const started = performance.now();
 const reports: Report[] = [];

@@ -12,6 +12,7 @@ import {
   canonicalHaproxy,
   freePort,
   type HaproxyProcess,
+  haproxyBinaries,
   type ServerBinary,
   startHaproxy,
 } from "@spoekit/harness";
@@ -21,6 +22,8 @@ export interface AgentTarget {
   /** Frontend, SPOE engine and backend name: letters, digits, `_`. */
   readonly name: string;
   readonly port: number;
+  /** HAProxy's `timeout processing` for this agent (e.g. `15ms`); unset: the canonical one. */
+  readonly processing?: string;
 }
 
 export interface BenchHaproxy {
@@ -68,7 +71,7 @@ export function benchConfig(
       .replace(/^\s*filter spoe .*\n/m, ""),
   ];
   const files: Record<string, string> = {};
-  for (const { name, port } of targets) {
+  for (const { name, port, processing } of targets) {
     parts.push(
       frontend
         .replace("frontend http-in", `frontend ${name}`)
@@ -79,13 +82,32 @@ export function benchConfig(
         .replace(/"\$\{AGENT_HOST[^"]*"/, `127.0.0.1:${port}`)
         .replace(/"\$\{AGENT_SLOTS[^"]*"/, "1"),
     );
-    files[`spoe-${name}.conf`] = spoeConf
+    const spoe = spoeConf
       .replace("[rate-limit]", `[${name}]`)
       .replace("spoe-agent rate-limit", `spoe-agent ${name}`)
       .replace("use-backend spoe-agents", `use-backend agents_${name}`);
+    if (processing !== undefined && !/^\s*timeout processing \S+$/m.test(spoe)) {
+      throw new Error("spoe-rate-limit.conf has no `timeout processing` line: update bench/haproxy.ts");
+    }
+    files[`spoe-${name}.conf`] =
+      processing === undefined ? spoe : spoe.replace(/^(\s*timeout processing) \S+$/m, `$1 ${processing}`);
   }
   parts.push(section(haproxyCfg, "listen stats"));
   return { config: parts.join("\n"), files };
+}
+
+/** The HAProxy releases `versions` (BENCH_HAPROXY) names, installed; an error if it names none. */
+export function benchBinaries(versions: readonly string[]): ServerBinary[] {
+  const binaries = haproxyBinaries().filter((b) => versions.includes(b.version));
+  if (binaries.length === 0) {
+    throw new Error(
+      `BENCH_HAPROXY names no release of ${haproxyBinaries()
+        .map((b) => b.version)
+        .join(", ")}`,
+    );
+  }
+  for (const binary of binaries) binary.path();
+  return binaries;
 }
 
 /** Starts `haproxy` (nbthread 1) with a baseline frontend and one frontend per target. */

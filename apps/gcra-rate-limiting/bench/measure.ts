@@ -32,6 +32,8 @@ export interface WrkResult {
   p999: number;
   max: number;
   rps: number;
+  /** Answers without the agent's `RateLimit-Limit` header (with `countUnchecked`). */
+  unchecked?: number;
 }
 
 export interface WrkOptions {
@@ -44,6 +46,11 @@ export interface WrkOptions {
   delayMs?: number;
   /** A CPU to pin wrk to. */
   cpu?: number;
+  /**
+   * Count the answers HAProxy gave without the agent's verdict (no `RateLimit-Limit` header):
+   * requests that passed unchecked. Costs wrk a Lua call per answer.
+   */
+  countUnchecked?: boolean;
 }
 
 /** Runs wrk with bench/wrk.lua and parses the JSON line its `done()` prints. */
@@ -67,6 +74,7 @@ export function wrk(options: WrkOptions): Promise<WrkResult> {
         ...process.env,
         WRK_CLIENTS: String(options.clients),
         ...(options.delayMs !== undefined ? { WRK_DELAY_MS: String(options.delayMs) } : {}),
+        ...(options.countUnchecked ? { WRK_COUNT_UNCHECKED: "1" } : {}),
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -81,8 +89,12 @@ export function wrk(options: WrkOptions): Promise<WrkResult> {
     child.on("exit", () => {
       const line = output.split("\n").find((l) => l.startsWith('{"requests"'));
       if (!line) return reject(new Error(`wrk printed no result:\n${output}`));
-      const result = JSON.parse(line) as Omit<WrkResult, "rps">;
-      resolve({ ...result, rps: result.requests / (result.durationUs / 1e6) });
+      const { unchecked, ...result } = JSON.parse(line) as Omit<WrkResult, "rps"> & { unchecked: number };
+      resolve({
+        ...result,
+        rps: result.requests / (result.durationUs / 1e6),
+        ...(options.countUnchecked ? { unchecked } : {}),
+      });
     });
   });
 }

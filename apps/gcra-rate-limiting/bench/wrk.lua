@@ -11,6 +11,9 @@
 -- WRK_DELAY_MS (environment) paces the run: each connection waits that many milliseconds after
 -- each answer before its next request (wrk's delay()). Unset: as fast as answered.
 --
+-- WRK_COUNT_UNCHECKED=1 (environment) counts the answers without a RateLimit-Limit header:
+-- HAProxy sets it only from the agent's verdict, so these requests passed unchecked.
+--
 -- done() prints one JSON line with the counts and latency percentiles (µs).
 
 local delay_ms = tonumber(os.getenv("WRK_DELAY_MS") or "")
@@ -26,6 +29,21 @@ request = function()
   return wrk.format("GET", "/", { ["X-Forwarded-For"] = address, ["X-Tenant"] = tenant })
 end
 
+-- Each thread runs this script in a Lua state of its own; done() reads their counters.
+local threads = {}
+setup = function(thread)
+  table.insert(threads, thread)
+end
+
+unchecked = 0
+if os.getenv("WRK_COUNT_UNCHECKED") == "1" then
+  response = function(status, headers, body)
+    if headers["RateLimit-Limit"] == nil and headers["ratelimit-limit"] == nil then
+      unchecked = unchecked + 1
+    end
+  end
+end
+
 if delay_ms then
   delay = function()
     return delay_ms
@@ -34,9 +52,14 @@ end
 
 done = function(summary, latency, requests)
   local errors = summary.errors
+  local unchecked_total = 0
+  for _, thread in ipairs(threads) do
+    unchecked_total = unchecked_total + (thread:get("unchecked") or 0)
+  end
   io.write(string.format(
-    '{"requests":%d,"durationUs":%d,"connectErrors":%d,"readErrors":%d,"writeErrors":%d,"timeouts":%d,"statusErrors":%d,"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d}\n',
+    '{"requests":%d,"durationUs":%d,"connectErrors":%d,"readErrors":%d,"writeErrors":%d,"timeouts":%d,"statusErrors":%d,"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d,"unchecked":%d}\n',
     summary.requests, summary.duration, errors.connect, errors.read, errors.write, errors.timeout, errors.status,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max,
+    unchecked_total
   ))
 end

@@ -14,15 +14,19 @@ import {
   type HttpReply,
   httpGet,
   type ManagedProcess,
+  parseMetrics,
+  type Sample,
   type ServerBinary,
   spawnAgent,
   startAgent,
   startHaproxy,
+  total,
   waitFor,
 } from "@spoekit/harness";
 import { deprecatedAliases, settings } from "../src/settings.ts";
 
-export type { HttpReply };
+export type { HttpReply, Sample };
+export { parseMetrics, total };
 
 export const appDir = join(import.meta.dirname, "..");
 
@@ -37,34 +41,6 @@ export function appEnvironment(env: Record<string, string>): NodeJS.ProcessEnv {
 /** Runs `src/main.ts` with `env` (see {@link appEnvironment}). */
 export function spawnApp(env: Record<string, string>, outputLimit?: number): ManagedProcess {
   return spawnAgent(appDir, appEnvironment(env), outputLimit);
-}
-
-/** One sample of the Prometheus text format. */
-export interface Sample {
-  readonly name: string;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly value: number;
-}
-
-export function parseMetrics(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split("\n")) {
-    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!match?.[1]) continue;
-    const labels: Record<string, string> = {};
-    for (const pair of (match[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
-      if (pair[1]) labels[pair[1]] = pair[2] ?? "";
-    }
-    samples.push({ name: match[1], labels, value: Number(match[3]) });
-  }
-  return samples;
-}
-
-/** The sum of the samples called `name` whose labels include `labels`. */
-export function total(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): number {
-  return samples
-    .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
-    .reduce((sum, s) => sum + s.value, 0);
 }
 
 /** An app process started for a test, with its admin API. */

@@ -12,10 +12,11 @@ import {
   type RedisServer,
   startHaproxy,
   startRedis,
+  total,
   waitFor,
 } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AgentProcess, scrape, startAgent, sumOf } from "./agent-process.ts";
+import { type AgentProcess, scrape, startAgent } from "./agent-process.ts";
 import { loopbackNameserver } from "./haproxy-config.ts";
 import { type Plain, renderAll } from "./kustomize.ts";
 import { fromRoot } from "./paths.ts";
@@ -249,7 +250,7 @@ describe.each(haproxyBinaries())("every query against what the agent and $name e
     // HAProxy's first health check marks the agent up.
     await waitFor(
       async () =>
-        sumOf(await scrape(statsPort), "haproxy_backend_active_servers", { proxy: "spoe-agents" }) === 1,
+        total(await scrape(statsPort), "haproxy_backend_active_servers", { proxy: "spoe-agents" }) === 1,
       {
         what: "the agent up in HAProxy",
         timeoutMs: 15_000,
@@ -268,7 +269,7 @@ describe.each(haproxyBinaries())("every query against what the agent and $name e
       socket.on("error", () => socket.destroy());
       socket.resume();
     });
-    for (const [name, labels] of [...(await scrape(adminPort)), ...(await scrape(statsPort))]) {
+    for (const { name, labels } of [...(await scrape(adminPort)), ...(await scrape(statsPort))]) {
       exported.set(name, [...(exported.get(name) ?? []), labels]);
     }
   }, 60_000);
@@ -287,7 +288,7 @@ describe.each(haproxyBinaries())("every query against what the agent and $name e
     const front = await scrape(statsPort);
     let agent = await scrape(app?.adminPort ?? 0);
     const decided = () =>
-      sumOf(agent, "gcra_decisions_total") + sumOf(agent, "gcra_unresolved_messages_total");
+      total(agent, "gcra_decisions_total") + total(agent, "gcra_unresolved_messages_total");
     // HAProxy answered every request, so each was decided; wait for the agent's counters.
     await waitFor(
       async () => {
@@ -296,13 +297,13 @@ describe.each(haproxyBinaries())("every query against what the agent and $name e
       },
       { what: "the agent's counters to include every request", timeoutMs: 5000 },
     );
-    const forwarded = sumOf(front, "haproxy_backend_http_requests_total", { proxy: "app" });
-    const denied = sumOf(front, "haproxy_frontend_requests_denied_total", { proxy: "http-in" });
+    const forwarded = total(front, "haproxy_backend_http_requests_total", { proxy: "app" });
+    const denied = total(front, "haproxy_frontend_requests_denied_total", { proxy: "http-in" });
     expect([forwarded, denied]).toEqual([5 - tooMany, tooMany]);
-    expect(sumOf(agent, "gcra_decisions_total", { outcome: "denied" })).toBe(tooMany);
+    expect(total(agent, "gcra_decisions_total", { outcome: "denied" })).toBe(tooMany);
     // The frontend also counts connections that sent nothing (the harness's port probe):
     // "unchecked" therefore counts the requests that went through the rules.
-    expect(sumOf(front, "haproxy_frontend_http_requests_total", { proxy: "http-in" })).toBeGreaterThanOrEqual(
+    expect(total(front, "haproxy_frontend_http_requests_total", { proxy: "http-in" })).toBeGreaterThanOrEqual(
       5,
     );
     expect(forwarded + denied - decided()).toBe(0);

@@ -12,12 +12,13 @@ import {
   rawCommands,
   requireBinary,
   startRedis,
+  total,
   waitFor,
 } from "@spoekit/harness";
 import { TypedValue } from "@spoekit/spoe-agent";
 import { checkRateMessage, connectClient } from "@spoekit/spoe-agent/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AgentProcess, scrape, startAgent, sumOf } from "./agent-process.ts";
+import { type AgentProcess, scrape, startAgent } from "./agent-process.ts";
 import { kustomize } from "./kustomize.ts";
 import { fromRoot } from "./paths.ts";
 import { writeAcl } from "./valkey-acl.ts";
@@ -161,7 +162,7 @@ describe("six nodes as the component configures them", () => {
       for (const ip of clients) await haproxy.notify([checkRateMessage(ip, { ipXff: TypedValue.null })]);
     };
     const byStore = async () =>
-      sumOf(await scrape(agent?.adminPort ?? 0), "gcra_decisions_total", { source: "store" });
+      total(await scrape(agent?.adminPort ?? 0), "gcra_decisions_total", { source: "store" });
     let before = await byStore();
     await decideAll();
     expect((await byStore()) - before).toBe(clients.length);

@@ -32,6 +32,7 @@ export {
   startHaproxy,
 } from "./haproxy.ts";
 export { type HttpGetOptions, type HttpReply, httpGet } from "./http.ts";
+export { parseMetrics, type Sample, total } from "./metrics.ts";
 export { freePort } from "./ports.ts";
 export { type ManagedProcess, type SpawnOptions, spawnManaged, waitFor } from "./process.ts";
 export { isRunning, type RedisOptions, type RedisServer, startRedis } from "./redis.ts";

@@ -186,7 +186,7 @@ export class Dispatcher {
       return;
     }
     try {
-      exchange.ack = policy({ kind, error, notify: frame, actions: [...exchange.list], connection });
+      exchange.ack = policy({ kind, error, notify: frame, actions: exchange.list.toArray(), connection });
     } catch (policyError) {
       runtime.hookFailed("failureAck", policyError);
       exchange.ack = NO_ACTIONS;

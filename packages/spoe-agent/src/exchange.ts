@@ -2,7 +2,7 @@
  * One NOTIFY on its way to its ACK: the actions its handlers set, how many still run, its
  * deadline and its place in its connection's list of running exchanges. Internal.
  */
-import type { Action, NotifyFrame } from "@spoekit/spop-codec";
+import { type Action, ActionList, type NotifyFrame, type Scope, type TypedValue } from "@spoekit/spop-codec";
 import type { ConnectionInfo, NotifyOutcome } from "./types.ts";
 
 /** The empty action list, shared. */
@@ -16,7 +16,8 @@ const NO_NOTIFY: NotifyFrame = Object.freeze({ type: 3, flags: 1, streamId: 0, f
  * still running, its deadline, its place in its connection's list of running exchanges.
  *
  * Exchanges (with their action list) are recycled by their connection once the ACK is encoded,
- * so that answering a NOTIFY allocates little more than its context and actions. `generation`
+ * so that answering a NOTIFY allocates little more than its context: the actions are kept flat
+ * in a reused {@link ActionList}, no object per variable. `generation`
  * counts the uses: a context or a promise callback from an earlier use sees another generation
  * and leaves the exchange alone. Contexts, which handlers may keep, are never reused.
  */
@@ -32,7 +33,7 @@ export class Exchange {
   start = 0;
   deadline = 0;
   /** Actions set by the handlers (emptied when recycled). */
-  readonly list: Action[] = [];
+  readonly list = new ActionList();
   /** The actions to send instead of `list`, decided when the NOTIFY failed. */
   ack: readonly Action[] | undefined = undefined;
   /** Async handlers not settled yet. */
@@ -69,9 +70,7 @@ export class Exchange {
   recycle(): void {
     this.generation++;
     this.frame = NO_NOTIFY;
-    // Popping the one or two actions is an order of magnitude cheaper than `length = 0`.
-    const list = this.list;
-    while (list.length !== 0) list.pop();
+    this.list.clear();
     this.ack = undefined;
     this.pending = 0;
     this.settled = false;
@@ -82,19 +81,18 @@ export class Exchange {
   }
 
   /** The actions the ACK carries. */
-  get ackActions(): readonly Action[] {
+  get ackActions(): readonly Action[] | ActionList {
     return this.ack ?? this.list;
   }
 
-  add(action: Action, generation: number): void {
+  /** Adds SET-VAR (`value`) or UNSET-VAR (`undefined`) unless the use `generation` is over. */
+  add(scope: Scope, name: string, value: TypedValue | undefined, generation: number): void {
     if (this.settled || generation !== this.generation) {
-      this.connection.log.debug(
-        { variable: action.name },
-        "variable set after the NOTIFY was answered: ignored",
-      );
+      this.connection.log.debug({ variable: name }, "variable set after the NOTIFY was answered: ignored");
       return;
     }
-    this.list.push(action);
+    if (value === undefined) this.list.unsetVar(scope, name);
+    else this.list.setVar(scope, name, value);
   }
 
   signal(generation: number): AbortSignal {

@@ -2,16 +2,7 @@
  * What a handler sees of a NOTIFY: the {@link MessageContext} of the SPOE message it handles,
  * through which it reads arguments and sets the variables of the ACK.
  */
-import {
-  type Action,
-  getArg,
-  type Message,
-  type NotifyFrame,
-  type Scope,
-  setVar,
-  type TypedValue,
-  unsetVar,
-} from "@spoekit/spop-codec";
+import { type Action, getArg, type Message, type NotifyFrame, type Scope, type TypedValue } from "@spoekit/spop-codec";
 import type { Logger } from "pino";
 import { InvalidOptionError } from "./errors.ts";
 import { type Exchange, NO_ACTIONS } from "./exchange.ts";
@@ -97,20 +88,24 @@ export class MessageContext {
    */
   setVar(scope: Scope, name: string, value: TypedValue): this {
     checkVariable(scope, name);
-    this.#exchange.add(setVar(scope, name, value), this.#generation);
+    // Kept flat in the exchange's reused action list: no action object per variable.
+    this.#exchange.add(scope, name, value, this.#generation);
     return this;
   }
 
   /** Adds UNSET-VAR to the ACK: HAProxy unsets `<scope>.<var-prefix>.<name>` if it is set. */
   unsetVar(scope: Scope, name: string): this {
     checkVariable(scope, name);
-    this.#exchange.add(unsetVar(scope, name), this.#generation);
+    this.#exchange.add(scope, name, undefined, this.#generation);
     return this;
   }
 
-  /** The actions of the NOTIFY's ACK so far (of every message's handler). */
+  /**
+   * The actions of the NOTIFY's ACK so far (of every message's handler): a new array of action
+   * objects at each read, empty once the NOTIFY has been answered.
+   */
   get actions(): readonly Action[] {
-    return this.#generation === this.#exchange.generation ? this.#exchange.list : NO_ACTIONS;
+    return this.#generation === this.#exchange.generation ? this.#exchange.list.toArray() : NO_ACTIONS;
   }
 
   /** The whole NOTIFY: every message, its stream-id and frame-id. */

@@ -4,7 +4,13 @@
  * exchanges are recycled for the next NOTIFYs.
  */
 import type { Socket } from "node:net";
-import { type Action, type Disconnect, FrameType, type FrameWriter } from "@spoekit/spop-codec";
+import {
+  type Action,
+  type ActionList,
+  type Disconnect,
+  FrameType,
+  type FrameWriter,
+} from "@spoekit/spop-codec";
 import { dc } from "./channels.ts";
 import { AckEncodingError } from "./errors.ts";
 import { type Exchange, NO_ACTIONS } from "./exchange.ts";
@@ -110,7 +116,7 @@ export class Outbox {
     const { streamId, frameId } = exchange;
     const runtime = this.#runtime;
     const filler = runtime.options.noEmptyAck;
-    let actions: readonly Action[] = exchange.ackActions;
+    let actions: readonly Action[] | ActionList = exchange.ackActions;
     if (actions.length === 0 && filler !== undefined) actions = filler;
     try {
       writer.writeAck(streamId, frameId, actions);

@@ -2,7 +2,14 @@
  * What a handler sees of a NOTIFY: the {@link MessageContext} of the SPOE message it handles,
  * through which it reads arguments and sets the variables of the ACK.
  */
-import { type Action, getArg, type Message, type NotifyFrame, type Scope, type TypedValue } from "@spoekit/spop-codec";
+import {
+  type Action,
+  getArg,
+  type Message,
+  type NotifyFrame,
+  type Scope,
+  type TypedValue,
+} from "@spoekit/spop-codec";
 import type { Logger } from "pino";
 import { InvalidOptionError } from "./errors.ts";
 import { type Exchange, NO_ACTIONS } from "./exchange.ts";

@@ -84,7 +84,10 @@ describe("ActionList", () => {
     });
     expect(outOfRange).toHaveLength(2);
     const frames = writer.flush();
-    expect(decodeFrame(frames)).toMatchObject({ streamId: 1, actions: [setVar(Scope.TXN, "ok", TypedValue.int32(1))] });
+    expect(decodeFrame(frames)).toMatchObject({
+      streamId: 1,
+      actions: [setVar(Scope.TXN, "ok", TypedValue.int32(1))],
+    });
   });
 
   it("keeps a SET-VAR without a value as a SET-VAR, which the writer refuses (not an UNSET-VAR)", () => {

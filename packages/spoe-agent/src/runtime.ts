@@ -7,6 +7,7 @@ import { FrameWriter } from "@spoekit/spop-codec";
 import type { Logger } from "pino";
 import { dc } from "./channels.ts";
 import { HookFailedError } from "./errors.ts";
+import type { Exchange } from "./exchange.ts";
 import type { MessageHandler } from "./message-context.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { PeerLog } from "./peer-log.ts";
@@ -26,6 +27,8 @@ export class Runtime {
    */
   readonly writer: FrameWriter;
   readonly handlers = new Map<string, MessageHandler>();
+  /** Exchanges recycled for the next NOTIFYs, shared by every connection (see `Outbox`). */
+  readonly exchanges: Exchange[] = [];
   catchAll: MessageHandler | undefined = undefined;
   readonly hooks: HookLists = {
     onListen: [],

@@ -10,10 +10,10 @@ import type { Action, TypedValue } from "./types.ts";
 const UNSET: unique symbol = Symbol("UNSET-VAR");
 
 /**
- * A reusable list of SET-VAR and UNSET-VAR actions, stored as three parallel arrays (scope,
- * name, value): adding an action allocates nothing once the arrays have grown to the list's
- * usual size, and {@link ActionList.clear} keeps them for the next ACK. Hand it to
- * {@link FrameWriter.writeAck} in place of an `Action[]` — the bytes are the same.
+ * A reusable list of SET-VAR and UNSET-VAR actions, stored flat (scope, name and value of each
+ * action side by side in one array): adding an action allocates nothing once the array has
+ * grown to the list's usual size, and {@link ActionList.clear} keeps it for the next ACK. Hand
+ * it to {@link FrameWriter.writeAck} in place of an `Action[]` — the bytes are the same.
  *
  * Like the builders {@link setVar} and {@link unsetVar}, adding checks nothing; the writer checks
  * scopes, names and values when it encodes the ACK.
@@ -27,10 +27,11 @@ const UNSET: unique symbol = Symbol("UNSET-VAR");
  * ```
  */
 export class ActionList {
-  readonly #scopes: Scope[] = [];
-  readonly #names: string[] = [];
-  /** {@link UNSET} for UNSET-VAR. */
-  readonly #values: (TypedValue | typeof UNSET)[] = [];
+  /**
+   * Scope, name and value of each action, back to back in one array (three slots per action):
+   * one store to touch per ACK, not three. The value is {@link UNSET} for UNSET-VAR.
+   */
+  readonly #slots: (Scope | string | TypedValue | typeof UNSET)[] = [];
   #length = 0;
 
   /** How many actions the list holds. */
@@ -51,43 +52,44 @@ export class ActionList {
   }
 
   #add(scope: Scope, name: string, value: TypedValue | typeof UNSET): void {
-    const at = this.#length++;
-    this.#scopes[at] = scope;
-    this.#names[at] = name;
-    this.#values[at] = value;
+    const at = 3 * this.#length++;
+    const slots = this.#slots;
+    slots[at] = scope;
+    slots[at + 1] = name;
+    slots[at + 2] = value;
   }
 
   /** The type of action `index` (0 ≤ index < length): `ActionType.SET_VAR` or `ActionType.UNSET_VAR`. */
   type(index: number): ActionType {
-    return this.#values[index] === UNSET ? ActionType.UNSET_VAR : ActionType.SET_VAR;
+    return this.#slots[3 * index + 2] === UNSET ? ActionType.UNSET_VAR : ActionType.SET_VAR;
   }
 
   /** The scope of action `index`. */
   scope(index: number): Scope {
-    return this.#scopes[index] as Scope;
+    return this.#slots[3 * index] as Scope;
   }
 
   /** The variable name of action `index`. */
   name(index: number): string {
-    return this.#names[index] as string;
+    return this.#slots[3 * index + 1] as string;
   }
 
   /** The value of action `index` when it is a SET-VAR, `undefined` for an UNSET-VAR. */
   value(index: number): TypedValue | undefined {
-    const value = this.#values[index];
+    const value = this.#slots[3 * index + 2] as TypedValue | typeof UNSET;
     return value === UNSET ? undefined : value;
   }
 
   /**
-   * Empties the list. The arrays keep their room; the names and values they held are let go
-   * (a list reused for the life of a connection must not keep an old ACK's values alive).
+   * Empties the list. The array keeps its room; the names and values it held are let go (a list
+   * reused for the life of a connection must not keep an old ACK's values alive).
    */
   clear(): void {
-    const names = this.#names;
-    const values = this.#values;
-    for (let i = 0; i < this.#length; i++) {
-      names[i] = "";
-      values[i] = UNSET;
+    const slots = this.#slots;
+    const end = 3 * this.#length;
+    for (let at = 0; at < end; at += 3) {
+      slots[at + 1] = "";
+      slots[at + 2] = UNSET;
     }
     this.#length = 0;
   }
@@ -96,13 +98,13 @@ export class ActionList {
   toArray(): Action[] {
     const actions: Action[] = [];
     for (let i = 0; i < this.#length; i++) {
-      const scope = this.#scopes[i] as Scope;
-      const name = this.#names[i] as string;
-      const value = this.#values[i] as TypedValue | typeof UNSET;
+      const scope = this.scope(i);
+      const name = this.name(i);
+      const value = this.value(i);
       actions.push(
-        value === UNSET
+        this.type(i) === ActionType.UNSET_VAR
           ? { type: ActionType.UNSET_VAR, scope, name }
-          : { type: ActionType.SET_VAR, scope, name, value },
+          : { type: ActionType.SET_VAR, scope, name, value: value as TypedValue },
       );
     }
     return actions;

@@ -7,7 +7,16 @@ import { ActionType, type Scope } from "./constants.ts";
 import type { Action, TypedValue } from "./types.ts";
 
 /** The value slot of an UNSET-VAR (any value given to SET-VAR, even `null`, is kept as given). */
-const UNSET: unique symbol = Symbol("UNSET-VAR");
+export const UNSET: unique symbol = Symbol("UNSET-VAR");
+
+/** A slot of {@link ActionList}'s array: a scope, a name, a value or {@link UNSET}. */
+export type ActionSlot = Scope | string | TypedValue | typeof UNSET;
+
+/**
+ * Internal to the codec: the slots of `list` (scope, name, value of each action, back to back;
+ * `3 * list.length` of them are in use), for the writer to encode them without a call per field.
+ */
+export let actionSlots: (list: ActionList) => readonly ActionSlot[];
 
 /**
  * A reusable list of SET-VAR and UNSET-VAR actions, stored flat (scope, name and value of each
@@ -31,8 +40,12 @@ export class ActionList {
    * Scope, name and value of each action, back to back in one array (three slots per action):
    * one store to touch per ACK, not three. The value is {@link UNSET} for UNSET-VAR.
    */
-  readonly #slots: (Scope | string | TypedValue | typeof UNSET)[] = [];
+  readonly #slots: ActionSlot[] = [];
   #length = 0;
+
+  static {
+    actionSlots = (list) => list.#slots;
+  }
 
   /** How many actions the list holds. */
   get length(): number {

@@ -4,7 +4,7 @@
  * frames written since the last flush as one Buffer — one socket write for a batch of ACKs.
  */
 
-import { ActionList } from "./action-list.ts";
+import { ActionList, actionSlots, UNSET } from "./action-list.ts";
 import { BufferWriter } from "./buffer-writer.ts";
 import {
   ActionType,
@@ -303,12 +303,12 @@ export class FrameWriter {
   }
 
   #actionList(actions: ActionList): void {
-    for (let i = 0; i < actions.length; i++) {
-      if (actions.type(i) === ActionType.SET_VAR) {
-        this.#setVar(actions.scope(i), actions.name(i), actions.value(i) as TypedValue);
-      } else {
-        this.#unsetVar(actions.scope(i), actions.name(i));
-      }
+    const slots = actionSlots(actions);
+    const end = 3 * actions.length;
+    for (let at = 0; at < end; at += 3) {
+      const value = slots[at + 2];
+      if (value === UNSET) this.#unsetVar(slots[at] as number, slots[at + 1] as string);
+      else this.#setVar(slots[at] as number, slots[at + 1] as string, value as TypedValue);
     }
   }
 

@@ -22,6 +22,7 @@ import {
   FrameType,
   FrameWriter,
   haproxyDisconnectFrame,
+  type NotifyFrame,
   notifyFrame,
   Scope,
   setVar,
@@ -72,12 +73,21 @@ const reader = new FrameReader();
 const writer = new FrameWriter();
 let sink = 0;
 
-function pair(i: number): void {
+/** Whether the pair being measured denies its client (every other one, as a verdict would). */
+let denied = false;
+
+/** Decodes the NOTIFY and sets `denied` (no object to carry both back, which would be measured). */
+function decodeNotify(i: number): NotifyFrame {
   reader.push(notifyBytes);
   const notify = reader.next();
   if (notify?.type !== FrameType.NOTIFY) throw new Error("expected a NOTIFY");
   const source = notify.messages[0]?.args[2]?.value;
-  const denied = source?.type === DataType.IPV4 && (i & 1) === 1;
+  denied = source?.type === DataType.IPV4 && (i & 1) === 1;
+  return notify;
+}
+
+function pair(i: number): void {
+  const notify = decodeNotify(i);
   writer.writeAck(notify.streamId, notify.frameId, [
     setVar(Scope.SESS, "ip_score", TypedValue.int32(denied ? 100 : 0)),
     setVar(Scope.SESS, "retry_after", TypedValue.int32(denied ? i & 7 : 0)),
@@ -91,11 +101,7 @@ function pair(i: number): void {
 /** The same pair with the ACK's actions in a reused ActionList, as `@spoekit/spoe-agent` keeps them. */
 const actions = new ActionList();
 function pairList(i: number): void {
-  reader.push(notifyBytes);
-  const notify = reader.next();
-  if (notify?.type !== FrameType.NOTIFY) throw new Error("expected a NOTIFY");
-  const source = notify.messages[0]?.args[2]?.value;
-  const denied = source?.type === DataType.IPV4 && (i & 1) === 1;
+  const notify = decodeNotify(i);
   actions
     .setVar(Scope.SESS, "ip_score", TypedValue.int32(denied ? 100 : 0))
     .setVar(Scope.SESS, "retry_after", TypedValue.int32(denied ? i & 7 : 0))

@@ -9,7 +9,9 @@ import { keySlot } from "./key-slot.ts";
 import { type GcraLimit, invalidInput, PROBE_LIMIT } from "./limit.ts";
 import type { GcraMultiDecision, GcraRequest } from "./multi.ts";
 import { invalidRequests } from "./multi.ts";
-import { MULTI, multiArgs, parseMultiReply } from "./multi-script.ts";
+import { MultiCodec } from "./multi-script.ts";
+import { RespSlab } from "./resp.ts";
+import { SingleCodec } from "./script.ts";
 import { ScriptCalls } from "./script-call.ts";
 import { ALL_KEYS, type GcraStore } from "./store.ts";
 import { type StoreSettings, storeSettings, type ValkeyStoreOptions } from "./store-options.ts";
@@ -61,6 +63,8 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
   readonly #incidents: Incidents;
   readonly #topology: Topology;
   readonly #calls: ScriptCalls;
+  readonly #single: SingleCodec;
+  readonly #multi: MultiCodec;
   #closed = false;
   #callCount = 0;
   #allowed = 0;
@@ -83,6 +87,9 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
       incidents: this.#incidents,
       onMode: (mode) => this.emit("mode", mode),
     });
+    const slab = new RespSlab();
+    this.#single = new SingleCodec(settings.retentionArg, slab);
+    this.#multi = new MultiCodec(settings.retentionArg, slab);
     this.#calls = new ScriptCalls(settings, this.#topology, this.#incidents, {
       answered: (allowed, started) => {
         if (allowed) this.#allowed++;
@@ -156,11 +163,20 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
     const deadline = started + this.#settings.timeoutMs * 1000;
     const client = this.#topology.readyClient;
     if (client !== undefined) {
-      return this.#calls.run(client, this.storageKey(key), limit, cost, started, deadline, true);
+      return this.#calls.run(
+        this.#single,
+        client,
+        this.storageKey(key),
+        limit,
+        cost,
+        started,
+        deadline,
+        true,
+      );
     }
     const storageKey = this.storageKey(key);
     return this.#readyClient(started, deadline).then((ready) =>
-      this.#calls.run(ready, storageKey, limit, cost, started, deadline, false),
+      this.#calls.run(this.#single, ready, storageKey, limit, cost, started, deadline, false),
     );
   }
 
@@ -206,6 +222,7 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
         this.#keysPerPartition().map((key) => {
           this.#callCount++;
           return this.#calls.run(
+            this.#single,
             client,
             this.storageKey(key),
             PROBE_LIMIT,
@@ -247,14 +264,12 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
     this.#callCount++;
     const started = this.#clock();
     const deadline = started + this.#settings.timeoutMs * 1000;
-    const args = multiArgs(requests, this.#settings.retentionArg);
-    const parse = (reply: unknown) => parseMultiReply(requests, reply);
     const client = this.#topology.readyClient;
     if (client !== undefined) {
-      return this.#calls.call(client, MULTI, keys, args, parse, started, deadline, true);
+      return this.#calls.run(this.#multi, client, keys, requests, 0, started, deadline, true);
     }
     return this.#readyClient(started, deadline).then((ready) =>
-      this.#calls.call(ready, MULTI, keys, args, parse, started, deadline, false),
+      this.#calls.run(this.#multi, ready, keys, requests, 0, started, deadline, false),
     );
   }
 

@@ -133,12 +133,18 @@ export class ScriptCalls implements ScriptCommandOwner {
     const code = replyCode(error);
     if (client !== undefined && code === "NOSCRIPT") {
       this.#reload(client, command);
+    } else if (client !== undefined && this.#topology.mode === "cluster" && REDIRECTED.has(code ?? "")) {
+      this.#evalsha(client, command);
     } else if (
       client !== undefined &&
       this.#topology.mode === "cluster" &&
-      (REDIRECTED.has(code ?? "") || failureKind(error) === "connection")
+      failureKind(error) === "connection"
     ) {
-      this.#evalsha(client, command);
+      // A node's connection rejects what it holds before it ends, and only its end takes it out
+      // of the cluster client's pool: sent now, the call would meet the same closed connection.
+      setImmediate(() => {
+        if (!command.settled) this.#evalsha(client, command);
+      });
     } else {
       this.#failed(command, error);
     }

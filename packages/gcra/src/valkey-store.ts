@@ -194,10 +194,7 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
     const invalid = invalidRequests(requests);
     if (invalid) return Promise.reject(invalid);
     const keys = requests.map(({ key }) => this.storageKey(key));
-    if (this.mode === "cluster" && requests.length > 1) {
-      const groups = slotGroups(keys);
-      if (groups.length > 1) return this.#checkPerSlot(requests, keys, groups);
-    }
+    if (this.mode === "cluster" && !oneSlot(keys)) return this.#checkPerSlot(requests, keys, slotGroups(keys));
     return this.#checkOneSlot(requests, keys);
   }
 
@@ -339,6 +336,14 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
     this.#topology.failed(error);
     return error;
   }
+}
+
+/** Whether every key of `keys` lands on the first one's cluster slot. */
+function oneSlot(keys: readonly string[]): boolean {
+  if (keys.length === 1) return true;
+  const slot = keySlot(keys[0] as string);
+  for (let i = 1; i < keys.length; i++) if (keySlot(keys[i] as string) !== slot) return false;
+  return true;
 }
 
 /** The indexes of `keys` grouped by cluster slot, in order of first appearance. */

@@ -194,7 +194,8 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
     const invalid = invalidRequests(requests);
     if (invalid) return Promise.reject(invalid);
     const keys = requests.map(({ key }) => this.storageKey(key));
-    if (this.mode === "cluster" && !oneSlot(keys)) return this.#checkPerSlot(requests, keys, slotGroups(keys));
+    if (this.mode === "cluster" && !oneSlot(keys))
+      return this.#checkPerSlot(requests, keys, slotGroups(keys));
     return this.#checkOneSlot(requests, keys);
   }
 

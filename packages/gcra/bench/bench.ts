@@ -47,6 +47,7 @@ import {
 } from "@spoekit/gcra";
 import { type RedisServer, requireBinary, startCluster, startRedis } from "@spoekit/harness";
 import { Cluster, Redis } from "iovalkey";
+import { allocationArgs } from "./allocation-args.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
@@ -686,20 +687,10 @@ async function allocationPerDecision(nodes: string[], mode: "standalone" | "clus
 
 /** Runs {@link allocationPerDecision} in a child process with the flags it needs. */
 function allocationChild(nodes: readonly string[], mode: "standalone" | "cluster"): void {
-  const child = spawnSync(
-    process.execPath,
-    [
-      "--expose-gc",
-      "--max-semi-space-size=256",
-      "--min-semi-space-size=256",
-      "--conditions=@spoekit/source",
-      fileURLToPath(import.meta.url),
-      "--allocation",
-      mode,
-      ...nodes,
-    ],
-    { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
-  );
+  const child = spawnSync(process.execPath, allocationArgs(mode, nodes), {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   if (child.status !== 0) throw new Error(`the allocation measurement failed (${child.status})`);
   process.stdout.write(child.stdout);
 }

@@ -83,8 +83,9 @@ export interface FloodWindow {
   rss: Rss;
   /** New SPOE connections HAProxy opened (`stot`) and failed to open (`econ`). */
   spoe: { opened: number; failed: number };
-  /** HAProxy's SPOE warning lines over the window. */
+  /** HAProxy's SPOE warning lines over the window, and up to three kinds of them (digits as `#`). */
   spoeLogLines: number;
+  spoeLogKinds: string[];
   idle: number;
   load: number;
   /** The hostile process's counters over the window (totals: differences; `open*`: at its end). */
@@ -160,11 +161,11 @@ async function spoeStat(haproxy: BenchHaproxy): Promise<{ opened: number; failed
   return { opened: Number(row?.stot ?? 0), failed: Number(row?.econ ?? 0) };
 }
 
-const spoeLines = (haproxy: BenchHaproxy): number =>
+const spoeLines = (haproxy: BenchHaproxy): string[] =>
   haproxy.process
     .output()
     .split("\n")
-    .filter((line) => line.includes("SPOE")).length;
+    .filter((line) => line.includes("SPOE"));
 
 /** A running bench/hostile.ts: its last counters line. */
 interface Hostile {
@@ -213,7 +214,7 @@ async function window(
   const pids = { agent: app.process.pid, haproxy: haproxy.process.process.pid, hostile: hostile?.pid };
   const countsBefore = await appCounts(app);
   const statBefore = await spoeStat(haproxy);
-  const linesBefore = spoeLines(haproxy);
+  const linesBefore = spoeLines(haproxy).length;
   const hostileBefore = hostile?.counters();
   const before = Object.fromEntries(
     Object.entries(pids).flatMap(([name, pid]) => (pid === undefined ? [] : [[name, usage(pid)]])),
@@ -252,7 +253,14 @@ async function window(
     },
     rss: peak,
     spoe: { opened: statAfter.opened - statBefore.opened, failed: statAfter.failed - statBefore.failed },
-    spoeLogLines: spoeLines(haproxy) - linesBefore,
+    spoeLogLines: spoeLines(haproxy).length - linesBefore,
+    spoeLogKinds: [
+      ...new Set(
+        spoeLines(haproxy)
+          .slice(linesBefore)
+          .map((line) => line.replace(/\d+/g, "#")),
+      ),
+    ].slice(0, 3),
     idle: ((machine.idle - machineBefore.idle) / (machine.total - machineBefore.total)) * 2,
     load: loadAverage(),
     ...(hostileBefore && hostileAfter ? { hostile: hostileDelta(hostileAfter, hostileBefore) } : {}),
@@ -317,6 +325,7 @@ function describe(name: string, w: FloodWindow, seconds: number): string[] {
     `  ${name.padEnd(9)} ${Math.round(r.rps)} req/s, p50 ${ms(r.p50)} / p99 ${ms(r.p99)} / p99.9 ${ms(r.p999)} / max ${ms(r.max)} ms; requests ${r.requests}, decisions ${w.app.decisions} (${sources || "none"}), unchecked ${r.unchecked ?? "?"}, socket errors ${socketErrors(r)}, non-2xx ${r.statusErrors}`,
     `            agent CPU ${((100 * w.cpu.agent) / seconds).toFixed(0)} % (${((w.cpu.agent / r.requests) * 1e6).toFixed(1)} µs/req), HAProxy ${((100 * w.cpu.haproxy) / seconds).toFixed(0)} %${w.cpu.hostile !== undefined ? `, hostile process ${((100 * w.cpu.hostile) / seconds).toFixed(0)} %` : ""}; agent peak RSS ${mib(w.rss.rss)} MiB (anon ${mib(w.rss.anon)}, file ${mib(w.rss.file)}); machine idle ${w.idle.toFixed(2)} CPUs, load ${w.load.toFixed(1)}`,
     `            agent: ${w.app.open} SPOP connections open at the end, ${w.app.opened} accepted, ${w.app.refused} refused at the cap, errors ${errors || "none"}; HAProxy: ${w.spoe.opened} new SPOE connections (${w.spoe.failed} failed), ${w.spoeLogLines} SPOE warning lines`,
+    ...w.spoeLogKinds.map((line) => `            HAProxy: ${line}`),
   ];
   const h = w.hostile;
   if (h) {

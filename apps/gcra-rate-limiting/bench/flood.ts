@@ -83,7 +83,7 @@ export interface FloodWindow {
   rss: Rss;
   /** New SPOE connections HAProxy opened (`stot`) and failed to open (`econ`). */
   spoe: { opened: number; failed: number };
-  /** HAProxy's SPOE warning lines over the window, and up to three kinds of them (digits as `#`). */
+  /** HAProxy's SPOE warning lines over the window, and up to three kinds of them (digits as `#`, but the status `st=`). */
   spoeLogLines: number;
   spoeLogKinds: string[];
   idle: number;
@@ -258,7 +258,7 @@ async function window(
       ...new Set(
         spoeLines(haproxy)
           .slice(linesBefore)
-          .map((line) => line.replace(/\d+/g, "#")),
+          .map((line) => line.replace(/(?<!st=\d*)\d+/g, "#")),
       ),
     ].slice(0, 3),
     idle: ((machine.idle - machineBefore.idle) / (machine.total - machineBefore.total)) * 2,

@@ -19,6 +19,8 @@
  * - `valkey`: `app` and `rules` on a local valkey-server (SPOA_WORKERS=BENCH_VALKEY_WORKERS).
  * - `analysis`: one echo agent per way of answering (bench/echo-agent.ts knobs), to see what
  *   the agent controls of HAProxy's cost.
+ * - `flood` (only when named): HAProxy's latency at half load with and without 5 000 hostile
+ *   connections held against the app (bench/flood.ts, bench/hostile.ts).
  * Half-load latency (added p99 of `app` over `baseline`) runs on the releases BENCH_LATENCY
  * names.
  *
@@ -35,20 +37,24 @@
  * BENCH_PLACEMENT (CPU pinning, e.g. `haproxy=0,agent=0,redis=1,wrk=1`), BENCH_VALKEY_WORKERS
  * (1), BENCH_V8_FLAGS (the agents' V8 flags, `--max-semi-space-size=4` as `npm start`; the echo
  * agent runs with them too),
- * BENCH_NODE_ARGS (more node flags for the app, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ * BENCH_NODE_ARGS (more node flags for the app, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`);
+ * for `flood`: BENCH_FLOOD_HOSTILE (5000), BENCH_FLOOD_SECONDS (10), BENCH_FLOOD_SETTLE (6).
  */
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { type RedisServer, type ServerBinary, startRedis } from "@spoekit/harness";
 import { type Agent, startApp, startEcho } from "./agents.ts";
+import { type FloodReport, printFlood, runFlood } from "./flood.ts";
 import { type BenchHaproxy, benchBinaries, parseInfo, parseStat, startBenchHaproxy } from "./haproxy.ts";
 import { openIdle } from "./idle.ts";
 import {
+  atHalfLoad,
   family,
   loadAverage,
   machineTimes,
   median,
   minus,
+  PACING_DELAY_MS,
   pin,
   type Rss,
   sampleRss,
@@ -70,7 +76,6 @@ const ANALYSIS_ROUNDS = Number(env.BENCH_ANALYSIS_ROUNDS ?? 2);
 const VERSIONS = (env.BENCH_HAPROXY ?? "2.6,3.0").split(",");
 const GROUPS = (env.BENCH_ONLY ?? "embedded,valkey,analysis").split(",");
 const LATENCY = (env.BENCH_LATENCY ?? "2.6").split(",");
-const PACING_DELAY_MS = 1;
 const CPUS = availableParallelism();
 
 const PLACEMENT: Partial<Record<"haproxy" | "agent" | "redis" | "wrk", number>> = Object.fromEntries(
@@ -240,13 +245,9 @@ async function memoryBreakdown(agent: Agent): Promise<Record<string, number> | u
 
 /** Half the app frontend's throughput, paced (each connection waits 1 ms after each answer); the same pacing on the baseline. */
 async function latency(stage: Stage, frontend: string, maxRps: number) {
-  const target = maxRps / 2;
-  let connections = Math.max(1, Math.round(target / 700));
-  let filter = await measure(stage, frontend, connections, PACING_DELAY_MS);
-  for (let attempt = 0; attempt < 2 && Math.abs(filter.wrk.rps / target - 1) > 0.1; attempt++) {
-    connections = Math.max(1, Math.round((connections * target) / filter.wrk.rps));
-    filter = await measure(stage, frontend, connections, PACING_DELAY_MS);
-  }
+  const { connections, window: filter } = await atHalfLoad(maxRps, (c) =>
+    measure(stage, frontend, c, PACING_DELAY_MS),
+  );
   const baseline = await measure(stage, "baseline", connections, PACING_DELAY_MS);
   return {
     connections,
@@ -391,6 +392,14 @@ const binaries = benchBinaries(VERSIONS);
 
 const started = performance.now();
 const reports: Report[] = [];
+const floods: FloodReport[] = [];
+const FLOOD = {
+  hostile: Number(env.BENCH_FLOOD_HOSTILE ?? 5000),
+  seconds: Number(env.BENCH_FLOOD_SECONDS ?? 10),
+  settle: Number(env.BENCH_FLOOD_SETTLE ?? 6),
+  connections: CONNECTIONS,
+  clients: CLIENTS,
+};
 for (const haproxy of binaries) {
   if (GROUPS.includes("embedded")) {
     reports.push(
@@ -452,6 +461,7 @@ for (const haproxy of binaries) {
       ),
     );
   }
+  if (GROUPS.includes("flood")) floods.push(await runFlood(haproxy, FLOOD));
 }
 
 // --- the report ------------------------------------------------------------------------------
@@ -518,4 +528,6 @@ for (const r of reports) {
     );
   }
 }
+printFlood(floods, FLOOD);
 console.log(`\n${JSON.stringify(reports)}`);
+if (floods.length > 0) console.log(JSON.stringify(floods));

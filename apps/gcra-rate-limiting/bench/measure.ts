@@ -215,3 +215,25 @@ export function pin(pid: number, cpu: number | undefined): void {
   const result = spawnSync("taskset", ["-a", "-p", "-c", String(cpu), String(pid)], { encoding: "utf8" });
   if (result.status !== 0) throw new Error(`taskset failed: ${result.stderr}`);
 }
+
+/** What each connection of a paced run waits after each answer (wrk.lua's WRK_DELAY_MS). */
+export const PACING_DELAY_MS = 1;
+
+/**
+ * Finds the number of paced connections (each waiting {@link PACING_DELAY_MS} after each
+ * answer) that make about half of `maxRps`: a first guess, then up to two corrections while
+ * the run is more than 10 % off. `run` measures one window with that many connections.
+ */
+export async function atHalfLoad<T extends { wrk: WrkResult }>(
+  maxRps: number,
+  run: (connections: number) => Promise<T>,
+): Promise<{ connections: number; window: T }> {
+  const target = maxRps / 2;
+  let connections = Math.max(1, Math.round(target / 700));
+  let window = await run(connections);
+  for (let attempt = 0; attempt < 2 && Math.abs(window.wrk.rps / target - 1) > 0.1; attempt++) {
+    connections = Math.max(1, Math.round((connections * target) / window.wrk.rps));
+    window = await run(connections);
+  }
+  return { connections, window };
+}

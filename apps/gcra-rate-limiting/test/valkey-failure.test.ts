@@ -148,10 +148,11 @@ describe.each(haproxyBinaries())("Valkey killed mid-run, behind $name", (haproxy
   it("and once Valkey is back, Valkey decides again and readyz follows", async () => {
     await redis?.restart();
     for (const policy of policies) {
-      await waitFor(async () => (await mode(policy, "store")) === workers[policy], {
-        what: `${policy}: Valkey deciding again`,
-        timeoutMs: 15_000,
-      });
+      await waitFor(
+        async () => (await mode(policy, "store")) === workers[policy],
+        { what: `${policy}: Valkey deciding again`, timeoutMs: 15_000 },
+        () => `${stack(policy).app.output()}\n${redis?.process().output() ?? ""}`,
+      );
       const before = total(await stack(policy).app.metrics(), "gcra_decisions_total", { source: "store" });
       expect(statuses(await burstOf(policy, 4)), policy).toEqual([200, 200, 200, 429]);
       expect(total(await stack(policy).app.metrics(), "gcra_decisions_total", { source: "store" })).toBe(

@@ -21,7 +21,9 @@
  * - What batching 16 decisions into one multi-key script call would give Valkey (decisions/s of
  *   `GCRA_MULTI_SCRIPT` vs the single-key script, both by `redis-benchmark`).
  * - JS heap allocated per ValkeyStore decision, standalone and on the cluster (in a child process
- *   with `--expose-gc` and a young generation no sample fills; see `allocationPerDecision`).
+ *   with `--expose-gc` and a young generation no sample fills; see `allocationPerDecision`): one
+ *   key by `check`, and two keys in one `checkAll`, written directly vs through iovalkey's
+ *   command path (the baseline, in the same process).
  * - With each throughput ratio, the CPU per call of each side (client, servers) and the ratio
  *   those allow (see `CpuPerCall`): on a loaded machine the wall-clock ratio is mostly noise.
  * - The machine's load average at the start and the end: other processes share the CPUs.
@@ -39,10 +41,13 @@ import {
   GCRA_SCRIPT,
   GCRA_SCRIPT_SHA,
   GcraLimit,
+  type GcraRequest,
   MemoryStore,
   ValkeyStore,
 } from "@spoekit/gcra";
 import { type RedisServer, requireBinary, startCluster, startRedis } from "@spoekit/harness";
+import { Cluster, Redis } from "iovalkey";
+import { allocationArgs } from "./allocation-args.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
@@ -599,8 +604,20 @@ async function allocationPerDecision(nodes: string[], mode: "standalone" | "clus
   if (!gc) throw new Error("run with --expose-gc");
   // A deadline no load on a shared machine reaches: every call must be answered.
   const store = new ValkeyStore({ nodes, mode, timeoutMs: 60_000 });
+  // The baseline of checkAll: the same store on a client with a key prefix of its own, which the
+  // store leaves to iovalkey's command path (keys then carry iovalkey's prefix, not the store's).
+  const urls = nodes.map((node) => new URL(node));
+  const prefixed =
+    mode === "cluster"
+      ? new Cluster(
+          urls.map((url) => ({ host: url.hostname, port: Number(url.port) })),
+          { keyPrefix: "gcra:", slotsRefreshTimeout: 5000 },
+        )
+      : new Redis({ host: urls[0]?.hostname, port: Number(urls[0]?.port), keyPrefix: "gcra:" });
+  const throughClient = new ValkeyStore({ client: prefixed, keyPrefix: "", timeoutMs: 60_000 });
   const limit = new GcraLimit({ emissionIntervalUs: 10_000, burstToleranceUs: 200_000 });
-  if (!(await store.warmUp(10_000))) throw new Error("ValkeyStore did not warm up");
+  const tenantLimit = new GcraLimit({ emissionIntervalUs: 1_000, burstToleranceUs: 200_000 });
+  for (const s of [store, throughClient]) if (!(await s.warmUp(10_000))) throw new Error("no warm-up");
   const decisions = 20_000;
   const gcs: number[] = [];
   const observer = new PerformanceObserver((list) => {
@@ -629,35 +646,51 @@ async function allocationPerDecision(nodes: string[], mode: "standalone" | "clus
     }
     throw new Error("a GC ran during every sample: raise --max-semi-space-size");
   };
+  /** Median of 5 samples, the callers' own bytes (`own`) subtracted. */
+  const perCall = async (decide: () => Promise<unknown>, own: number): Promise<number> => {
+    for (let i = 0; i < 3; i++) await loop(decide);
+    const samples: number[] = [];
+    for (let i = 0; i < 5; i++) samples.push(await measure(decide));
+    return Math.round(median(samples) - own);
+  };
   const resolved = Promise.resolve();
   for (let i = 0; i < 3; i++) await loop(() => store.check(randomKey(), limit));
   const callers = await measure(() => resolved.then(randomKey));
-  const samples: number[] = [];
-  for (let i = 0; i < 5; i++) samples.push(await measure(() => store.check(randomKey(), limit)));
+  const single = await perCall(() => store.check(randomKey(), limit), callers);
+  // The rules file's common case: a request judged by two limits (a per-IP and a per-tenant
+  // rule) in one script call. On a cluster both keys carry one hash tag, so they share a slot.
+  const pair = (): GcraRequest[] => {
+    const key = randomKey();
+    return mode === "cluster"
+      ? [
+          { key: `{${key}}ip`, limit },
+          { key: `{${key}}tenant`, limit: tenantLimit },
+        ]
+      : [
+          { key, limit },
+          { key: `t${key}`, limit: tenantLimit },
+        ];
+  };
+  const pairCallers = await measure(() => resolved.then(pair));
+  const multi = await perCall(() => store.checkAll(pair()), pairCallers);
+  const multiThroughClient = await perCall(() => throughClient.checkAll(pair()), pairCallers);
   observer.disconnect();
-  await store.close();
-  const perDecision = median(samples) - callers;
+  await Promise.all([store.close(), throughClient.close()]);
+  prefixed.disconnect();
   console.log(
-    `  JS heap allocated per decision (${mode}): ${Math.round(perDecision)} B (median of 5 × ${decisions}, the callers' own ${Math.round(callers)} B subtracted; target ≤ 1024)`,
+    `  JS heap allocated per decision (${mode}): ${single} B (median of 5 × ${decisions}, the callers' own ${Math.round(callers)} B subtracted; target ≤ 1024)`,
+  );
+  console.log(
+    `  … checkAll of 2 keys: ${multi} B written directly vs ${multiThroughClient} B through iovalkey's command path (ratio ${(multi / multiThroughClient).toFixed(2)}; ${(multi / single).toFixed(2)}× the single check; the callers' own ${Math.round(pairCallers)} B, their 2 requests included, subtracted)`,
   );
 }
 
 /** Runs {@link allocationPerDecision} in a child process with the flags it needs. */
 function allocationChild(nodes: readonly string[], mode: "standalone" | "cluster"): void {
-  const child = spawnSync(
-    process.execPath,
-    [
-      "--expose-gc",
-      "--max-semi-space-size=256",
-      "--min-semi-space-size=256",
-      "--conditions=@spoekit/source",
-      fileURLToPath(import.meta.url),
-      "--allocation",
-      mode,
-      ...nodes,
-    ],
-    { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
-  );
+  const child = spawnSync(process.execPath, allocationArgs(mode, nodes), {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   if (child.status !== 0) throw new Error(`the allocation measurement failed (${child.status})`);
   process.stdout.write(child.stdout);
 }

@@ -89,28 +89,34 @@ export class DenyCacheStore implements GcraStore {
     if (invalid) return Promise.reject(invalid);
     const now = this.#clock();
     let decisions: (GcraDecision | undefined)[] | undefined;
-    requests.forEach(({ key, limit, cost = 1, enforce = true }, i) => {
+    for (let i = 0; i < requests.length; i++) {
+      const { key, limit, cost = 1, enforce = true } = requests[i] as GcraRequest;
       const cached = enforce ? this.#cached(key, limit, cost, now) : undefined;
-      if (cached === undefined) return;
+      if (cached === undefined) continue;
       decisions ??= new Array<GcraDecision | undefined>(requests.length).fill(undefined);
       decisions[i] = cached;
-    });
+    }
     if (decisions !== undefined) {
       this.#hits++;
       return Promise.resolve({ allowed: false, decisions, source: "deny-cache" });
     }
     const sent = this.#clock();
     return this.#store.checkAll(requests).then((result) => {
-      const seen = new Set<string>();
-      result.decisions.forEach((d, i) => {
-        const { key, limit } = requests[i] as GcraRequest;
-        if (d !== undefined && !d.allowed && d.source === "store" && !seen.has(key)) {
-          this.#remember(key, limit, sent + d.resetAfter);
-        }
-        seen.add(key);
-      });
+      this.#rememberAll(requests, result, sent);
       return result;
     });
+  }
+
+  /** Remembers the store's denials in `result`, each of a key's first request in `requests`. */
+  #rememberAll(requests: readonly GcraRequest[], result: GcraMultiDecision, sent: number): void {
+    for (let i = 0; i < requests.length; i++) {
+      const d = result.decisions[i];
+      if (d === undefined || d.allowed || d.source !== "store") continue;
+      const { key, limit } = requests[i] as GcraRequest;
+      let first = true;
+      for (let j = 0; j < i && first; j++) first = (requests[j] as GcraRequest).key !== key;
+      if (first) this.#remember(key, limit, sent + d.resetAfter);
+    }
   }
 
   /**

@@ -67,8 +67,7 @@ export {
   type PolicyStoreOptions,
   type PolicyStoreStats,
 } from "./policy-store.ts";
-export { GCRA_SCRIPT } from "./script.ts";
-export { GCRA_SCRIPT_SHA } from "./script-call.ts";
+export { GCRA_SCRIPT, GCRA_SCRIPT_SHA } from "./script.ts";
 export { ALL_KEYS, type GcraStore } from "./store.ts";
 export type { ValkeyStoreOptions } from "./store-options.ts";
 export { ValkeyStore, type ValkeyStoreEvents, type ValkeyStoreStats } from "./valkey-store.ts";

@@ -1,6 +1,8 @@
 import { decision, type GcraDecision } from "./gcra.ts";
+import type { GcraLimit } from "./limit.ts";
 import type { GcraMultiDecision, GcraRequest } from "./multi.ts";
-import { luaScript } from "./script-call.ts";
+import { bulk, bulkSize, bulks, luaScript, type RespSlab, writeBulk } from "./resp.ts";
+import type { ScriptCodec } from "./script-command.ts";
 
 /**
  * The all-or-nothing GCRA decision over several keys as one Lua script (see `decideAll`, its
@@ -73,17 +75,20 @@ export const MULTI = luaScript(GCRA_MULTI_SCRIPT);
 /** SHA1 of {@link GCRA_MULTI_SCRIPT}. */
 export const GCRA_MULTI_SCRIPT_SHA = MULTI.sha;
 
+/** The script's `ARGV` of one request. */
+function requestArgs(limit: GcraLimit, cost: number, enforce: boolean): string[] {
+  return [
+    String(limit.emissionIntervalUs),
+    String(limit.burstToleranceUs),
+    String(cost),
+    enforce ? "1" : "0",
+  ];
+}
+
 /** The script's `ARGV` for `requests`. */
 export function multiArgs(requests: readonly GcraRequest[], retentionArg: string): string[] {
   const args = [retentionArg];
-  for (const { limit, cost = 1, enforce = true } of requests) {
-    args.push(
-      String(limit.emissionIntervalUs),
-      String(limit.burstToleranceUs),
-      String(cost),
-      enforce ? "1" : "0",
-    );
-  }
+  for (const { limit, cost = 1, enforce = true } of requests) args.push(...requestArgs(limit, cost, enforce));
   return args;
 }
 
@@ -93,16 +98,96 @@ export function parseMultiReply(
   reply: unknown,
 ): GcraMultiDecision | undefined {
   if (!Array.isArray(reply) || reply.length !== 1 + 3 * requests.length) return undefined;
-  if (!reply.every((n) => typeof n === "number")) return undefined;
+  for (let i = 0; i < reply.length; i++) if (typeof reply[i] !== "number") return undefined;
   const numbers = reply as number[];
-  const decisions: GcraDecision[] = requests.map(({ limit }, i) =>
-    decision(
-      limit,
+  const decisions: GcraDecision[] = new Array(requests.length);
+  for (let i = 0; i < requests.length; i++) {
+    decisions[i] = decision(
+      (requests[i] as GcraRequest).limit,
       numbers[1 + 3 * i] === 1,
       numbers[2 + 3 * i] as number,
       numbers[3 + 3 * i] as number,
       "store",
-    ),
-  );
+    );
+  }
   return { allowed: numbers[0] === 1, decisions, source: "store" };
+}
+
+/**
+ * Calls of {@link GCRA_MULTI_SCRIPT}: the storage keys of one slot, decided with their requests.
+ * The RESP of `EVALSHA sha numkeys` is encoded once per number of keys, the retention once, and
+ * per limit the four arguments of a request (cost 1, enforcing or not); a call copies them and
+ * its keys into the slab.
+ */
+export class MultiCodec implements ScriptCodec<readonly string[], readonly GcraRequest[], GcraMultiDecision> {
+  readonly script = MULTI;
+  readonly #retentionArg: string;
+  readonly #retention: Buffer;
+  readonly #slab: RespSlab;
+  /** By number of keys. */
+  readonly #prefixes: Buffer[] = [];
+  /** Per limit, a request's arguments with cost 1: enforcing, then not. */
+  readonly #suffixes = new WeakMap<GcraLimit, readonly [Buffer, Buffer]>();
+
+  constructor(retentionArg: string, slab: RespSlab) {
+    this.#retentionArg = retentionArg;
+    this.#retention = Buffer.from(bulk(retentionArg), "latin1");
+    this.#slab = slab;
+  }
+
+  keyOf(keys: readonly string[]): string {
+    return keys[0] as string;
+  }
+
+  keys(keys: readonly string[]): readonly string[] {
+    return keys;
+  }
+
+  args(requests: readonly GcraRequest[]): readonly string[] {
+    return multiArgs(requests, this.#retentionArg);
+  }
+
+  encode(keys: readonly string[], requests: readonly GcraRequest[]): Buffer {
+    const prefix = this.#prefix(keys.length);
+    let size = prefix.length + this.#retention.length;
+    for (let i = 0; i < keys.length; i++) {
+      size +=
+        bulkSize(Buffer.byteLength(keys[i] as string)) + this.#suffix(requests[i] as GcraRequest).length;
+    }
+    const slab = this.#slab.reserve(size);
+    let at = this.#slab.offset;
+    at += prefix.copy(slab, at);
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i] as string;
+      at = writeBulk(slab, at, key, Buffer.byteLength(key));
+    }
+    at += this.#retention.copy(slab, at);
+    for (let i = 0; i < requests.length; i++) at += this.#suffix(requests[i] as GcraRequest).copy(slab, at);
+    return this.#slab.commit(at);
+  }
+
+  parse(requests: readonly GcraRequest[], reply: unknown): GcraMultiDecision | undefined {
+    return parseMultiReply(requests, reply);
+  }
+
+  /** `*<arguments> EVALSHA sha <count>` for `count` keys. */
+  #prefix(count: number): Buffer {
+    let prefix = this.#prefixes[count];
+    if (prefix === undefined) {
+      const head = `*${4 + 5 * count}\r\n$7\r\nevalsha\r\n${bulk(MULTI.sha)}${bulk(String(count))}`;
+      prefix = Buffer.from(head, "latin1");
+      this.#prefixes[count] = prefix;
+    }
+    return prefix;
+  }
+
+  #suffix({ limit, cost = 1, enforce = true }: GcraRequest): Buffer {
+    if (cost !== 1) return bulks(requestArgs(limit, cost, enforce));
+    let pair = this.#suffixes.get(limit);
+    if (pair === undefined) {
+      pair = [bulks(requestArgs(limit, 1, true)), bulks(requestArgs(limit, 1, false))];
+      this.#suffixes.set(limit, pair);
+    }
+    return enforce ? pair[0] : pair[1];
+  }
 }

@@ -246,23 +246,33 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
   async checkAll(requests: readonly GcraRequest[]): Promise<GcraMultiDecision> {
     const invalid = invalidRequests(requests);
     if (invalid) throw invalid;
-    // Each partition the keys live on, with its circuit and a key of it (to probe it with).
-    const circuits = new Map<string, [Circuit, string]>();
-    for (const { key } of requests) {
-      const partition = this.#store.partitionOf?.(key) ?? ALL_KEYS;
-      if (!circuits.has(partition)) circuits.set(partition, [this.#circuitOf(partition), key]);
+    // The partition of the first key, and any other the keys live on (only in a cluster, keys
+    // without a shared hash tag), each with its circuit and a key of it (to probe it with).
+    const first = (requests[0] as GcraRequest).key;
+    const partition = this.#store.partitionOf?.(first) ?? ALL_KEYS;
+    const circuit = this.#circuitOf(partition);
+    let others: Map<string, [Circuit, string]> | undefined;
+    for (let i = 1; i < requests.length; i++) {
+      const { key } = requests[i] as GcraRequest;
+      const at = this.#store.partitionOf?.(key) ?? ALL_KEYS;
+      if (at === partition || others?.has(at)) continue;
+      others ??= new Map();
+      others.set(at, [this.#circuitOf(at), key]);
     }
-    for (const [circuit] of circuits.values()) if (circuit.open) return this.#answerAll(requests);
+    if (circuit.open) return this.#answerAll(requests);
+    if (others !== undefined) for (const [c] of others.values()) if (c.open) return this.#answerAll(requests);
     try {
       const result = await this.#store.checkAll(requests);
       const now = this.#clock();
-      for (const [circuit] of circuits.values()) circuit.succeeded(now);
+      circuit.succeeded(now);
+      if (others !== undefined) for (const [c] of others.values()) c.succeeded(now);
       this.#decisions.store++;
       return result;
     } catch (error) {
       if (error instanceof GcraInputError) throw error;
       const failure = toStoreError(error);
-      for (const [partition, [circuit, key]] of circuits) this.#failed(partition, circuit, failure, key);
+      this.#failed(partition, circuit, failure, first);
+      if (others !== undefined) for (const [at, [c, key]] of others) this.#failed(at, c, failure, key);
       return this.#answerAll(requests);
     }
   }

@@ -9,7 +9,9 @@ import { keySlot } from "./key-slot.ts";
 import { type GcraLimit, invalidInput, PROBE_LIMIT } from "./limit.ts";
 import type { GcraMultiDecision, GcraRequest } from "./multi.ts";
 import { invalidRequests } from "./multi.ts";
-import { MULTI, multiArgs, parseMultiReply } from "./multi-script.ts";
+import { MultiCodec } from "./multi-script.ts";
+import { RespSlab } from "./resp.ts";
+import { SingleCodec } from "./script.ts";
 import { ScriptCalls } from "./script-call.ts";
 import { ALL_KEYS, type GcraStore } from "./store.ts";
 import { type StoreSettings, storeSettings, type ValkeyStoreOptions } from "./store-options.ts";
@@ -61,6 +63,8 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
   readonly #incidents: Incidents;
   readonly #topology: Topology;
   readonly #calls: ScriptCalls;
+  readonly #single: SingleCodec;
+  readonly #multi: MultiCodec;
   #closed = false;
   #callCount = 0;
   #allowed = 0;
@@ -83,6 +87,9 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
       incidents: this.#incidents,
       onMode: (mode) => this.emit("mode", mode),
     });
+    const slab = new RespSlab();
+    this.#single = new SingleCodec(settings.retentionArg, slab);
+    this.#multi = new MultiCodec(settings.retentionArg, slab);
     this.#calls = new ScriptCalls(settings, this.#topology, this.#incidents, {
       answered: (allowed, started) => {
         if (allowed) this.#allowed++;
@@ -156,11 +163,20 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
     const deadline = started + this.#settings.timeoutMs * 1000;
     const client = this.#topology.readyClient;
     if (client !== undefined) {
-      return this.#calls.run(client, this.storageKey(key), limit, cost, started, deadline, true);
+      return this.#calls.run(
+        this.#single,
+        client,
+        this.storageKey(key),
+        limit,
+        cost,
+        started,
+        deadline,
+        true,
+      );
     }
     const storageKey = this.storageKey(key);
     return this.#readyClient(started, deadline).then((ready) =>
-      this.#calls.run(ready, storageKey, limit, cost, started, deadline, false),
+      this.#calls.run(this.#single, ready, storageKey, limit, cost, started, deadline, false),
     );
   }
 
@@ -178,10 +194,8 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
     const invalid = invalidRequests(requests);
     if (invalid) return Promise.reject(invalid);
     const keys = requests.map(({ key }) => this.storageKey(key));
-    if (this.mode === "cluster" && requests.length > 1) {
-      const groups = slotGroups(keys);
-      if (groups.length > 1) return this.#checkPerSlot(requests, keys, groups);
-    }
+    if (this.mode === "cluster" && !oneSlot(keys))
+      return this.#checkPerSlot(requests, keys, slotGroups(keys));
     return this.#checkOneSlot(requests, keys);
   }
 
@@ -206,6 +220,7 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
         this.#keysPerPartition().map((key) => {
           this.#callCount++;
           return this.#calls.run(
+            this.#single,
             client,
             this.storageKey(key),
             PROBE_LIMIT,
@@ -247,14 +262,12 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
     this.#callCount++;
     const started = this.#clock();
     const deadline = started + this.#settings.timeoutMs * 1000;
-    const args = multiArgs(requests, this.#settings.retentionArg);
-    const parse = (reply: unknown) => parseMultiReply(requests, reply);
     const client = this.#topology.readyClient;
     if (client !== undefined) {
-      return this.#calls.call(client, MULTI, keys, args, parse, started, deadline, true);
+      return this.#calls.run(this.#multi, client, keys, requests, 0, started, deadline, true);
     }
     return this.#readyClient(started, deadline).then((ready) =>
-      this.#calls.call(ready, MULTI, keys, args, parse, started, deadline, false),
+      this.#calls.run(this.#multi, ready, keys, requests, 0, started, deadline, false),
     );
   }
 
@@ -324,6 +337,14 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
     this.#topology.failed(error);
     return error;
   }
+}
+
+/** Whether every key of `keys` lands on the first one's cluster slot. */
+function oneSlot(keys: readonly string[]): boolean {
+  if (keys.length === 1) return true;
+  const slot = keySlot(keys[0] as string);
+  for (let i = 1; i < keys.length; i++) if (keySlot(keys[i] as string) !== slot) return false;
+  return true;
 }
 
 /** The indexes of `keys` grouped by cluster slot, in order of first appearance. */

@@ -1,12 +1,62 @@
-import { type RedisCluster, type RedisServer, startCluster, startRedis } from "@spoekit/harness";
+import { spawnSync } from "node:child_process";
+import { type RedisCluster, type RedisServer, startCluster, startRedis, waitFor } from "@spoekit/harness";
 import { Redis } from "iovalkey";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GcraLimit, GcraStoreError, ValkeyStore } from "../src/index.ts";
+import { allocationArgs } from "../bench/allocation-args.ts";
+import {
+  GCRA_MULTI_SCRIPT_SHA,
+  GcraLimit,
+  type GcraRequest,
+  GcraStoreError,
+  type StoreEvent,
+  ValkeyStore,
+} from "../src/index.ts";
 import { keySlot } from "../src/key-slot.ts";
-import { BURST_OF_THREE, EXACT_BURST, fourInARow, freshKey } from "./behaviour.ts";
+import { BURST_OF_THREE, EXACT_BURST, fourInARow, freshKey, stoppableClock } from "./behaviour.ts";
 
-// Decisions on a ready connection are written to it directly, as pre-encoded RESP (see
-// ScriptCommand); what that path hands back to the iovalkey client is tested here.
+// Calls on a ready connection — check's and checkAll's — are written to it directly, as
+// pre-encoded RESP (see ScriptCommand); what that path hands back to the iovalkey client, and
+// what it costs, is tested here.
+
+/** Two at once, then one per 10 s. */
+const TWO = new GcraLimit({ rate: 1, periodMs: 10_000, burst: 2 });
+/** Five at once, then one per 10 s. */
+const FIVE = new GcraLimit({ rate: 1, periodMs: 10_000, burst: 5 });
+
+const pair = (a: string, b: string): GcraRequest[] => [
+  { key: a, limit: TWO },
+  { key: b, limit: FIVE },
+];
+
+const noFailures = (store: ValkeyStore) => Object.values(store.stats().failures).every((n) => n === 0);
+
+/** Waits until a client of `node` waits in an EVALSHA (held by `CLIENT PAUSE`). */
+async function untilBlocked(node: RedisServer): Promise<void> {
+  await waitFor(
+    async () =>
+      String(await node.command("CLIENT", "LIST"))
+        .split("\n")
+        .some((line) => / flags=b /.test(line) && / cmd=evalsha /.test(line)),
+    { what: "the call to wait on the paused server", timeoutMs: 10_000, intervalMs: 5 },
+  );
+}
+
+/**
+ * Pauses `node`'s writes, runs `call` until it waits there, kills the connections of `node`'s
+ * clients (the store's among them), unpauses, and returns what `call` settled with.
+ */
+async function acrossLostConnection<T>(node: RedisServer, call: () => Promise<T>): Promise<T | unknown> {
+  await node.command("CLIENT", "PAUSE", "30000", "WRITE");
+  let result: Promise<T | unknown> = Promise.resolve(undefined);
+  try {
+    result = call().catch((error: unknown) => error);
+    await untilBlocked(node);
+    expect(Number(await node.command("CLIENT", "KILL", "TYPE", "normal"))).toBeGreaterThan(0);
+  } finally {
+    await node.command("CLIENT", "UNPAUSE");
+  }
+  return result;
+}
 
 describe("written directly to a standalone server", () => {
   let server: RedisServer;
@@ -61,6 +111,101 @@ describe("written directly to a standalone server", () => {
       client.disconnect();
     }
   });
+
+  it("checkAll sends any key byte for byte, with each request's cost and the retention", async () => {
+    const store = open({ retentionMs: 60_000 });
+    expect(await store.warmUp(20_000)).toBe(true);
+    const first = `ключ{é}😀 ${freshKey("utf8")}`;
+    const second = freshKey("ascii");
+    const limit = new GcraLimit({ emissionIntervalUs: 1_000_000, burstToleranceUs: 10_000_000 });
+    const request = (cost: number): GcraRequest[] => [
+      { key: first, limit, cost },
+      { key: second, limit: FIVE, enforce: false },
+    ];
+    const allowed = await store.checkAll(request(4));
+    expect(allowed.allowed).toBe(true);
+    expect(allowed.decisions.map((d) => d?.remaining)).toEqual([6, 4]);
+    expect((await store.checkAll(request(7))).allowed).toBe(false);
+    expect(await server.command("EXISTS", store.storageKey(first), store.storageKey(second))).toBe(2);
+    // The retention (60 s) outlasts the TAT (4 s ahead).
+    expect(Number(await server.command("PTTL", store.storageKey(first)))).toBeGreaterThan(30_000);
+  });
+
+  it("checkAll loads its script again after SCRIPT FLUSH, for every call waiting, without a failure", async () => {
+    const events: StoreEvent[] = [];
+    const store = open({ onEvent: (event) => events.push(event) });
+    expect(await store.warmUp(20_000)).toBe(true);
+    expect((await store.checkAll(pair(freshKey("a"), freshKey("b")))).allowed).toBe(true);
+    await server.command("SCRIPT", "FLUSH");
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => store.checkAll(pair(freshKey("a"), freshKey("b")))),
+    );
+    expect(results.every((r) => r.allowed && r.source === "store")).toBe(true);
+    expect(noFailures(store)).toBe(true);
+    expect(await server.command("SCRIPT", "EXISTS", GCRA_MULTI_SCRIPT_SHA)).toEqual([1]);
+    // One reload reported for the node, however many calls met NOSCRIPT.
+    expect(events.filter((e) => e.type === "script-reload")).toHaveLength(1);
+  });
+
+  it("checkAll fails a call past its deadline with kind timeout, then recovers", async () => {
+    // The store's clock runs only while the server is paused: only the pause makes a call late.
+    const clock = stoppableClock();
+    clock.run();
+    const store = open({ timeoutMs: 300, clock: clock.now });
+    expect(await store.warmUp(20_000)).toBe(true);
+    const failures: GcraStoreError[] = [];
+    store.on("failure", (error) => failures.push(error));
+    const request = pair(freshKey("late-a"), freshKey("late-b"));
+    await server.command("CLIENT", "PAUSE", "30000", "WRITE");
+    let error: unknown;
+    try {
+      error = await store.checkAll(request).catch((e: unknown) => e);
+    } finally {
+      clock.stop();
+      await server.command("CLIENT", "UNPAUSE");
+    }
+    expect(error).toBeInstanceOf(GcraStoreError);
+    expect(error).toMatchObject({ kind: "timeout", code: "GCRA_STORE_TIMEOUT" });
+    expect(failures.map((f) => f.kind)).toEqual(["timeout"]);
+    // The late call was stored once the server ran it; the next is answered.
+    expect((await store.checkAll(request)).source).toBe("store");
+  });
+
+  it("checkAll fails a call whose connection was lost with kind connection, like check, and recovers", async () => {
+    // Standalone, the store's connection sends nothing again once reconnected (it could be
+    // past its deadline): the failure policy answers instead.
+    const store = open();
+    expect(await store.warmUp(20_000)).toBe(true);
+    const [a, b] = [freshKey("lost-a"), freshKey("lost-b")];
+    const single = await acrossLostConnection(server, () => store.check(a, TWO));
+    const multi = await acrossLostConnection(server, () => store.checkAll(pair(a, b)));
+    expect(single).toMatchObject({ kind: "connection" });
+    expect(multi).toMatchObject({ kind: "connection" });
+    expect(store.stats().failures).toMatchObject({ connection: 2, timeout: 0 });
+    await waitFor(() => store.connected, {
+      what: "the store to reconnect",
+      timeoutMs: 10_000,
+      intervalMs: 10,
+    });
+    expect(await store.checkAll(pair(a, b))).toMatchObject({ allowed: true, source: "store" });
+  });
+
+  it("checkAll allocates a fraction of iovalkey's command path, under twice a single check", () => {
+    // The benchmark's own measurement (allocationPerDecision in bench/bench.ts).
+    const child = spawnSync(process.execPath, allocationArgs("standalone", [server.url]), {
+      encoding: "utf8",
+      timeout: 240_000,
+    });
+    expect(child.stderr).toBe("");
+    expect(child.status).toBe(0);
+    const single = Number(/per decision \(standalone\): (\d+) B/.exec(child.stdout)?.[1]);
+    const [, direct, viaClient] =
+      /checkAll of 2 keys: (\d+) B written directly vs (\d+) B/.exec(child.stdout) ?? [];
+    expect(single).toBeGreaterThan(0);
+    expect(Number(direct)).toBeGreaterThan(0);
+    expect(Number(direct)).toBeLessThan(Number(viaClient) / 3);
+    expect(Number(direct)).toBeLessThan(2 * single);
+  }, 300_000);
 });
 
 describe("written directly to a cluster node", () => {
@@ -68,7 +213,8 @@ describe("written directly to a cluster node", () => {
   let store: ValkeyStore;
   beforeAll(async () => {
     cluster = await startCluster({ primaries: 3, replicasPerPrimary: 0 });
-    store = new ValkeyStore({ nodes: [...cluster.urls], mode: "cluster", timeoutMs: 2000 });
+    // A deadline that covers opening a node's connection again on a busy machine.
+    store = new ValkeyStore({ nodes: [...cluster.urls], mode: "cluster", timeoutMs: 5000 });
     expect(await store.warmUp(20_000)).toBe(true);
   }, 60_000);
   afterAll(async () => {
@@ -76,9 +222,8 @@ describe("written directly to a cluster node", () => {
     await cluster?.stop();
   });
 
-  /** A fresh key, its slot (empty), the primary serving it and another primary, with their ids. */
-  async function slotToMove() {
-    const key = freshKey("moving");
+  /** `key` (a fresh one by default), its slot (empty), the primary serving it and another primary, with their ids. */
+  async function slotToMove(key = freshKey("moving")) {
     const storageKey = store.storageKey(key);
     const slot = keySlot(storageKey);
     const source = await cluster.primaryFor(storageKey);
@@ -129,5 +274,41 @@ describe("written directly to a cluster node", () => {
     } finally {
       await assign(slot, targetId, target);
     }
+  });
+
+  it("checkAll on one slot (a hash tag) follows MOVED through the cluster client too", async () => {
+    // Keys that share a hash tag share a slot: one script call decides them together.
+    const tag = freshKey("tag");
+    const { key: a, slot, source, target, targetId } = await slotToMove(`{${tag}}ip`);
+    const b = `{${tag}}tenant`;
+    expect(keySlot(store.storageKey(b))).toBe(slot);
+    await assign(slot, targetId, target);
+    const moved = await redirections(source, "MOVED");
+    const callsBefore = store.stats().calls;
+    const outcomes = [];
+    for (let i = 0; i < 3; i++) outcomes.push((await store.checkAll(pair(a, b))).allowed);
+    expect(outcomes).toEqual([true, true, false]);
+    expect(store.stats().calls - callsBefore).toBe(3);
+    expect(await redirections(source, "MOVED")).toBeGreaterThan(moved);
+    expect(await target.command("EXISTS", store.storageKey(a), store.storageKey(b))).toBe(2);
+    expect(noFailures(store)).toBe(true);
+  });
+
+  it("checkAll on several slots: a call per slot, retried through the client when its node's connection is lost", async () => {
+    const a = freshKey("spread-a");
+    const nodeOfA = await cluster.primaryFor(store.storageKey(a));
+    let b = freshKey("spread-b");
+    while ((await cluster.primaryFor(store.storageKey(b))).port === nodeOfA.port) b = freshKey("spread-b");
+    const result = await acrossLostConnection(nodeOfA, () => store.checkAll(pair(a, b)));
+    expect(result).toMatchObject({ allowed: true, source: "store" });
+    // check, written directly the same way, is retried the same way.
+    let c = freshKey("single");
+    while ((await cluster.primaryFor(store.storageKey(c))).port !== nodeOfA.port) c = freshKey("single");
+    expect(await acrossLostConnection(nodeOfA, () => store.check(c, TWO))).toMatchObject({ allowed: true });
+    expect(noFailures(store)).toBe(true);
+    expect(await nodeOfA.command("EXISTS", store.storageKey(a))).toBe(1);
+    expect(await (await cluster.primaryFor(store.storageKey(b))).command("EXISTS", store.storageKey(b))).toBe(
+      1,
+    );
   });
 });

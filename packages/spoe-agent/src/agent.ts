@@ -16,8 +16,8 @@ import {
 } from "./listen.ts";
 import type { MessageHandler } from "./message-context.ts";
 import { type AgentOptions, resolveOptions } from "./options.ts";
+import { Refusals } from "./refusals.ts";
 import { Runtime } from "./runtime.ts";
-import { refuse } from "./teardown.ts";
 import type { AgentHooks, ConnectionInfo } from "./types.ts";
 
 /**
@@ -36,6 +36,7 @@ import type { AgentHooks, ConnectionInfo } from "./types.ts";
 export class SpoeAgent {
   readonly #runtime: Runtime;
   readonly #servers = new Set<Server>();
+  readonly #refusals: Refusals;
   /** Every accepted socket (TLS: the TCP socket under it), to destroy at the close deadline. */
   readonly #sockets = new Set<Socket>();
   readonly #addresses: ListenAddress[] = [];
@@ -45,6 +46,7 @@ export class SpoeAgent {
   /** @internal Use {@link createAgent}. */
   constructor(options: AgentOptions = {}) {
     this.#runtime = new Runtime(this, resolveOptions(options));
+    this.#refusals = new Refusals(this.#runtime, this.#servers);
     const { signal } = options;
     if (signal !== undefined) {
       const onAbort = () => void this.close();
@@ -125,6 +127,7 @@ export class SpoeAgent {
     const options = typeof target === "string" ? parseListenAddress(target) : target;
     const server = createServer(options, runtime.options.helloTimeout, this.#accept, this.#onTlsError);
     server.on("connection", options.tls === undefined ? this.#track : this.#trackTls);
+    this.#refusals.watch(server);
     let address: ListenAddress;
     try {
       address = await startListening(server, options);
@@ -217,7 +220,7 @@ export class SpoeAgent {
   /** A TCP socket under a TLS server: refused at once beyond `maxConnections` (handshakes count). */
   readonly #trackTls = (socket: Socket): void => {
     if (this.#sockets.size >= this.#runtime.options.maxConnections) {
-      refuse(this.#runtime, socket, true);
+      this.#refusals.refuse(socket, true);
       return;
     }
     this.#track(socket);
@@ -231,7 +234,7 @@ export class SpoeAgent {
       return;
     }
     if (runtime.connections.size >= runtime.options.maxConnections) {
-      refuse(runtime, socket, false);
+      this.#refusals.refuse(socket, false);
       return;
     }
     runtime.connectionOpened(new Connection(runtime, socket, tls));

@@ -21,6 +21,7 @@ import {
   startAgent,
 } from "../test/helpers.ts";
 import { channels, createAgent, type ErrorMessage, InvalidOptionError, ResourceLimitError } from "./index.ts";
+import { ANSWERED_REFUSALS_PER_SECOND } from "./refusals.ts";
 import { checkRateMessage, ManualClock, openSocket, type SpopClient } from "./testing/index.ts";
 
 afterEach(cleanup);
@@ -80,6 +81,37 @@ describe("maxConnections", () => {
     ]);
   });
 
+  it("answers the refusals of one second up to a number, closes the next ones at accept, and answers again the next second", async () => {
+    const refusals = recordChannel<ErrorMessage>(channels.error);
+    const lines = logSink();
+    const { ready, client, clock } = await scoringAgent({
+      maxConnections: 1,
+      logger: pino({ level: "warn" }, lines),
+    });
+    const held = await ready();
+    const ends = [];
+    for (let i = 0; i < ANSWERED_REFUSALS_PER_SECOND + 5; i++) ends.push(await (await client()).closed);
+    expect(ends.map((end) => end.disconnect?.status)).toEqual([
+      ...Array.from(
+        { length: ANSWERED_REFUSALS_PER_SECOND },
+        () => DisconnectStatus.RESOURCE_ALLOCATION_ERROR,
+      ),
+      ...Array.from({ length: 5 }, () => undefined),
+    ]);
+    // Each one reported, the ones closed at accept too; one warning line for the peer.
+    expect(refusals.filter((m) => m.kind === "limit")).toHaveLength(ANSWERED_REFUSALS_PER_SECOND + 5);
+    expect(lines.lines.filter((r) => r.msg === "connection refused")).toHaveLength(1);
+    expect((await held.notify([checkRateMessage()])).actions).toHaveLength(1);
+    clock.advance(1000);
+    const next = await (await client()).closed;
+    expect(next.disconnect?.status).toBe(DisconnectStatus.RESOURCE_ALLOCATION_ERROR);
+    // Below the cap again, a connection is accepted whatever came before.
+    const gone = nextMessage(channels.connectionClose);
+    await held.disconnect();
+    await gone;
+    expect((await (await ready()).notify([checkRateMessage()])).actions).toHaveLength(1);
+  });
+
   it("is validated", () => {
     expect(() => createAgent({ logger: false, maxConnections: 0 })).toThrow(InvalidOptionError);
     expect(() => createAgent({ logger: false, maxFrameSize: 1000, maxBufferedBytes: 1003 })).toThrow(
@@ -121,8 +153,13 @@ describe("a flood of hostile connections", () => {
         DisconnectStatus.TIMEOUT,
         DisconnectStatus.FRAME_TOO_BIG, // "GET " read as a length prefix
         DisconnectStatus.RESOURCE_ALLOCATION_ERROR,
+        undefined, // closed at accept: the refusals beyond those answered in one second
       ].sort(),
     );
+    const answered = ends.filter(
+      (end) => end.disconnect?.status === DisconnectStatus.RESOURCE_ALLOCATION_ERROR,
+    );
+    expect(answered).toHaveLength(ANSWERED_REFUSALS_PER_SECOND);
     while (agent.connections.size > 1) await nextMessage(channels.connectionClose);
     const next = await ready();
     expect((await next.notify([checkRateMessage()])).actions).toHaveLength(1);

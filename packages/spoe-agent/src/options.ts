@@ -78,7 +78,9 @@ export interface AgentOptions {
    * The most connections the agent holds at once (over all its `listen()` addresses, TLS
    * handshakes included). A connection beyond it is refused at accept: AGENT-DISCONNECT status
    * 13 (resource allocation error) with a message saying so, then closed (a TLS socket still in
-   * its handshake is closed). Default `1000`: an idle connection costs about 10 KiB, so the
+   * its handshake is closed). Only the first 20 refusals of a second are answered so; the next
+   * ones that second are closed at accept, without a frame, so that a peer reconnecting as fast
+   * as it is refused costs little. Default `1000`: an idle connection costs about 10 KiB, so the
    * bound holds idle floods to about 10 MiB of a 128 MiB pod.
    */
   maxConnections?: number;

@@ -1,8 +1,9 @@
 /**
  * The agent the HAProxy end-to-end test runs in a process of its own (so that it can be killed
  * and restarted): it scores `check-rate` requests by client address — the first of
- * X-Forwarded-For and the TCP source — and sleeps for one address, to outlast HAProxy's
- * `timeout processing`. Usage: `node e2e-agent.ts <port>`; logs at debug level on stdout.
+ * X-Forwarded-For and the TCP source — and holds the answer for one address until the process
+ * gets SIGUSR2, to outlast HAProxy's `timeout processing` however fast the machine is.
+ * Usage: `node e2e-agent.ts <port>`; logs at debug level on stdout.
  */
 import { createAgent, DataType, formatIp, type MessageContext, Scope, TypedValue } from "../src/index.ts";
 
@@ -17,10 +18,13 @@ function client(message: MessageContext): string {
   return "unknown";
 }
 
-const agent = createAgent({ logger: { level: "debug" }, handlerTimeout: 5000 });
+const agent = createAgent({ logger: { level: "debug" }, handlerTimeout: 60_000 });
 agent.message("check-rate", async (message) => {
   const address = client(message);
-  if (address === SLOW) await new Promise((resolve) => setTimeout(resolve, 2000));
+  if (address === SLOW) {
+    console.log("holding the answer for", SLOW);
+    await new Promise((resolve) => process.once("SIGUSR2", resolve));
+  }
   message.setVar(Scope.SESS, "ip_score", TypedValue.int32(address === BLOCKED ? 100 : 0));
   message.setVar(Scope.TXN, "client", TypedValue.string(address));
 });

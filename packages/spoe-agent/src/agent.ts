@@ -90,7 +90,7 @@ export class SpoeAgent {
     if (this.#runtime.handlers.has(name)) {
       throw new InvalidOptionError(`message "${name}" already has a handler`);
     }
-    this.#runtime.handlers.set(name, handler);
+    this.#runtime.setHandler(name, handler);
     return this;
   }
 
@@ -103,7 +103,7 @@ export class SpoeAgent {
       throw new InvalidOptionError("the catch-all handler is not a function");
     if (this.#runtime.catchAll !== undefined)
       throw new InvalidOptionError("a catch-all handler is already set");
-    this.#runtime.catchAll = handler;
+    this.#runtime.setHandler(undefined, handler);
     return this;
   }
 

@@ -46,9 +46,10 @@ export class Dispatcher {
   /** Runs the handlers of `frame` on `exchange` (recycled, or new when `undefined`). */
   dispatch(frame: NotifyFrame, recycled: Exchange | undefined): void {
     const runtime = this.#runtime;
-    const exchange = recycled ?? new Exchange(this.#connection);
+    const connection = this.#connection;
+    const exchange = recycled ?? new Exchange(connection);
     // The clock is read only when something needs it: async handlers' deadline, diagnostics.
-    exchange.begin(frame, dc.notify.hasSubscribers ? runtime.options.clock.now() : 0);
+    exchange.begin(connection, frame, dc.notify.hasSubscribers ? runtime.options.clock.now() : 0);
     const messages = frame.messages;
     for (let i = 0; i < messages.length; i++) {
       const message = messages[i] as NotifyFrame["messages"][number];
@@ -186,7 +187,7 @@ export class Dispatcher {
       return;
     }
     try {
-      exchange.ack = policy({ kind, error, notify: frame, actions: [...exchange.list], connection });
+      exchange.ack = policy({ kind, error, notify: frame, actions: exchange.list.toArray(), connection });
     } catch (policyError) {
       runtime.hookFailed("failureAck", policyError);
       exchange.ack = NO_ACTIONS;

@@ -2,7 +2,7 @@
  * One NOTIFY on its way to its ACK: the actions its handlers set, how many still run, its
  * deadline and its place in its connection's list of running exchanges. Internal.
  */
-import type { Action, NotifyFrame } from "@spoekit/spop-codec";
+import { type Action, ActionList, type NotifyFrame, type Scope, type TypedValue } from "@spoekit/spop-codec";
 import type { ConnectionInfo, NotifyOutcome } from "./types.ts";
 
 /** The empty action list, shared. */
@@ -15,13 +15,16 @@ const NO_NOTIFY: NotifyFrame = Object.freeze({ type: 3, flags: 1, streamId: 0, f
  * The state of one NOTIFY, internal: the actions gathered so far, how many async handlers are
  * still running, its deadline, its place in its connection's list of running exchanges.
  *
- * Exchanges (with their action list) are recycled by their connection once the ACK is encoded,
- * so that answering a NOTIFY allocates little more than its context and actions. `generation`
- * counts the uses: a context or a promise callback from an earlier use sees another generation
- * and leaves the exchange alone. Contexts, which handlers may keep, are never reused.
+ * Exchanges (with their action list) are recycled once the ACK is encoded, into a pool the
+ * agent's connections share, so that answering a NOTIFY allocates little more than its context:
+ * the actions are kept flat in a reused {@link ActionList}, no object per variable. `generation`
+ * counts the uses: a context or a promise callback from an earlier use — on this connection or
+ * another — sees another generation and leaves the exchange alone. Contexts, which handlers may
+ * keep, are never reused.
  */
 export class Exchange {
-  readonly connection: ConnectionInfo;
+  /** The connection of the current use. */
+  connection: ConnectionInfo;
   /** The NOTIFY, until the exchange settles (see {@link Exchange.releaseFrame}). */
   frame: NotifyFrame = NO_NOTIFY;
   /** The NOTIFY's ids, which its ACK echoes. */
@@ -32,7 +35,7 @@ export class Exchange {
   start = 0;
   deadline = 0;
   /** Actions set by the handlers (emptied when recycled). */
-  readonly list: Action[] = [];
+  readonly list = new ActionList();
   /** The actions to send instead of `list`, decided when the NOTIFY failed. */
   ack: readonly Action[] | undefined = undefined;
   /** Async handlers not settled yet. */
@@ -48,8 +51,9 @@ export class Exchange {
     this.connection = connection;
   }
 
-  /** Starts a use for `frame`. */
-  begin(frame: NotifyFrame, start: number): void {
+  /** Starts a use for `frame`, received on `connection`. */
+  begin(connection: ConnectionInfo, frame: NotifyFrame, start: number): void {
+    this.connection = connection;
     this.frame = frame;
     this.streamId = frame.streamId;
     this.frameId = frame.frameId;
@@ -69,9 +73,7 @@ export class Exchange {
   recycle(): void {
     this.generation++;
     this.frame = NO_NOTIFY;
-    // Popping the one or two actions is an order of magnitude cheaper than `length = 0`.
-    const list = this.list;
-    while (list.length !== 0) list.pop();
+    this.list.clear();
     this.ack = undefined;
     this.pending = 0;
     this.settled = false;
@@ -82,19 +84,19 @@ export class Exchange {
   }
 
   /** The actions the ACK carries. */
-  get ackActions(): readonly Action[] {
+  get ackActions(): readonly Action[] | ActionList {
     return this.ack ?? this.list;
   }
 
-  add(action: Action, generation: number): void {
-    if (this.settled || generation !== this.generation) {
-      this.connection.log.debug(
-        { variable: action.name },
-        "variable set after the NOTIFY was answered: ignored",
-      );
-      return;
-    }
-    this.list.push(action);
+  /**
+   * Adds SET-VAR (`value`) or UNSET-VAR (`undefined`); false, and nothing added, when the use
+   * `generation` is over or the NOTIFY was answered.
+   */
+  add(scope: Scope, name: string, value: TypedValue | undefined, generation: number): boolean {
+    if (this.settled || generation !== this.generation) return false;
+    if (value === undefined) this.list.unsetVar(scope, name);
+    else this.list.setVar(scope, name, value);
+    return true;
   }
 
   signal(generation: number): AbortSignal {

@@ -147,6 +147,20 @@ describe("handlers", () => {
     expect((await haproxy.notify([spoeMessage("unknown", { x: TypedValue.null })])).actions).toEqual([]);
   });
 
+  it("registered while NOTIFYs flow take the messages they name from the next NOTIFY on", async () => {
+    const { agent, ready } = await startAgent({}, (a) =>
+      a.message("x", (m) => void m.setVar(Scope.TXN, "by", TypedValue.string("x"))),
+    );
+    const haproxy = await ready();
+    const by = async (name: string) => (await haproxy.notify([spoeMessage(name, {})])).actions;
+    expect(await by("y")).toEqual([]); // nobody handles "y" yet
+    agent.catchAll((m) => void m.setVar(Scope.TXN, "by", TypedValue.string("*")));
+    expect(await by("y")).toEqual([setVar(Scope.TXN, "by", TypedValue.string("*"))]);
+    expect(await by("x")).toEqual([setVar(Scope.TXN, "by", TypedValue.string("x"))]);
+    agent.message("y", (m) => void m.setVar(Scope.TXN, "by", TypedValue.string("y")));
+    expect(await by("y")).toEqual([setVar(Scope.TXN, "by", TypedValue.string("y"))]);
+  });
+
   it("are registered once per name", async () => {
     const { agent } = await startAgent({}, (a) => a.message("m", () => {}).catchAll(() => {}));
     expect(() => agent.message("m", () => {})).toThrow(InvalidOptionError);

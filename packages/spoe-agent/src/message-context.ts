@@ -8,9 +8,7 @@ import {
   type Message,
   type NotifyFrame,
   type Scope,
-  setVar,
   type TypedValue,
-  unsetVar,
 } from "@spoekit/spop-codec";
 import type { Logger } from "pino";
 import { InvalidOptionError } from "./errors.ts";
@@ -36,6 +34,12 @@ function checkVariable(scope: Scope, name: string): void {
 }
 
 /**
+ * The `args` of the contexts whose handler asked for them, built on first use. Kept aside rather
+ * than in a field: most handlers use `arg()`, and a field would make every context larger.
+ */
+const argsOf = new WeakMap<MessageContext, Readonly<Record<string, TypedValue>>>();
+
+/**
  * What a {@link MessageHandler} gets: the SPOE message (its name and arguments) and the means
  * to answer — variables set here go into the ACK of the NOTIFY the message came in. The whole
  * NOTIFY, its connection and an `AbortSignal` are reachable too.
@@ -51,14 +55,16 @@ function checkVariable(scope: Scope, name: string): void {
 export class MessageContext {
   readonly #exchange: Exchange;
   readonly #generation: number;
+  /** Its own: the exchange serves other connections once recycled. */
+  readonly #connection: ConnectionInfo;
   readonly #message: Message;
   readonly #notify: NotifyFrame;
-  #args: Readonly<Record<string, TypedValue>> | undefined = undefined;
 
   /** @internal Created by the agent for each message of a NOTIFY. */
   constructor(exchange: Exchange, message: Message) {
     this.#exchange = exchange;
     this.#generation = exchange.generation;
+    this.#connection = exchange.connection;
     this.#message = message;
     this.#notify = exchange.frame;
   }
@@ -78,12 +84,14 @@ export class MessageContext {
    * first use; the first of repeated names wins. {@link MessageContext.arg} does not allocate.
    */
   get args(): Readonly<Record<string, TypedValue>> {
-    if (this.#args === undefined) {
-      const args: Record<string, TypedValue> = Object.create(null);
-      for (const arg of this.#message.args) if (!(arg.name in args)) args[arg.name] = arg.value;
-      this.#args = args;
+    let args = argsOf.get(this);
+    if (args === undefined) {
+      const byName: Record<string, TypedValue> = Object.create(null);
+      for (const arg of this.#message.args) if (!(arg.name in byName)) byName[arg.name] = arg.value;
+      args = byName;
+      argsOf.set(this, args);
     }
-    return this.#args;
+    return args;
   }
 
   /** The value of the first argument called `name`, or `undefined`. */
@@ -97,20 +105,28 @@ export class MessageContext {
    */
   setVar(scope: Scope, name: string, value: TypedValue): this {
     checkVariable(scope, name);
-    this.#exchange.add(setVar(scope, name, value), this.#generation);
+    // Kept flat in the exchange's reused action list: no action object per variable.
+    if (!this.#exchange.add(scope, name, value, this.#generation)) this.#late(name);
     return this;
   }
 
   /** Adds UNSET-VAR to the ACK: HAProxy unsets `<scope>.<var-prefix>.<name>` if it is set. */
   unsetVar(scope: Scope, name: string): this {
     checkVariable(scope, name);
-    this.#exchange.add(unsetVar(scope, name), this.#generation);
+    if (!this.#exchange.add(scope, name, undefined, this.#generation)) this.#late(name);
     return this;
   }
 
-  /** The actions of the NOTIFY's ACK so far (of every message's handler). */
+  #late(name: string): void {
+    this.#connection.log.debug({ variable: name }, "variable set after the NOTIFY was answered: ignored");
+  }
+
+  /**
+   * The actions of the NOTIFY's ACK so far (of every message's handler): a new array of action
+   * objects at each read, empty once the NOTIFY has been answered.
+   */
   get actions(): readonly Action[] {
-    return this.#generation === this.#exchange.generation ? this.#exchange.list : NO_ACTIONS;
+    return this.#generation === this.#exchange.generation ? this.#exchange.list.toArray() : NO_ACTIONS;
   }
 
   /** The whole NOTIFY: every message, its stream-id and frame-id. */
@@ -128,12 +144,12 @@ export class MessageContext {
 
   /** The connection the NOTIFY came on: addresses, engine-id, negotiated parameters, socket. */
   get connection(): ConnectionInfo {
-    return this.#exchange.connection;
+    return this.#connection;
   }
 
   /** The engine-id HAProxy announced in its HELLO (one per SPOE engine and process). */
   get engineId(): string | undefined {
-    return this.#exchange.connection.engineId;
+    return this.#connection.engineId;
   }
 
   /**
@@ -147,6 +163,6 @@ export class MessageContext {
 
   /** The connection's logger (a pino child with `connection` and `remote`). */
   get log(): Logger {
-    return this.#exchange.connection.log;
+    return this.#connection.log;
   }
 }

@@ -4,7 +4,13 @@
  * exchanges are recycled for the next NOTIFYs.
  */
 import type { Socket } from "node:net";
-import { type Action, type Disconnect, FrameType, type FrameWriter } from "@spoekit/spop-codec";
+import {
+  type Action,
+  type ActionList,
+  type Disconnect,
+  FrameType,
+  type FrameWriter,
+} from "@spoekit/spop-codec";
 import { dc } from "./channels.ts";
 import { AckEncodingError } from "./errors.ts";
 import { type Exchange, NO_ACTIONS } from "./exchange.ts";
@@ -35,12 +41,21 @@ export function publishDisconnect(
   }
 }
 
-/** @internal The ready ACKs of one connection and its recycled exchanges. */
+/**
+ * How many recycled exchanges the agent keeps for its next NOTIFYs (about 200 bytes each). With
+ * synchronous handlers only those of one socket read are in use at a time.
+ */
+const EXCHANGE_POOL = 1024;
+
+/** @internal The ready ACKs of one connection; recycles their exchanges into the shared pool. */
 export class Outbox {
   readonly #runtime: Runtime;
   readonly #connection: ConnectionInfo;
-  /** Recycled exchanges, at most maxInFlight. */
-  readonly #pool: Exchange[] = [];
+  /**
+   * Recycled exchanges, shared by every connection of the agent: the few a socket read uses are
+   * those the previous read used, still in the CPU's caches, whichever connection it came on.
+   */
+  readonly #pool: Exchange[];
   /**
    * Settled exchanges whose ACK is not written yet: the first `size`. The array keeps its store
    * between flushes (`length = 0` would free it), so that queueing the ACKs of a read does not
@@ -55,6 +70,7 @@ export class Outbox {
   constructor(runtime: Runtime, connection: ConnectionInfo) {
     this.#runtime = runtime;
     this.#connection = connection;
+    this.#pool = runtime.exchanges;
   }
 
   /** A recycled exchange, if one is free. */
@@ -88,13 +104,12 @@ export class Outbox {
   encode(writer: FrameWriter): number {
     const ready = this.#ready;
     const pool = this.#pool;
-    const poolSize = this.#runtime.options.maxInFlight;
     const count = this.size;
     for (let i = 0; i < count; i++) {
       const exchange = ready[i] as Exchange;
       this.#encodeAck(writer, exchange);
       exchange.recycle();
-      if (pool.length < poolSize) pool.push(exchange);
+      if (pool.length < EXCHANGE_POOL) pool.push(exchange);
     }
     this.size = 0;
     return count;
@@ -110,7 +125,7 @@ export class Outbox {
     const { streamId, frameId } = exchange;
     const runtime = this.#runtime;
     const filler = runtime.options.noEmptyAck;
-    let actions: readonly Action[] = exchange.ackActions;
+    let actions: readonly Action[] | ActionList = exchange.ackActions;
     if (actions.length === 0 && filler !== undefined) actions = filler;
     try {
       writer.writeAck(streamId, frameId, actions);

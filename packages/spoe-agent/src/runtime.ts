@@ -7,6 +7,7 @@ import { FrameWriter } from "@spoekit/spop-codec";
 import type { Logger } from "pino";
 import { dc } from "./channels.ts";
 import { HookFailedError } from "./errors.ts";
+import type { Exchange } from "./exchange.ts";
 import type { MessageHandler } from "./message-context.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { PeerLog } from "./peer-log.ts";
@@ -25,8 +26,14 @@ export class Runtime {
    * flush hands out its bytes before the next connection writes, so one slab serves them all.
    */
   readonly writer: FrameWriter;
+  /** Set through {@link Runtime.setHandler}, which keeps {@link Runtime.handlerFor}'s memo right. */
   readonly handlers = new Map<string, MessageHandler>();
+  /** Exchanges recycled for the next NOTIFYs, shared by every connection (see `Outbox`). */
+  readonly exchanges: Exchange[] = [];
   catchAll: MessageHandler | undefined = undefined;
+  /** The last message name looked up and its handler: NOTIFY after NOTIFY repeats one name. */
+  #lastName: string | undefined = undefined;
+  #lastHandler: MessageHandler | undefined = undefined;
   readonly hooks: HookLists = {
     onListen: [],
     onConnection: [],
@@ -65,8 +72,21 @@ export class Runtime {
     return this.#nextConnectionId++;
   }
 
+  /** Registers the handler of message `name`, or the catch-all (`name` undefined). */
+  setHandler(name: string | undefined, handler: MessageHandler): void {
+    if (name === undefined) this.catchAll = handler;
+    else this.handlers.set(name, handler);
+    this.#lastName = undefined;
+    this.#lastHandler = undefined;
+  }
+
   handlerFor(name: string): MessageHandler | undefined {
-    return this.handlers.get(name) ?? this.catchAll;
+    // Decoded names are the reader's cached strings: the same name is the same string.
+    if (name === this.#lastName) return this.#lastHandler;
+    const handler = this.handlers.get(name) ?? this.catchAll;
+    this.#lastName = name;
+    this.#lastHandler = handler;
+    return handler;
   }
 
   /** Queues `connection` for a flush once this tick's I/O is done (one setImmediate for all). */

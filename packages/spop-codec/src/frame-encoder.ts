@@ -4,6 +4,7 @@
  * frames written since the last flush as one Buffer — one socket write for a batch of ACKs.
  */
 
+import { ActionList, actionSlots, UNSET } from "./action-list.ts";
 import { BufferWriter } from "./buffer-writer.ts";
 import {
   ActionType,
@@ -17,7 +18,16 @@ import {
 } from "./constants.ts";
 import { invalidFrame, SpopError } from "./errors.ts";
 import { checkMaxFrameSize, SCOPE_MAX, UINT32_MAX } from "./limits.ts";
-import type { AckFrame, Action, FragmentFrame, Frame, KVList, Message, NotifyFrame } from "./types.ts";
+import type {
+  AckFrame,
+  Action,
+  FragmentFrame,
+  Frame,
+  KVList,
+  Message,
+  NotifyFrame,
+  TypedValue,
+} from "./types.ts";
 import { varintLength } from "./varint.ts";
 
 /** Options of {@link FrameWriter}. */
@@ -31,6 +41,13 @@ export interface FrameWriterOptions {
 /** TYPE + FLAGS + two 10-byte varints. */
 const MAX_HEADER_BYTES = 1 + 4 + 10 + 10;
 const MAX_NB_ARGS = 255;
+
+function checkScope(scope: number): number {
+  if (!Number.isInteger(scope) || scope < 0 || scope > SCOPE_MAX) {
+    throw invalidFrame("variable scope", undefined, `unknown scope ${scope}`);
+  }
+  return scope;
+}
 
 function checkId(id: number, field: string): void {
   if (!Number.isSafeInteger(id) || id < 0)
@@ -163,13 +180,14 @@ export class FrameWriter {
   }
 
   /**
-   * Appends an ACK without building an {@link AckFrame}: the hot path of an agent. `flags` may
-   * add ABORT (to abort a fragmented NOTIFY); FIN is always set.
+   * Appends an ACK without building an {@link AckFrame}: the hot path of an agent. `actions` is
+   * an array of actions or an {@link ActionList} (the same bytes, no object per action). `flags`
+   * may add ABORT (to abort a fragmented NOTIFY); FIN is always set.
    */
   writeAck(
     streamId: number,
     frameId: number,
-    actions: readonly Action[],
+    actions: readonly Action[] | ActionList,
     flags: number = FrameFlags.FIN,
   ): void {
     checkId(streamId, "stream-id");
@@ -179,7 +197,8 @@ export class FrameWriter {
     }
     const w = this.#begin(FrameType.ACK, flags, streamId, frameId);
     try {
-      this.#actions(actions);
+      if (actions instanceof ActionList) this.#actionList(actions);
+      else this.#actions(actions);
       this.#end();
     } catch (error) {
       w.pos = w.frameStart;
@@ -269,21 +288,11 @@ export class FrameWriter {
   }
 
   #actions(actions: readonly Action[]): void {
-    const w = this.#w;
     for (let i = 0; i < actions.length; i++) {
       const action = actions[i] as Action;
-      const scope = action.scope;
-      if (!Number.isInteger(scope) || scope < 0 || scope > SCOPE_MAX) {
-        throw invalidFrame("variable scope", undefined, `unknown scope ${scope}`);
-      }
-      if (action.type === ActionType.SET_VAR) {
-        w.actionHeader(ActionType.SET_VAR, 3, scope);
-        w.string(action.name, "variable name");
-        w.typedValue(action.value, "variable value");
-      } else if (action.type === ActionType.UNSET_VAR) {
-        w.actionHeader(ActionType.UNSET_VAR, 2, scope);
-        w.string(action.name, "variable name");
-      } else {
+      if (action.type === ActionType.SET_VAR) this.#setVar(action.scope, action.name, action.value);
+      else if (action.type === ActionType.UNSET_VAR) this.#unsetVar(action.scope, action.name);
+      else {
         throw invalidFrame(
           "action type",
           undefined,
@@ -291,6 +300,29 @@ export class FrameWriter {
         );
       }
     }
+  }
+
+  #actionList(actions: ActionList): void {
+    const slots = actionSlots(actions);
+    const end = 3 * actions.length;
+    for (let at = 0; at < end; at += 3) {
+      const value = slots[at + 2];
+      if (value === UNSET) this.#unsetVar(slots[at] as number, slots[at + 1] as string);
+      else this.#setVar(slots[at] as number, slots[at + 1] as string, value as TypedValue);
+    }
+  }
+
+  #setVar(scope: number, name: string, value: TypedValue): void {
+    const w = this.#w;
+    w.actionHeader(ActionType.SET_VAR, 3, checkScope(scope));
+    w.string(name, "variable name");
+    w.typedValue(value, "variable value");
+  }
+
+  #unsetVar(scope: number, name: string): void {
+    const w = this.#w;
+    w.actionHeader(ActionType.UNSET_VAR, 2, checkScope(scope));
+    w.string(name, "variable name");
   }
 }
 

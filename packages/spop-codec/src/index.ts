@@ -4,6 +4,7 @@
  *
  * @packageDocumentation
  */
+export { ActionList } from "./action-list.ts";
 export {
   ActionType,
   BOOL_TRUE_FLAG,

@@ -65,7 +65,7 @@ const messageArb: fc.Arbitrary<Message> = fc.record({
 });
 const scopeArb = fc.constantFrom(Scope.PROC, Scope.SESS, Scope.TXN, Scope.REQ, Scope.RES);
 
-const actionArb: fc.Arbitrary<Action> = fc.oneof(
+export const actionArb: fc.Arbitrary<Action> = fc.oneof(
   fc.record({
     type: fc.constant(ActionType.SET_VAR),
     scope: scopeArb,

@@ -4,6 +4,7 @@
  * encodes an array of actions.
  */
 import { ActionType, type Scope } from "./constants.ts";
+import { setVar, unsetVar } from "./frames.ts";
 import type { Action, TypedValue } from "./types.ts";
 
 /** The value slot of an UNSET-VAR (any value given to SET-VAR, even `null`, is kept as given). */
@@ -113,11 +114,10 @@ export class ActionList {
     for (let i = 0; i < this.#length; i++) {
       const scope = this.scope(i);
       const name = this.name(i);
-      const value = this.value(i);
       actions.push(
         this.type(i) === ActionType.UNSET_VAR
-          ? { type: ActionType.UNSET_VAR, scope, name }
-          : { type: ActionType.SET_VAR, scope, name, value: value as TypedValue },
+          ? unsetVar(scope, name)
+          : setVar(scope, name, this.value(i) as TypedValue),
       );
     }
     return actions;

@@ -128,6 +128,9 @@ export class MultiCodec implements ScriptCodec<readonly string[], readonly GcraR
   readonly #prefixes: Buffer[] = [];
   /** Per limit, a request's arguments with cost 1: enforcing, then not. */
   readonly #suffixes = new WeakMap<GcraLimit, readonly [Buffer, Buffer]>();
+  /** {@link encode}'s scratch: per key of the call, its byte length and its request's arguments. */
+  readonly #keyBytes: number[] = [];
+  readonly #requestSuffixes: Buffer[] = [];
 
   constructor(retentionArg: string, slab: RespSlab) {
     this.#retentionArg = retentionArg;
@@ -149,20 +152,23 @@ export class MultiCodec implements ScriptCodec<readonly string[], readonly GcraR
 
   encode(keys: readonly string[], requests: readonly GcraRequest[]): Buffer {
     const prefix = this.#prefix(keys.length);
+    // Each key's byte length and each request's arguments, found once for the size and the copy.
+    const keyBytes = this.#keyBytes;
+    const suffixes = this.#requestSuffixes;
     let size = prefix.length + this.#retention.length;
     for (let i = 0; i < keys.length; i++) {
-      size +=
-        bulkSize(Buffer.byteLength(keys[i] as string)) + this.#suffix(requests[i] as GcraRequest).length;
+      const bytes = Buffer.byteLength(keys[i] as string);
+      const suffix = this.#suffix(requests[i] as GcraRequest);
+      keyBytes[i] = bytes;
+      suffixes[i] = suffix;
+      size += bulkSize(bytes) + suffix.length;
     }
     const slab = this.#slab.reserve(size);
     let at = this.#slab.offset;
     at += prefix.copy(slab, at);
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i] as string;
-      at = writeBulk(slab, at, key, Buffer.byteLength(key));
-    }
+    for (let i = 0; i < keys.length; i++) at = writeBulk(slab, at, keys[i] as string, keyBytes[i] as number);
     at += this.#retention.copy(slab, at);
-    for (let i = 0; i < requests.length; i++) at += this.#suffix(requests[i] as GcraRequest).copy(slab, at);
+    for (let i = 0; i < keys.length; i++) at += (suffixes[i] as Buffer).copy(slab, at);
     return this.#slab.commit(at);
   }
 

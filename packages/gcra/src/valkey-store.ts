@@ -1,5 +1,4 @@
 import { EventEmitter } from "node:events";
-
 import type { Cluster, Redis } from "iovalkey";
 import { afterDeadline } from "./deadline.ts";
 import { FAILURE_KINDS, type FailureKind, GcraOptionError, GcraStoreError, toStoreError } from "./errors.ts";

@@ -34,7 +34,7 @@ import { pino } from "pino";
 import { parseAddress } from "../src/client-ip.ts";
 import { loadConfig } from "../src/config.ts";
 import { checkRateHandler } from "../src/handler.ts";
-import { type AppLimiter, createLimiter } from "../src/limiter.ts";
+import { type AppLimiter, createLimiter, embeddedLimiter } from "../src/limiter.ts";
 import { createMetrics } from "../src/metrics.ts";
 import { rulesHandler } from "../src/rules/handler.ts";
 import { createRuleMetrics } from "../src/rules/metrics.ts";
@@ -106,21 +106,13 @@ function handlers(limiter: AppLimiter): { perIp: MessageHandler; rules: MessageH
   };
 }
 
-/** An embedded limiter whose clock moves 100 µs per decision. */
-function embeddedLimiter(): AppLimiter {
-  const limit = new GcraLimit({ emissionIntervalUs: 10_000, burstToleranceUs: 190_000 });
+/** An embedded limiter whose clock moves 50 µs per decision. */
+function clockedLimiter(): AppLimiter {
   let now = 1_000_000;
-  const memory = new MemoryStore({ clock: () => (now += 50), maxKeys: 100_000 });
-  return {
-    kind: "embedded",
-    valkey: undefined,
-    limit,
-    decide: (key) => memory.decide(key, limit),
-    decideAll: (requests) => memory.decideAll(requests),
-    ready: () => true,
-    warmUp: async () => true,
-    close: () => memory.close(),
-  };
+  return embeddedLimiter(
+    new GcraLimit({ emissionIntervalUs: 10_000, burstToleranceUs: 190_000 }),
+    new MemoryStore({ clock: () => (now += 50), maxKeys: 100_000 }),
+  );
 }
 
 const cpuUs = (): number => {
@@ -154,7 +146,7 @@ function driveSync(handler: MessageHandler, pool: MessageContext[], count: numbe
 const fmt = (n: number, digits = 2) => n.toFixed(digits);
 
 async function embedded(pool: MessageContext[]): Promise<number[]> {
-  const { perIp, rules } = handlers(embeddedLimiter());
+  const { perIp, rules } = handlers(clockedLimiter());
   driveSync(perIp, pool, MESSAGES);
   driveSync(rules, pool, MESSAGES);
   const ratios: number[] = [];
@@ -263,7 +255,7 @@ async function allocation(pool: MessageContext[]): Promise<void> {
     for (let i = 0; i < 5; i++) samples.push(await sample(run));
     bytes[name] = Math.round(median(samples));
   };
-  const embeddedHandlers = handlers(embeddedLimiter());
+  const embeddedHandlers = handlers(clockedLimiter());
   await measure("embedded perIp", () => driveSync(embeddedHandlers.perIp, pool, count));
   await measure("embedded rules", () => driveSync(embeddedHandlers.rules, pool, count));
   const server = await startRedis();

@@ -259,10 +259,9 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
       others ??= new Map();
       others.set(at, [this.#circuitOf(at), key]);
     }
-    if (circuit.open) return this.#answerAllLater(requests);
-    if (others !== undefined) {
-      for (const [c] of others.values()) if (c.open) return this.#answerAllLater(requests);
-    }
+    let open = circuit.open;
+    if (others !== undefined) for (const [c] of others.values()) open ||= c.open;
+    if (open) return Promise.resolve(requests).then((r) => this.#answerAll(r));
     // Not an async function: its suspended frame, with every local above, would live as long
     // as the call; the two callbacks hold only what they use.
     let pending: Promise<GcraMultiDecision>;
@@ -314,15 +313,6 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
       this.#circuits.set(partition, circuit);
     }
     return circuit;
-  }
-
-  /** {@link #answerAll} as a promise (rejected only if the policy's own store throws). */
-  #answerAllLater(requests: readonly GcraRequest[]): Promise<GcraMultiDecision> {
-    try {
-      return Promise.resolve(this.#answerAll(requests));
-    } catch (error) {
-      return Promise.reject(error);
-    }
   }
 
   #answerAll(requests: readonly GcraRequest[]): GcraMultiDecision {

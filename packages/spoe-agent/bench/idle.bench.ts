@@ -217,6 +217,6 @@ for (const phase of phases) {
     `  ${`${phase}: agent − bare`.padEnd(30)} ${FIELDS.map((field) => KiB(agent[field] - net[field])).join(" ")}`,
   );
   console.log(
-    `  ${`${phase}: agent / bare`.padEnd(30)} ${FIELDS.map((field) => `${fmt(agent[field] / net[field], 2)}×`.padStart(9)).join(" ")}\n`,
+    `  ${`${phase}: agent / bare`.padEnd(30)} ${FIELDS.map((field) => (net[field] > 0 ? `${fmt(agent[field] / net[field], 2)}×` : "—").padStart(9)).join(" ")}\n`,
   );
 }

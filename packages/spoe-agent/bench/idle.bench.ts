@@ -3,8 +3,9 @@
  * Node's own cost per socket) against the agent, in the same run.
  *
  * For each server and each phase a fresh child process (`bench/idle-server.mjs`, from `dist`,
- * `--expose-gc`): warm-up connections first (so that the code they run is compiled and the heap
- * has grown past its start), a report, `--connections` more connections (default 1 000), a
+ * `--expose-gc`): `--warmup` connections first (default 500, so that the code they run is
+ * compiled and the heap and malloc's arenas have grown past their start: with 50, the next
+ * thousand also pay those one-time costs), a report, `--connections` more (default 1 000), a
  * report. Each report follows full GCs and gives RssAnon (from /proc), the V8 heap in use and
  * external memory; the difference divided by the connections is the cost of one.
  *
@@ -29,7 +30,7 @@ const { values } = parseArgs({
   args: process.argv.slice(2).filter((arg) => arg !== "--"),
   options: {
     connections: { type: "string", default: "1000" },
-    warmup: { type: "string", default: "50" },
+    warmup: { type: "string", default: "500" },
     rounds: { type: "string", default: "3" },
     "node-flags": { type: "string", default: "" },
   },

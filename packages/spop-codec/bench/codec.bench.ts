@@ -15,17 +15,13 @@
  * 2. Stream 64 MiB of mixed frames through a FrameReader in random chunk sizes — MB/s.
  */
 import { loadavg } from "node:os";
+import { join } from "node:path";
 import {
-  ActionList,
   ackFrame,
   agentHelloFrame,
-  DataType,
   encodeFrame,
   FrameReader,
-  FrameType,
-  FrameWriter,
   haproxyDisconnectFrame,
-  type NotifyFrame,
   notifyFrame,
   Scope,
   setVar,
@@ -87,49 +83,11 @@ const rate = (op: Timing, baseline: Timing, kind: keyof Timing) =>
   median(op[kind].map((ns, run) => (baseline[kind][run] as number) / ns));
 
 // 1. NOTIFY in, ACK out ------------------------------------------------------------------
-const reader = new FrameReader();
-const writer = new FrameWriter();
+/** The pair, with the actions as objects and in a reused ActionList (shared with `bench:compare`). */
+const { pair, pairList } = (await import(
+  `./pair-loops.ts?src=${encodeURIComponent(join(import.meta.dirname, "..", "src"))}`
+)) as typeof import("./pair-loops.ts");
 let sink = 0;
-
-/** Whether the pair being measured denies its client (every other one, as a verdict would). */
-let denied = false;
-
-/** Decodes the NOTIFY and sets `denied` (no object to carry both back, which would be measured). */
-function decodeNotify(i: number): NotifyFrame {
-  reader.push(notifyBytes);
-  const notify = reader.next();
-  if (notify?.type !== FrameType.NOTIFY) throw new Error("expected a NOTIFY");
-  const source = notify.messages[0]?.args[2]?.value;
-  denied = source?.type === DataType.IPV4 && (i & 1) === 1;
-  return notify;
-}
-
-function pair(i: number): void {
-  const notify = decodeNotify(i);
-  writer.writeAck(notify.streamId, notify.frameId, [
-    setVar(Scope.SESS, "ip_score", TypedValue.int32(denied ? 100 : 0)),
-    setVar(Scope.SESS, "retry_after", TypedValue.int32(denied ? i & 7 : 0)),
-    setVar(Scope.SESS, "remaining", TypedValue.int32(i & 63)),
-    setVar(Scope.SESS, "limit", TypedValue.int32(100)),
-  ]);
-  sink += writer.flush().length;
-  writer.release(); // as an agent does once a socket has written the bytes at once
-}
-
-/** The same pair with the ACK's actions in a reused ActionList, as `@spoekit/spoe-agent` keeps them. */
-const actions = new ActionList();
-function pairList(i: number): void {
-  const notify = decodeNotify(i);
-  actions
-    .setVar(Scope.SESS, "ip_score", TypedValue.int32(denied ? 100 : 0))
-    .setVar(Scope.SESS, "retry_after", TypedValue.int32(denied ? i & 7 : 0))
-    .setVar(Scope.SESS, "remaining", TypedValue.int32(i & 63))
-    .setVar(Scope.SESS, "limit", TypedValue.int32(100));
-  writer.writeAck(notify.streamId, notify.frameId, actions);
-  actions.clear();
-  sink += writer.flush().length;
-  writer.release();
-}
 
 const json = JSON.stringify({
   type: "NOTIFY",

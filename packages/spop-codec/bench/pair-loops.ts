@@ -1,7 +1,7 @@
 /**
- * The NOTIFY/ACK pair of `codec.bench.ts` as loops over the codec whose sources are at the
- * `src` parameter of this module's URL: `compare.bench.ts` imports this module once per
- * revision, so that each revision gets functions (and type feedback) of its own.
+ * The NOTIFY/ACK pair the benchmarks measure, over the codec whose sources are at the `src`
+ * parameter of this module's URL: `codec.bench.ts` imports it for this tree's sources, and
+ * `compare.bench.ts` once per revision, so that each gets functions (and type feedback) of its own.
  */
 import type * as Codec from "../src/index.ts";
 import { capturedFrame } from "../src/testing/index.ts";
@@ -16,9 +16,10 @@ const reader = new FrameReader();
 const writer = new FrameWriter();
 const actions = new ActionList();
 let sink = 0;
+/** Whether the pair being measured denies its client (every other one, as a verdict would). */
 let denied = false;
 
-/** As in `codec.bench.ts`: decodes the NOTIFY and sets `denied`. */
+/** Decodes the NOTIFY and sets `denied` (no object to carry both back, which would be measured). */
 function decodeNotify(i: number): Codec.NotifyFrame {
   reader.push(notifyBytes);
   const notify = reader.next();
@@ -28,7 +29,8 @@ function decodeNotify(i: number): Codec.NotifyFrame {
   return notify;
 }
 
-function pair(i: number): void {
+/** Decodes the NOTIFY, encodes its ACK with the actions as objects, releases the bytes. */
+export function pair(i: number): void {
   const notify = decodeNotify(i);
   writer.writeAck(notify.streamId, notify.frameId, [
     setVar(Scope.SESS, "ip_score", TypedValue.int32(denied ? 100 : 0)),
@@ -37,10 +39,11 @@ function pair(i: number): void {
     setVar(Scope.SESS, "limit", TypedValue.int32(100)),
   ]);
   sink += writer.flush().length;
-  writer.release();
+  writer.release(); // as an agent does once a socket has written the bytes at once
 }
 
-function pairList(i: number): void {
+/** The same pair with the ACK's actions in a reused ActionList, as `@spoekit/spoe-agent` keeps them. */
+export function pairList(i: number): void {
   const notify = decodeNotify(i);
   actions
     .setVar(Scope.SESS, "ip_score", TypedValue.int32(denied ? 100 : 0))

@@ -3,6 +3,7 @@
  * through cursors; bytes are copied only for a frame that straddles chunks, once, into a buffer
  * of exactly its size — and only after its length prefix has passed the size check.
  */
+import { Buffer } from "node:buffer";
 import {
   DEFAULT_MAX_FRAME_SIZE,
   DisconnectStatus,

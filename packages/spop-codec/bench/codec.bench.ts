@@ -7,22 +7,21 @@
  *
  * 1. Decode the NOTIFY HAProxy 2.6 sends for the check-rate message and encode its ACK with four
  *    SET-VARs — ns per pair, median of several runs, with the actions as objects and in a reused
- *    `ActionList`, against `Buffer.from(frame)` + `JSON.parse` of the same content as JSON; then
- *    the heap after a long run.
+ *    `ActionList`, against two baselines measured in the same runs: `Buffer.from(frame)` +
+ *    `JSON.parse` of the same content as JSON, and the floor of any JavaScript codec (each byte
+ *    of the NOTIFY read once, its address copied, each byte of the ACK written once); then the
+ *    heap after a long run. Each run measures every loop in turn, so that they share the
+ *    machine's state, and the ratios are the medians of the runs' own ratios.
  * 2. Stream 64 MiB of mixed frames through a FrameReader in random chunk sizes — MB/s.
  */
 import { loadavg } from "node:os";
+import { join } from "node:path";
 import {
-  ActionList,
   ackFrame,
   agentHelloFrame,
-  DataType,
   encodeFrame,
   FrameReader,
-  FrameType,
-  FrameWriter,
   haproxyDisconnectFrame,
-  type NotifyFrame,
   notifyFrame,
   Scope,
   setVar,
@@ -42,76 +41,53 @@ const median = (values: number[]) =>
 const fmt = (n: number, digits = 0) =>
   n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
-/** Nanoseconds per op of one run: elapsed, and CPU time of the process (user + system). */
+/** Nanoseconds per op of each run: elapsed, and CPU time of the process (user + system). */
 interface Timing {
-  wall: number;
-  cpu: number;
+  wall: number[];
+  cpu: number[];
+}
+
+/** Runs `op` `count` times: ns per op, elapsed and in CPU time. */
+function time(op: (i: number) => void, count: number, into: Timing): void {
+  const used = process.cpuUsage();
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < count; i++) op(i);
+  into.wall.push(Number(process.hrtime.bigint() - start) / count);
+  const { user, system } = process.cpuUsage(used);
+  into.cpu.push(((user + system) * 1000) / count);
 }
 
 /**
- * Runs `op` `count` times per run, `RUNS` runs after a warm-up; returns the median ns per op,
- * elapsed and in CPU time. On a shared machine the CPU time is the steadier figure: it leaves
- * out the time the process waited for a core.
+ * Runs each op `count` times per run, `RUNS` runs after a warm-up, the ops one after the other
+ * within each run (in a rotating order), so that a change in the machine's load during the
+ * benchmark weighs on all of them alike. On a shared machine the CPU time is the steadier
+ * figure: it leaves out the time the process waited for a core.
  */
-function measure(op: (i: number) => void, count: number): Timing {
-  for (let i = 0; i < count; i++) op(i);
-  const wall: number[] = [];
-  const cpu: number[] = [];
+function measure(ops: readonly ((i: number) => void)[], count: number): Timing[] {
+  const timings = ops.map((): Timing => ({ wall: [], cpu: [] }));
+  for (const op of ops) for (let i = 0; i < count; i++) op(i);
   for (let run = 0; run < RUNS; run++) {
-    const used = process.cpuUsage();
-    const start = process.hrtime.bigint();
-    for (let i = 0; i < count; i++) op(i);
-    wall.push(Number(process.hrtime.bigint() - start) / count);
-    const { user, system } = process.cpuUsage(used);
-    cpu.push(((user + system) * 1000) / count);
+    for (let k = 0; k < ops.length; k++) {
+      const at = (run + k) % ops.length;
+      time(ops[at] as (i: number) => void, count, timings[at] as Timing);
+    }
   }
-  return { wall: median(wall), cpu: median(cpu) };
+  return timings;
 }
+
+/** Median ns per op of the runs, elapsed and in CPU time. */
+const medians = (timing: Timing) => ({ wall: median(timing.wall), cpu: median(timing.cpu) });
+
+/** How many times faster than `baseline` `op` ran: the median of the runs' own ratios. */
+const rate = (op: Timing, baseline: Timing, kind: keyof Timing) =>
+  median(op[kind].map((ns, run) => (baseline[kind][run] as number) / ns));
 
 // 1. NOTIFY in, ACK out ------------------------------------------------------------------
-const reader = new FrameReader();
-const writer = new FrameWriter();
+/** The pair, with the actions as objects and in a reused ActionList (shared with `bench:compare`). */
+const { pair, pairList } = (await import(
+  `./pair-loops.ts?src=${encodeURIComponent(join(import.meta.dirname, "..", "src"))}`
+)) as typeof import("./pair-loops.ts");
 let sink = 0;
-
-/** Whether the pair being measured denies its client (every other one, as a verdict would). */
-let denied = false;
-
-/** Decodes the NOTIFY and sets `denied` (no object to carry both back, which would be measured). */
-function decodeNotify(i: number): NotifyFrame {
-  reader.push(notifyBytes);
-  const notify = reader.next();
-  if (notify?.type !== FrameType.NOTIFY) throw new Error("expected a NOTIFY");
-  const source = notify.messages[0]?.args[2]?.value;
-  denied = source?.type === DataType.IPV4 && (i & 1) === 1;
-  return notify;
-}
-
-function pair(i: number): void {
-  const notify = decodeNotify(i);
-  writer.writeAck(notify.streamId, notify.frameId, [
-    setVar(Scope.SESS, "ip_score", TypedValue.int32(denied ? 100 : 0)),
-    setVar(Scope.SESS, "retry_after", TypedValue.int32(denied ? i & 7 : 0)),
-    setVar(Scope.SESS, "remaining", TypedValue.int32(i & 63)),
-    setVar(Scope.SESS, "limit", TypedValue.int32(100)),
-  ]);
-  sink += writer.flush().length;
-  writer.release(); // as an agent does once a socket has written the bytes at once
-}
-
-/** The same pair with the ACK's actions in a reused ActionList, as `@spoekit/spoe-agent` keeps them. */
-const actions = new ActionList();
-function pairList(i: number): void {
-  const notify = decodeNotify(i);
-  actions
-    .setVar(Scope.SESS, "ip_score", TypedValue.int32(denied ? 100 : 0))
-    .setVar(Scope.SESS, "retry_after", TypedValue.int32(denied ? i & 7 : 0))
-    .setVar(Scope.SESS, "remaining", TypedValue.int32(i & 63))
-    .setVar(Scope.SESS, "limit", TypedValue.int32(100));
-  writer.writeAck(notify.streamId, notify.frameId, actions);
-  actions.clear();
-  sink += writer.flush().length;
-  writer.release();
-}
 
 const json = JSON.stringify({
   type: "NOTIFY",
@@ -133,10 +109,45 @@ function baseline(): void {
   sink += (JSON.parse(json) as { frameId: number }).frameId;
 }
 
+/**
+ * The floor of a JavaScript codec for the pair: read each byte of the NOTIFY once, copy its
+ * address into a Uint8Array of its own (as the decoder must), write each byte of the same ACK
+ * once into a slab and hand it out as a Buffer. No validation, no objects for the frame: a
+ * loop of the same kind of work as the codec's, so that load weighs on both alike.
+ */
+const ackBytes = Buffer.from(
+  encodeFrame(
+    ackFrame(0, 1, [
+      setVar(Scope.SESS, "ip_score", TypedValue.int32(0)),
+      setVar(Scope.SESS, "retry_after", TypedValue.int32(0)),
+      setVar(Scope.SESS, "remaining", TypedValue.int32(0)),
+      setVar(Scope.SESS, "limit", TypedValue.int32(100)),
+    ]),
+  ),
+);
+const floorSlab = Buffer.allocUnsafeSlow(64 * 1024);
+const addressAt = notifyBytes.length - 4;
+/** The ACK's frame-id: after the length prefix, the type, the flags and a one-byte stream-id. */
+const frameIdAt = 4 + 1 + 4 + 1;
+function floor(i: number): void {
+  let sum = 0;
+  for (let at = 0; at < notifyBytes.length; at++) sum += notifyBytes[at] as number;
+  const address = new Uint8Array(4);
+  for (let at = 0; at < 4; at++) address[at] = notifyBytes[addressAt + at] as number;
+  for (let at = 0; at < ackBytes.length; at++) floorSlab[at] = ackBytes[at] as number;
+  floorSlab[frameIdAt] = i & 127;
+  sink += sum + (address[i & 3] as number) + floorSlab.subarray(0, ackBytes.length).length;
+}
+
 const PAIRS = 500_000;
-const pairNs = measure(pair, PAIRS);
-const pairListNs = measure(pairList, PAIRS);
-const baselineNs = measure(baseline, PAIRS);
+const [pairRuns, pairListRuns, baselineRuns, floorRuns] = measure(
+  [pair, pairList, baseline, floor],
+  PAIRS,
+) as [Timing, Timing, Timing, Timing];
+const pairNs = medians(pairRuns);
+const pairListNs = medians(pairListRuns);
+const baselineNs = medians(baselineRuns);
+const floorNs = medians(floorRuns);
 
 // Memory after warm-up: rounds of pairs must leave nothing behind. The first rounds show a few
 // KiB that V8 itself settles (compiled code, feedback); an empty loop shows the same.
@@ -280,7 +291,6 @@ const capturedLarge = throughput(capturedOnly, 65536);
 
 // Report ------------------------------------------------------------------------------------
 const pairsPerSecond = 1e9 / pairNs.wall;
-const baselinePerSecond = 1e9 / baselineNs.wall;
 const [loadOne, loadFive] = loadavg();
 console.log(`@spoekit/spop-codec benchmark — Node ${process.version}, median of ${RUNS} runs`);
 console.log(`machine load average ${fmt(loadOne ?? 0, 1)} (1 min), ${fmt(loadFive ?? 0, 1)} (5 min)\n`);
@@ -295,7 +305,13 @@ console.log(
   `  baseline Buffer.from(frame) + JSON.parse(same content): ${fmt(baselineNs.cpu, 1)} ns CPU per op, ${fmt(baselineNs.wall, 1)} ns elapsed`,
 );
 console.log(
-  `  codec pair vs baseline: ${fmt(baselineNs.cpu / pairNs.cpu, 2)}× the baseline's rate in CPU time (${fmt(pairsPerSecond / baselinePerSecond, 2)}× elapsed)`,
+  `  codec pair vs baseline: ${fmt(rate(pairRuns, baselineRuns, "cpu"), 2)}× the baseline's rate in CPU time (${fmt(rate(pairRuns, baselineRuns, "wall"), 2)}× elapsed)`,
+);
+console.log(
+  `  floor (each byte of the NOTIFY read, its address copied, each byte of the ACK written): ${fmt(floorNs.cpu, 1)} ns CPU per pair, ${fmt(floorNs.wall, 1)} ns elapsed`,
+);
+console.log(
+  `  codec pair vs floor: ${fmt(1 / rate(pairRuns, floorRuns, "cpu"), 2)}× the floor's time in CPU time, ActionList pair ${fmt(1 / rate(pairListRuns, floorRuns, "cpu"), 2)}×`,
 );
 const signed = (kib: number) => `${kib >= 0 ? "+" : ""}${fmt(kib, 1)} KiB`;
 console.log(

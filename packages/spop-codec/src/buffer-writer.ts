@@ -13,6 +13,10 @@ import type { TypedValue } from "./types.ts";
 
 /** Strings shorter than this take under 240 UTF-8 bytes, so their length varint is one byte. */
 const SHORT_STRING = 80;
+/** Variable names are remembered for the first this many actions of an ACK… */
+const NAME_POSITIONS = 16;
+/** …when shorter than this (and ASCII). */
+const NAME_BYTES = 64;
 
 interface WellFormed {
   isWellFormed(): boolean;
@@ -29,6 +33,16 @@ export class BufferWriter {
   /** Where the last handed-out bytes start; bytes before `done` were all declared no longer used. */
   #lastTaken = 0;
   #done = 0;
+  /** The Buffer the last `take()` handed out, while it is over the current slab. */
+  #taken: Buffer | undefined;
+  /**
+   * A released Buffer over the start of the slab: the next `take()` hands it out again when it
+   * covers exactly the same bytes (an agent's ACKs are mostly of one size), instead of a new one.
+   */
+  #spare: Buffer | undefined;
+  /** The variable name last written at each action position, and its bytes (`NAME_BYTES` each). */
+  readonly #names: string[] = new Array<string>(NAME_POSITIONS).fill("");
+  readonly #nameBytes = new Uint8Array(NAME_POSITIONS * NAME_BYTES);
   /** The largest LENGTH a frame may reach. */
   maxFrameSize: number;
   readonly slabSize: number;
@@ -51,13 +65,21 @@ export class BufferWriter {
     this.slab = next;
     this.#lastTaken = 0;
     this.#done = 0;
+    this.#taken = undefined;
+    this.#spare = undefined;
   }
 
   /** Hands out the bytes written since the last call. */
   take(): Buffer {
-    const out = this.slab.subarray(this.mark, this.pos);
-    this.#lastTaken = this.mark;
-    this.mark = this.pos;
+    const mark = this.mark;
+    const pos = this.pos;
+    const spare = this.#spare;
+    const out =
+      spare !== undefined && mark === 0 && spare.length === pos ? spare : this.slab.subarray(mark, pos);
+    this.#spare = undefined;
+    this.#taken = out;
+    this.#lastTaken = mark;
+    this.mark = pos;
     return out;
   }
 
@@ -69,6 +91,10 @@ export class BufferWriter {
     if (this.#lastTaken !== this.#done) return; // an earlier take is still in use
     this.#done = this.mark;
     if (this.pos !== this.mark) return;
+    // Nothing handed out from this slab is used any more; the last Buffer, when it was the
+    // only one (it starts at the slab's start), can be handed out again.
+    this.#spare = this.#lastTaken === 0 ? this.#taken : undefined;
+    this.#taken = undefined;
     this.pos = 0;
     this.mark = 0;
     this.frameStart = 0;
@@ -212,6 +238,43 @@ export class BufferWriter {
     this.pos += this.slab.utf8Write(text, this.pos, size);
   }
 
+  /**
+   * The name of the variable of the action at `position` in its ACK, as {@link string} writes
+   * it. An agent sets the same variables in the same order ACK after ACK: the bytes of the ASCII
+   * name last written at each position are kept, and copied when the same name comes again
+   * instead of being encoded from its characters once more.
+   */
+  variableName(text: string, position: number, field: string): void {
+    const length = text.length;
+    if (!(position < NAME_POSITIONS && length < NAME_BYTES)) {
+      this.string(text, field);
+      return;
+    }
+    const names = this.#names;
+    const bytes = this.#nameBytes;
+    const at = position * NAME_BYTES;
+    this.ensure(1 + length);
+    const s = this.slab;
+    const start = this.pos + 1;
+    if (names[position] === text) {
+      for (let i = 0; i < length; i++) s[start + i] = bytes[at + i] as number;
+    } else {
+      names[position] = ""; // its bytes are being replaced
+      for (let i = 0; i < length; i++) {
+        const c = text.charCodeAt(i);
+        if (c >= 0x80) {
+          this.string(text, field);
+          return;
+        }
+        s[start + i] = c;
+        bytes[at + i] = c;
+      }
+      names[position] = text;
+    }
+    s[start - 1] = length;
+    this.pos = start + length;
+  }
+
   #checkWellFormed(text: string, field: string): void {
     if (!(text as unknown as WellFormed).isWellFormed()) {
       throw invalidFrame(field, undefined, "string holds a lone UTF-16 surrogate, which has no UTF-8 form");
@@ -238,6 +301,21 @@ export class BufferWriter {
 
   /** TYPED-DATA, with the value checked against its type's range. */
   typedValue(value: TypedValue, field: string): void {
+    // A non-negative INT32 (a score, a count, a delay: what agents set most) is written here,
+    // in a method small enough for optimised code to inline; every other value takes a call.
+    if (value.type === DataType.INT32) {
+      const int = value.value;
+      if (int >= 0 && int <= INT32_MAX && Number.isInteger(int)) {
+        this.ensure(11);
+        this.slab[this.pos++] = DataType.INT32;
+        this.uvarint(int);
+        return;
+      }
+    }
+    this.#anyValue(value, field);
+  }
+
+  #anyValue(value: TypedValue, field: string): void {
     // Room for the largest fixed-size value (IPV6); strings and binaries make their own.
     this.ensure(17);
     const type = value.type;

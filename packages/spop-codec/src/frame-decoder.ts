@@ -3,6 +3,9 @@
  * streaming {@link FrameReader} finds the frames in a byte stream and calls into this.
  */
 
+// Imported, not the global: Node defines `globalThis.Buffer` as a getter, which optimised code
+// calls on every access (asBuffer runs once per chunk pushed and per frame decoded).
+import { Buffer } from "node:buffer";
 import { BufferReader } from "./buffer-reader.ts";
 import {
   ActionType,

@@ -9,6 +9,7 @@ import {
   wireString,
   wireUnsetVar,
 } from "../test/wire.ts";
+import { ActionList } from "./action-list.ts";
 import { ActionType, DisconnectStatus, FrameFlags, FrameType, Scope } from "./constants.ts";
 import { decodeFrame } from "./frame-decoder.ts";
 import { encodeFrame, FrameWriter, fragmentFrame } from "./frame-encoder.ts";
@@ -302,6 +303,79 @@ describe("FrameWriter", () => {
     expect(decodeFrame(third)).toEqual(ack(3));
     expect(later.some((bytes) => bytes.buffer !== third.buffer)).toBe(true);
     expect(decodeFrame(later.at(-1) as Buffer)).toEqual(ack(199));
+  });
+
+  it("hands out a released Buffer again for the same bytes, and never one still in use", () => {
+    const writer = new FrameWriter();
+    const ack = (frameId: number) => ackFrame(300, frameId, scoreActions);
+    writer.writeAck(300, 1, scoreActions);
+    const first = writer.flush();
+    writer.release();
+    writer.writeAck(300, 2, scoreActions);
+    const second = writer.flush();
+    expect(second).toBe(first);
+    expect(decodeFrame(second)).toEqual(ack(2));
+    // `second` is not released: what follows gets Buffers of its own, released or not.
+    writer.writeAck(300, 3, scoreActions);
+    const third = writer.flush();
+    writer.release();
+    writer.writeAck(300, 4, scoreActions);
+    const fourth = writer.flush();
+    expect(new Set([second, third, fourth]).size).toBe(3);
+    expect([second, third, fourth].map((bytes) => decodeFrame(bytes))).toEqual([ack(2), ack(3), ack(4)]);
+    // Released, but the next bytes are of another size: a new Buffer.
+    const other = new FrameWriter();
+    other.writeAck(1, 1, []);
+    const empty = other.flush();
+    other.release();
+    other.writeAck(1, 1, scoreActions);
+    const full = other.flush();
+    expect(full).not.toBe(empty);
+    expect(decodeFrame(full)).toEqual(ackFrame(1, 1, scoreActions));
+  });
+
+  it("writes each variable's name as the names at each position change from ACK to ACK", () => {
+    const rounds = [
+      ["ip_score", "retry_after", "é", ""],
+      ["ip_score", "retry_aftes", "e", "x".repeat(63)],
+      [["ip", "score"].join("_"), "€uro", "x".repeat(64), "limit"],
+      ["ok", "\udc00x"], // refused: nothing of it may stay behind
+      Array.from({ length: 20 }, (_, i) => `v${i}`),
+      Array.from({ length: 20 }, (_, i) => `v${19 - i}`),
+      ["ok", "retry_after", "ip_score"],
+    ];
+    const asList = (actions: Action[]) => {
+      const list = new ActionList();
+      for (const action of actions) {
+        if (action.type === ActionType.SET_VAR) list.setVar(action.scope, action.name, action.value);
+        else list.unsetVar(action.scope, action.name);
+      }
+      return list;
+    };
+    for (const form of [(actions: Action[]) => actions, asList]) {
+      const writer = new FrameWriter();
+      for (const [round, names] of rounds.entries()) {
+        const actions = names.map((name, i) =>
+          i % 2 === 0 ? setVar(Scope.TXN, name, TypedValue.int32(round)) : unsetVar(Scope.TXN, name),
+        );
+        if (names.includes("\udc00x")) {
+          expectSpopError(() => writer.writeAck(7, round, form(actions)), {
+            status: invalid,
+            message: /surrogate/,
+          });
+          continue;
+        }
+        writer.writeAck(7, round, form(actions));
+        const payload = names
+          .map((name, i) =>
+            i % 2 === 0 ? wireSetVar(Scope.TXN, name, `020${round}`) : wireUnsetVar(Scope.TXN, name),
+          )
+          .join("");
+        const wire = wireFrame({ type: FrameType.ACK, streamId: 7, frameId: round, payload });
+        expect(writer.flush().toString("hex")).toBe(wire.toString("hex"));
+        writer.release();
+      }
+    }
   });
 
   it("grows into a slab of its own for a frame larger than the slab", () => {

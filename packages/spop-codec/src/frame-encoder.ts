@@ -208,7 +208,7 @@ export class FrameWriter {
 
   /**
    * Everything written since the last flush, as one Buffer (empty when nothing was). The bytes
-   * are not touched again by this writer.
+   * are not touched again by this writer, unless they are released ({@link FrameWriter.release}).
    */
   flush(): Buffer {
     return this.#w.take();
@@ -219,8 +219,9 @@ export class FrameWriter {
    * e.g. `socket.write()` wrote it at once (`socket.writableLength === 0` right after). Once
    * every Buffer flushed from the current slab has been released, the writer writes the next
    * frames over them instead of moving on through the slab, so that a steady stream of small
-   * batches reuses the same memory instead of allocating a new slab every 64 KiB. Buffers
-   * never released are never written over; calling this is optional, and only for the last
+   * batches reuses the same memory instead of allocating a new slab every 64 KiB (and a flush
+   * of the released one's size returns that same Buffer object again). Buffers never released
+   * are never written over nor returned again; calling this is optional, and only for the last
    * flush.
    *
    * @example
@@ -290,8 +291,8 @@ export class FrameWriter {
   #actions(actions: readonly Action[]): void {
     for (let i = 0; i < actions.length; i++) {
       const action = actions[i] as Action;
-      if (action.type === ActionType.SET_VAR) this.#setVar(action.scope, action.name, action.value);
-      else if (action.type === ActionType.UNSET_VAR) this.#unsetVar(action.scope, action.name);
+      if (action.type === ActionType.SET_VAR) this.#setVar(i, action.scope, action.name, action.value);
+      else if (action.type === ActionType.UNSET_VAR) this.#unsetVar(i, action.scope, action.name);
       else {
         throw invalidFrame(
           "action type",
@@ -305,24 +306,24 @@ export class FrameWriter {
   #actionList(actions: ActionList): void {
     const slots = actionSlots(actions);
     const end = 3 * actions.length;
-    for (let at = 0; at < end; at += 3) {
+    for (let i = 0, at = 0; at < end; i++, at += 3) {
       const value = slots[at + 2];
-      if (value === UNSET) this.#unsetVar(slots[at] as number, slots[at + 1] as string);
-      else this.#setVar(slots[at] as number, slots[at + 1] as string, value as TypedValue);
+      if (value === UNSET) this.#unsetVar(i, slots[at] as number, slots[at + 1] as string);
+      else this.#setVar(i, slots[at] as number, slots[at + 1] as string, value as TypedValue);
     }
   }
 
-  #setVar(scope: number, name: string, value: TypedValue): void {
+  #setVar(index: number, scope: number, name: string, value: TypedValue): void {
     const w = this.#w;
     w.actionHeader(ActionType.SET_VAR, 3, checkScope(scope));
-    w.string(name, "variable name");
+    w.variableName(name, index, "variable name");
     w.typedValue(value, "variable value");
   }
 
-  #unsetVar(scope: number, name: string): void {
+  #unsetVar(index: number, scope: number, name: string): void {
     const w = this.#w;
     w.actionHeader(ActionType.UNSET_VAR, 2, checkScope(scope));
-    w.string(name, "variable name");
+    w.variableName(name, index, "variable name");
   }
 }
 

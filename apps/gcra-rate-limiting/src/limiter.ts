@@ -123,22 +123,24 @@ export function logStoreEvent(log: Logger, event: StoreEvent): void {
   }
 }
 
+/** The embedded limiter: `memory` decides, every client getting `limit`. */
+export function embeddedLimiter(limit: GcraLimit, memory: MemoryStore = new MemoryStore()): AppLimiter {
+  return {
+    kind: "embedded",
+    valkey: undefined,
+    limit,
+    decide: (key) => memory.decide(key, limit),
+    decideAll: (requests) => memory.decideAll(requests),
+    ready: () => true,
+    warmUp: async () => true,
+    close: () => memory.close(),
+  };
+}
+
 /** The embedded in-memory store when VALKEY_NODES is unset, else the Valkey limiter. */
 export function createLimiter(config: Config, log?: Logger): AppLimiter {
   const limit = limitOf(config);
-  if (config.valkeyNodes.length === 0) {
-    const memory = new MemoryStore();
-    return {
-      kind: "embedded",
-      valkey: undefined,
-      limit,
-      decide: (key) => memory.decide(key, limit),
-      decideAll: (requests) => memory.decideAll(requests),
-      ready: () => true,
-      warmUp: async () => true,
-      close: () => memory.close(),
-    };
-  }
+  if (config.valkeyNodes.length === 0) return embeddedLimiter(limit);
   const valkey = createValkeyLimiter({
     ...valkeyOptions(config),
     ...(log !== undefined ? { onEvent: (event: StoreEvent) => logStoreEvent(log, event) } : {}),

@@ -77,7 +77,7 @@ function singleCall(key: string): string[] {
 /** `count` independent decisions (enforce 0: each judged alone) in one multi-key script call. */
 function batchedCall(count: number): string[] {
   const keys = Array.from({ length: count }, () => "gcra:bench:__rand_int__");
-  const args = Array.from({ length: count }, () => ["10000", "200000", "1", "0"]).flat();
+  const args = Array.from({ length: count }, () => ["10000", "200000", "0"]).flat();
   return ["evalsha", GCRA_MULTI_SCRIPT_SHA, String(count), ...keys, "0", ...args];
 }
 

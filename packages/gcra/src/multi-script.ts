@@ -11,59 +11,83 @@ import type { ScriptCodec } from "./script-command.ts";
  * request is decided and stored at one instant.
  *
  * - `KEYS[i]`: the key of request i
- * - `ARGV[1]`: retention (ms, 0 = none); then for request i, from `ARGV[2 + 4(i−1)]`: emission
- *   interval T (µs), burst tolerance τ (µs), cost n, and `1` when the request is enforcing
+ * - `ARGV[1]`: retention (ms, 0 = none); then for request i, from `ARGV[2 + 3(i−1)]`: the
+ *   increment n·T (cost times the emission interval, µs), burst tolerance τ (µs), and `1` when
+ *   the request is enforcing
  * - reply: `{allowed (1|0), then per request: allowed (1|0), resetAfter (µs), retryAfter (µs)}`
  *
  * Requests are judged in order; a key named twice is judged the second time against the TAT its
- * first, passing, request would leave. Only when every enforcing request passes are the TATs of
- * the passing ones stored (with the expiry of `GCRA_SCRIPT`); otherwise nothing is written.
+ * latest passing request would leave. Only when every enforcing request passes are the TATs of
+ * the passing ones stored (each key once, with its last TAT, and the expiry of `GCRA_SCRIPT`);
+ * otherwise nothing is written.
+ *
+ * Its cost on the server is per key what the single-key script costs: Valkey's work is the
+ * `GET` and the `SET` of each key and turning each argument into a number. So the script reads
+ * each key where it judges it, keeps the TATs in one array indexed like `KEYS` (a key named
+ * twice, rare, is found by a scan of the earlier ones) rather than in tables by key, and takes
+ * three arguments per request, not four.
  */
 export const GCRA_MULTI_SCRIPT = `local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local retention = tonumber(ARGV[1])
-local pending = {}
-local order = {}
+local n = #KEYS
 local reply = {1}
-for i = 1, #KEYS do
-  local at = 2 + (i - 1) * 4
-  local interval = tonumber(ARGV[at])
+local afters = {}
+for i = 1, n do
+  -- Request i's arguments start at ARGV[at], its decision at reply[at].
+  local at = i * 3 - 1
+  local increment = tonumber(ARGV[at])
   local tolerance = tonumber(ARGV[at + 1])
-  local cost = tonumber(ARGV[at + 2])
   local key = KEYS[i]
-  local tat = pending[key]
+  local tat
+  for j = i - 1, 1, -1 do
+    if afters[j] and KEYS[j] == key then
+      tat = afters[j]
+      break
+    end
+  end
   if tat == nil then
     tat = tonumber(redis.call('GET', key))
   end
   if tat == nil or tat < now then
     tat = now
   end
-  local after = tat + cost * interval
+  local after = tat + increment
   if after - now > tolerance then
-    if ARGV[at + 3] == '1' then
+    if ARGV[at + 2] == '1' then
       reply[1] = 0
     end
-    reply[#reply + 1] = 0
-    reply[#reply + 1] = tat - now
-    reply[#reply + 1] = after - tolerance - now
+    afters[i] = false
+    reply[at] = 0
+    reply[at + 1] = tat - now
+    reply[at + 2] = after - tolerance - now
   else
-    if pending[key] == nil then
-      order[#order + 1] = key
-    end
-    pending[key] = after
-    reply[#reply + 1] = 1
-    reply[#reply + 1] = after - now
-    reply[#reply + 1] = 0
+    afters[i] = after
+    reply[at] = 1
+    reply[at + 1] = after - now
+    reply[at + 2] = 0
   end
 end
 if reply[1] == 1 then
-  for _, key in ipairs(order) do
-    local after = pending[key]
-    local expireAt = math.ceil(after / 1000)
-    if retention > 0 then
-      expireAt = math.max(expireAt, math.floor(now / 1000) + retention)
+  local retention = tonumber(ARGV[1])
+  local kept = math.floor(now / 1000) + retention
+  for i = 1, n do
+    local after = afters[i]
+    if after then
+      local last = true
+      for j = i + 1, n do
+        if afters[j] and KEYS[j] == KEYS[i] then
+          last = false
+          break
+        end
+      end
+      if last then
+        local expireAt = math.ceil(after / 1000)
+        if retention > 0 and kept > expireAt then
+          expireAt = kept
+        end
+        redis.call('SET', KEYS[i], string.format('%d', after), 'PXAT', string.format('%d', expireAt))
+      end
     end
-    redis.call('SET', key, string.format('%d', after), 'PXAT', string.format('%d', expireAt))
   end
 end
 return reply
@@ -77,12 +101,7 @@ export const GCRA_MULTI_SCRIPT_SHA = MULTI.sha;
 
 /** The script's `ARGV` of one request. */
 function requestArgs(limit: GcraLimit, cost: number, enforce: boolean): string[] {
-  return [
-    String(limit.emissionIntervalUs),
-    String(limit.burstToleranceUs),
-    String(cost),
-    enforce ? "1" : "0",
-  ];
+  return [String(cost * limit.emissionIntervalUs), String(limit.burstToleranceUs), enforce ? "1" : "0"];
 }
 
 /** The script's `ARGV` for `requests`. */
@@ -116,7 +135,7 @@ export function parseMultiReply(
 /**
  * Calls of {@link GCRA_MULTI_SCRIPT}: the storage keys of one slot, decided with their requests.
  * The RESP of `EVALSHA sha numkeys` is encoded once per number of keys, the retention once, and
- * per limit the four arguments of a request (cost 1, enforcing or not); a call copies them and
+ * per limit the three arguments of a request (cost 1, enforcing or not); a call copies them and
  * its keys into the slab.
  */
 export class MultiCodec implements ScriptCodec<readonly string[], readonly GcraRequest[], GcraMultiDecision> {
@@ -180,7 +199,7 @@ export class MultiCodec implements ScriptCodec<readonly string[], readonly GcraR
   #prefix(count: number): Buffer {
     let prefix = this.#prefixes[count];
     if (prefix === undefined) {
-      const head = `*${4 + 5 * count}\r\n$7\r\nevalsha\r\n${bulk(MULTI.sha)}${bulk(String(count))}`;
+      const head = `*${4 + 4 * count}\r\n$7\r\nevalsha\r\n${bulk(MULTI.sha)}${bulk(String(count))}`;
       prefix = Buffer.from(head, "latin1");
       this.#prefixes[count] = prefix;
     }

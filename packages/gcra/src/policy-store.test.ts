@@ -115,6 +115,31 @@ describe("PolicyStore circuits", () => {
     expect(limiter.ready).toBe(true);
   });
 
+  it("checkAll: a failure counts against every partition of its keys; one open circuit answers the whole request", async () => {
+    const both: GcraRequest[] = [
+      { key: "a1", limit },
+      { key: "b1", limit },
+    ];
+    const limiter = policy({ failureThreshold: 2 });
+    expect(await limiter.checkAll(both)).toMatchObject({ allowed: true, source: "store" });
+    store.fail = "connection";
+    for (let i = 0; i < 2; i++) {
+      const answer = await limiter.checkAll(both);
+      expect(answer).toMatchObject({ allowed: false, source: "closed" });
+      expect(answer.decisions.map((d) => d?.source)).toEqual(["closed", "closed"]);
+    }
+    expect(limiter.stats().failing.map((f) => f.partition)).toEqual(["a", "b"]);
+    // Only b open, a healthy: a request over both is answered whole, without the store.
+    const other = policy({ failureThreshold: 2 });
+    for (let i = 0; i < 2; i++) await other.check("b2", limit);
+    store.fail = undefined;
+    const calls = store.calls;
+    expect(await other.checkAll(both)).toMatchObject({ allowed: false, source: "closed" });
+    expect(store.calls).toBe(calls);
+    expect((await other.checkAll([{ key: "a2", limit }])).source).toBe("store");
+    await expect(other.checkAll([])).rejects.toMatchObject({ code: "GCRA_INVALID_INPUT" });
+  });
+
   it("counts the calls one stall made late as one failure; a store that stays silent still opens it", async () => {
     const limiter = policy({ failureThreshold: 3 });
     store.fail = "timeout";

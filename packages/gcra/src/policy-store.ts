@@ -243,9 +243,9 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
    * live on is failing, or when the store's call fails — a failure then counts against every
    * partition the keys live on.
    */
-  async checkAll(requests: readonly GcraRequest[]): Promise<GcraMultiDecision> {
+  checkAll(requests: readonly GcraRequest[]): Promise<GcraMultiDecision> {
     const invalid = invalidRequests(requests);
-    if (invalid) throw invalid;
+    if (invalid) return Promise.reject(invalid);
     // The partition of the first key, and any other the keys live on (only in a cluster, keys
     // without a shared hash tag), each with its circuit and a key of it (to probe it with).
     const first = (requests[0] as GcraRequest).key;
@@ -259,22 +259,33 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
       others ??= new Map();
       others.set(at, [this.#circuitOf(at), key]);
     }
-    if (circuit.open) return this.#answerAll(requests);
-    if (others !== undefined) for (const [c] of others.values()) if (c.open) return this.#answerAll(requests);
+    let open = circuit.open;
+    if (others !== undefined) for (const [c] of others.values()) open ||= c.open;
+    if (open) return Promise.resolve(requests).then((r) => this.#answerAll(r));
+    // Not an async function: its suspended frame, with every local above, would live as long
+    // as the call; the two callbacks hold only what they use.
+    let pending: Promise<GcraMultiDecision>;
     try {
-      const result = await this.#store.checkAll(requests);
-      const now = this.#clock();
-      circuit.succeeded(now);
-      if (others !== undefined) for (const [c] of others.values()) c.succeeded(now);
-      this.#decisions.store++;
-      return result;
+      pending = this.#store.checkAll(requests);
     } catch (error) {
-      if (error instanceof GcraInputError) throw error;
-      const failure = toStoreError(error);
-      this.#failed(partition, circuit, failure, first);
-      if (others !== undefined) for (const [at, [c, key]] of others) this.#failed(at, c, failure, key);
-      return this.#answerAll(requests);
+      pending = Promise.reject(error);
     }
+    return pending.then(
+      (result) => {
+        const now = this.#clock();
+        circuit.succeeded(now);
+        if (others !== undefined) for (const [c] of others.values()) c.succeeded(now);
+        this.#decisions.store++;
+        return result;
+      },
+      (error: unknown) => {
+        if (error instanceof GcraInputError) throw error;
+        const failure = toStoreError(error);
+        this.#failed(partition, circuit, failure, first);
+        if (others !== undefined) for (const [at, [c, key]] of others) this.#failed(at, c, failure, key);
+        return this.#answerAll(requests);
+      },
+    );
   }
 
   /**

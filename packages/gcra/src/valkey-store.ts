@@ -128,6 +128,8 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
    * so a failing shard hands only its own keys to the failure policy.
    */
   partitionOf(key: string): string {
+    // Outside a cluster there is one partition: no storage key to build.
+    if (this.#topology.mode !== "cluster") return ALL_KEYS;
     return this.#topology.partitionOf(this.storageKey(key));
   }
 
@@ -192,7 +194,8 @@ export class ValkeyStore extends EventEmitter<ValkeyStoreEvents> implements Gcra
   checkAll(requests: readonly GcraRequest[]): Promise<GcraMultiDecision> {
     const invalid = invalidRequests(requests);
     if (invalid) return Promise.reject(invalid);
-    const keys = requests.map(({ key }) => this.storageKey(key));
+    const keys: string[] = new Array(requests.length);
+    for (let i = 0; i < requests.length; i++) keys[i] = this.storageKey((requests[i] as GcraRequest).key);
     if (this.mode === "cluster" && !oneSlot(keys))
       return this.#checkPerSlot(requests, keys, slotGroups(keys));
     return this.#checkOneSlot(requests, keys);

@@ -1,6 +1,6 @@
 import { type RedisCluster, type RedisServer, startCluster, startRedis } from "@spoekit/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createValkeyLimiter, GcraLimit, type GcraRequest, ValkeyStore } from "../src/index.ts";
+import { createValkeyLimiter, GcraLimit, type GcraRequest, MemoryStore, ValkeyStore } from "../src/index.ts";
 import { freshKey } from "./behaviour.ts";
 
 /** Two at once, then one per 10 s. */
@@ -83,6 +83,74 @@ describe("checkAll on standalone Valkey", () => {
       expect(limiter.valkey.stats().calls).toBe(3);
     } finally {
       await limiter.close();
+    }
+  });
+});
+
+/**
+ * A run of calls whose keys repeat within a call (a key named twice or three times, passing and
+ * denied), with costs above 1 and a shadow request, on fresh keys. With 10 s per unit the
+ * milliseconds between calls change no decision: the script must decide exactly as `decideAll`
+ * (the memory store, at a standing clock).
+ */
+async function agreesWithDecideAll(store: ValkeyStore): Promise<void> {
+  const a = freshKey("twin-a");
+  const b = freshKey("twin-b");
+  const calls: GcraRequest[][] = [
+    [
+      { key: a, limit: FIVE },
+      { key: a, limit: FIVE, cost: 2 },
+      { key: b, limit: TWO },
+    ],
+    [
+      { key: a, limit: FIVE, cost: 3 },
+      { key: a, limit: FIVE },
+      { key: b, limit: TWO, enforce: false },
+    ],
+    [
+      { key: b, limit: TWO, cost: 2 },
+      { key: a, limit: FIVE, enforce: false },
+      { key: b, limit: TWO },
+    ],
+    [
+      { key: a, limit: FIVE, enforce: false },
+      { key: b, limit: TWO },
+      { key: a, limit: FIVE },
+    ],
+    [{ key: b, limit: TWO }],
+    // The key's stored TAT is the one its last passing request left.
+    [{ key: a, limit: FIVE }],
+  ];
+  const memory = new MemoryStore({ clock: () => 1_000_000 });
+  const shape = (d: { allowed: boolean; remaining: number } | undefined) => [d?.allowed, d?.remaining];
+  for (const call of calls) {
+    const expected = memory.decideAll(call);
+    const actual = await store.checkAll(call);
+    expect(actual.allowed, JSON.stringify(call)).toBe(expected.allowed);
+    expect(actual.decisions.map(shape), JSON.stringify(call)).toEqual(expected.decisions.map(shape));
+  }
+}
+
+describe("the multi-key script against decideAll, its twin", () => {
+  it("standalone: keys named several times, costs, shadow requests; the retention keeps a key", async () => {
+    const store = new ValkeyStore({ nodes: [redis.url], timeoutMs: 2000, retentionMs: 3_600_000 });
+    try {
+      await agreesWithDecideAll(store);
+      const key = freshKey("retained");
+      await store.checkAll([{ key, limit: TWO }]);
+      expect(await redis.command("PTTL", store.storageKey(key))).toBeGreaterThan(3_500_000);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("cluster, one slot", async () => {
+    const store = new ValkeyStore({ nodes: [...cluster.urls], keyPrefix: "{twin}:", timeoutMs: 2000 });
+    try {
+      await store.warmUp(5000);
+      await agreesWithDecideAll(store);
+    } finally {
+      await store.close();
     }
   });
 });

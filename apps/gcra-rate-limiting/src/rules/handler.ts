@@ -1,4 +1,4 @@
-import type { GcraMultiDecision, GcraRequest } from "@spoekit/gcra";
+import type { GcraDecision, GcraLimit, GcraMultiDecision, GcraRequest } from "@spoekit/gcra";
 import { DataType, type MessageContext, type MessageHandler, Scope, TypedValue } from "@spoekit/spoe-agent";
 import { formatIp } from "@spoekit/spop-codec";
 import { clientKey } from "../client-ip.ts";
@@ -6,8 +6,8 @@ import { clientAddress, integers } from "../handler.ts";
 import type { AppLimiter } from "../limiter.ts";
 import type { AppMetrics } from "../metrics.ts";
 import { inAny, unmapped } from "./cidr.ts";
-import type { RuleMetrics } from "./metrics.ts";
-import { CLIENT_IP, type Rule, type RuleSet } from "./parse.ts";
+import type { RuleCounters, RuleMetrics } from "./metrics.ts";
+import { CLIENT_IP, type Condition, type Rule, type RuleSet } from "./parse.ts";
 
 /** The string form of an argument; `undefined` when absent or NULL. */
 export function argText(value: TypedValue | undefined): string | undefined {
@@ -30,52 +30,63 @@ export function argText(value: TypedValue | undefined): string | undefined {
 /** Separates the values of a key of several arguments (HAProxy never passes it in a header). */
 const SEPARATOR = "\u001f";
 
-/** The rules that apply to a message and their requests to the store. */
-interface Applied {
-  readonly rules: Rule[];
-  readonly requests: GcraRequest[];
+/** The request of one applicable rule to the store: the rule's key and limit, and which rule it is. */
+export class RuleRequest implements GcraRequest {
+  readonly key: string;
+  readonly limit: GcraLimit;
+  readonly enforce: boolean;
+  /** The rule's position in its set's `rules`. */
+  readonly index: number;
+
+  constructor(rule: Rule, key: string, index: number) {
+    this.key = key;
+    this.limit = rule.limit;
+    this.enforce = !rule.shadow;
+    this.index = index;
+  }
 }
 
-/** Which rules apply to `message`, and the key of each (a rule whose key argument is missing does not count). */
+/**
+ * The requests of the rules of `set` that apply to `message`, in the set's order, each with its
+ * key (a rule whose key argument is missing does not count).
+ */
 export function applicable(
   set: RuleSet,
   message: Pick<MessageContext, "arg">,
   address: Uint8Array | undefined,
   ipv6Prefix: number,
-): Applied {
-  const applied: Applied = { rules: [], requests: [] };
+): RuleRequest[] {
+  const requests: RuleRequest[] = [];
   let ip: string | undefined;
-  for (const rule of set.rules) {
-    let matches = true;
-    for (const condition of rule.conditions) {
+  const rules = set.rules;
+  next: for (let r = 0; r < rules.length; r++) {
+    const rule = rules[r] as Rule;
+    const conditions = rule.conditions;
+    for (let c = 0; c < conditions.length; c++) {
+      const condition = conditions[c] as Condition;
       const value = condition.arg === CLIENT_IP ? undefined : argText(message.arg(condition.arg));
-      if (!condition.test(value, address)) {
-        matches = false;
-        break;
-      }
+      if (!condition.test(value, address)) continue next;
     }
-    if (!matches) continue;
-    let key = `${rule.name}:`;
-    for (let i = 0; i < rule.key.length; i++) {
-      const arg = rule.key[i] as string;
+    const args = rule.key;
+    let key = rule.keyPrefix;
+    for (let i = 0; i < args.length; i++) {
+      const arg = args[i] as string;
       let value: string | undefined;
-      if (arg === CLIENT_IP) {
-        if (address !== undefined) ip ??= clientKey(address, ipv6Prefix);
-        value = ip;
-      } else {
-        value = argText(message.arg(arg));
-      }
-      if (value === undefined) {
-        key = "";
-        break;
-      }
-      key += i === 0 ? value : SEPARATOR + value;
+      if (arg !== CLIENT_IP) value = argText(message.arg(arg));
+      else if (address !== undefined) value = ip ??= clientKey(address, ipv6Prefix);
+      if (value === undefined) continue next;
+      key = i === 0 ? key + value : key + SEPARATOR + value;
     }
-    if (key === "") continue;
-    applied.rules.push(rule);
-    applied.requests.push({ key, limit: rule.limit, enforce: !rule.shadow });
+    requests.push(new RuleRequest(rule, key, r));
   }
-  return applied;
+  return requests;
+}
+
+/** What the answer needs of each rule of a set, made once per set: its name as a value, its counters. */
+interface RuleAnswer {
+  readonly rule: Rule;
+  readonly name: TypedValue;
+  readonly counters: RuleCounters;
 }
 
 const ALLOWED = TypedValue.int32(0);
@@ -112,47 +123,75 @@ export function rulesHandler(options: {
     }
     return value;
   };
+  // What the answer needs of each rule, made when a set comes into force (not per message).
+  let current: RuleSet | undefined;
+  let answers: readonly RuleAnswer[] = [];
+  const answersOf = (set: RuleSet): readonly RuleAnswer[] => {
+    if (set !== current) {
+      current = set;
+      answers = set.rules.map((rule) => ({
+        rule,
+        name: nameValue(rule.name),
+        counters: ruleMetrics.counters(rule),
+      }));
+    }
+    return answers;
+  };
 
-  const answer = (message: MessageContext, applied: Applied, result: GcraMultiDecision): void => {
+  const answer = (
+    message: MessageContext,
+    requests: readonly RuleRequest[],
+    answers: readonly RuleAnswer[],
+    result: GcraMultiDecision,
+  ): void => {
     metrics.decided(result.source, result.allowed);
+    const log = message.log;
     let denying = -1;
     let tightest = -1;
+    let tightestRemaining = 0;
     let retryAfter = 0;
-    for (let i = 0; i < applied.rules.length; i++) {
-      const rule = applied.rules[i] as Rule;
+    for (let i = 0; i < requests.length; i++) {
       const decision = result.decisions[i];
       if (decision === undefined) continue;
-      ruleMetrics.decided(rule, decision.allowed, message.log);
-      if (rule.shadow) continue;
+      const request = requests[i] as RuleRequest;
+      (answers[request.index] as RuleAnswer).counters.decided(decision.allowed, log);
+      if (!request.enforce) continue;
       if (!decision.allowed && decision.retryAfter >= retryAfter) {
         retryAfter = decision.retryAfter;
         denying = i;
       }
-      if (tightest < 0 || decision.remaining < (result.decisions[tightest]?.remaining ?? 0)) tightest = i;
+      if (tightest < 0 || decision.remaining < tightestRemaining) {
+        tightest = i;
+        tightestRemaining = decision.remaining;
+      }
     }
     message.setVar(Scope.SESS, "ip_score", result.allowed ? ALLOWED : DENIED);
     message.setVar(Scope.SESS, "retry_after", seconds(Math.ceil(retryAfter / 1_000_000)));
     const named = result.allowed ? tightest : denying;
     if (tightest >= 0) {
-      const decision = result.decisions[tightest];
-      message.setVar(Scope.SESS, "remaining", counts(decision?.remaining ?? 0));
-      message.setVar(Scope.SESS, "limit", counts(decision?.limit ?? 0));
+      const decision = result.decisions[tightest] as GcraDecision;
+      message.setVar(Scope.SESS, "remaining", counts(decision.remaining));
+      message.setVar(Scope.SESS, "limit", counts(decision.limit));
     }
-    if (named >= 0) message.setVar(Scope.SESS, "rule", nameValue((applied.rules[named] as Rule).name));
-    if (message.log.isLevelEnabled("debug")) {
-      message.log.debug(
+    const namedRule = named < 0 ? undefined : answers[(requests[named] as RuleRequest).index];
+    if (namedRule !== undefined) message.setVar(Scope.SESS, "rule", namedRule.name);
+    if (log.isLevelEnabled("debug")) {
+      log.debug(
         {
           stream: message.streamId,
           frame: message.frameId,
           outcome: result.allowed ? "allowed" : "denied",
           source: result.source,
-          rule: named >= 0 ? (applied.rules[named] as Rule).name : undefined,
-          rules: applied.rules.map((rule, i) => ({
-            rule: rule.name,
-            shadow: rule.shadow,
-            key: applied.requests[i]?.key,
-            allowed: result.decisions[i]?.allowed,
-          })),
+          rule: namedRule?.rule.name,
+          rules: requests.map((request, i) => {
+            const { rule } = answers[request.index] as RuleAnswer;
+            return {
+              rule: rule.name,
+              shadow: rule.shadow,
+              key: request.key,
+              allowed: result.decisions[i]?.allowed,
+            };
+          }),
           retryAfterMs: retryAfter / 1000,
         },
         "decision",
@@ -176,14 +215,15 @@ export function rulesHandler(options: {
       message.setVar(Scope.SESS, "rule", ALLOW_RULE);
       return;
     }
-    const applied = applicable(set, message, address, ipv6Prefix);
-    if (applied.requests.length === 0) {
+    const requests = applicable(set, message, address, ipv6Prefix);
+    if (requests.length === 0) {
       message.setVar(Scope.SESS, "ip_score", ALLOWED);
       return;
     }
-    const result = limiter.decideAll(applied.requests);
-    if (result instanceof Promise) return result.then((r) => answer(message, applied, r));
-    answer(message, applied, result);
+    const ruleAnswers = answersOf(set);
+    const result = limiter.decideAll(requests);
+    if (result instanceof Promise) return result.then((r) => answer(message, requests, ruleAnswers, r));
+    answer(message, requests, ruleAnswers, result);
     return undefined;
   };
 }

@@ -6,13 +6,23 @@ import type { Rule } from "./parse.ts";
 /** A rule's verdict, as the `outcome` label of `gcra_rule_decisions_total`. */
 export type RuleOutcome = "allowed" | "denied" | "shadow_denied";
 
+/** The verdict counters of one rule, resolved once per rule set (see {@link RuleMetrics.counters}). */
+export interface RuleCounters {
+  /**
+   * Counts the rule's verdict on one request (`shadow_denied`: a shadow rule that would have
+   * denied, which is also logged, at most once a second per rule).
+   */
+  decided(allowed: boolean, log: Logger): void;
+}
+
 /** Per-rule metrics (labels: rule name and outcome only) and the rules file's reload counters. */
 export interface RuleMetrics {
   /**
-   * Counts one rule's verdict (`shadow_denied`: a shadow rule that would have denied, which is
-   * also logged, at most once a second per rule).
+   * The counters of `rule`: each outcome's series is found on first use and kept, so that
+   * counting a verdict on the request path is one call (a rule reloaded under the same name
+   * counts on the same series).
    */
-  decided(rule: Rule, allowed: boolean, log: Logger): void;
+  counters(rule: Rule): RuleCounters;
   /** Counts a request answered by the `allow` or `deny` list (as rule `allow` / `deny`). */
   listed(list: "allow" | "deny"): void;
   /** Counts a reload of the rules file: applied, or refused (invalid). */
@@ -27,10 +37,10 @@ export function createRuleMetrics(registry: Registry): RuleMetrics {
     "gcra_rule_decisions_total",
     "Verdicts per rule of the rules file (outcome allowed, denied, or shadow_denied for a shadow rule that would have denied); rule allow/deny: the CIDR lists",
   );
-  // Per rule name, the increment of each outcome's series, made on first use: counting is two
-  // lookups and a call, without building a string per request.
-  const byRule = new Map<string, Partial<Record<RuleOutcome, (by?: number) => void>>>();
-  const count = (rule: string, outcome: RuleOutcome) => {
+  // Per rule name, the increment of each outcome's series, made on first use.
+  type Increment = (by?: number) => void;
+  const byRule = new Map<string, Partial<Record<RuleOutcome, Increment>>>();
+  const seriesOf = (rule: string, outcome: RuleOutcome): Increment => {
     let series = byRule.get(rule);
     if (series === undefined) {
       series = {};
@@ -41,7 +51,7 @@ export function createRuleMetrics(registry: Registry): RuleMetrics {
       inc = decisions.series({ rule, outcome });
       series[outcome] = inc;
     }
-    inc();
+    return inc;
   };
   // Every worker reads the same file: the cluster's view is the largest count, not the sum.
   const reloads = new Counter({
@@ -56,17 +66,28 @@ export function createRuleMetrics(registry: Registry): RuleMetrics {
   const lastShadowLog = new Map<string, number>();
 
   return {
-    decided(rule, allowed, log) {
-      if (allowed) return count(rule.name, "allowed");
-      if (!rule.shadow) return count(rule.name, "denied");
-      count(rule.name, "shadow_denied");
-      const now = performance.now() * 1000;
-      if (now - (lastShadowLog.get(rule.name) ?? Number.NEGATIVE_INFINITY) >= SHADOW_LOG_INTERVAL_US) {
-        lastShadowLog.set(rule.name, now);
-        log.info({ rule: rule.name }, "a shadow rule would have denied a request");
-      }
+    counters(rule) {
+      const { name, shadow } = rule;
+      let allowed: Increment | undefined;
+      let denied: Increment | undefined;
+      return {
+        decided(ok, log) {
+          if (ok) {
+            allowed ??= seriesOf(name, "allowed");
+            return allowed();
+          }
+          denied ??= seriesOf(name, shadow ? "shadow_denied" : "denied");
+          denied();
+          if (!shadow) return;
+          const now = performance.now() * 1000;
+          if (now - (lastShadowLog.get(name) ?? Number.NEGATIVE_INFINITY) >= SHADOW_LOG_INTERVAL_US) {
+            lastShadowLog.set(name, now);
+            log.info({ rule: name }, "a shadow rule would have denied a request");
+          }
+        },
+      };
     },
-    listed: (list) => count(list, list === "allow" ? "allowed" : "denied"),
+    listed: (list) => seriesOf(list, list === "allow" ? "allowed" : "denied")(),
     reloaded: (ok) => reloads.labels({ result: ok ? "applied" : "failed" }).inc(),
   };
 }

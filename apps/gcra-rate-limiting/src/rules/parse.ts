@@ -36,6 +36,8 @@ export interface Condition {
 /** One rule, compiled. */
 export interface Rule {
   readonly name: string;
+  /** `name:`, which begins the rule's rate-limit keys. */
+  readonly keyPrefix: string;
   /** Every condition must hold for the rule to apply (none: every request). */
   readonly conditions: readonly Condition[];
   /** Argument names (or {@link CLIENT_IP}) whose values make the rate-limit key. */
@@ -197,7 +199,7 @@ export function parseRules(text: string, file: string): RuleSet {
     } catch (error) {
       return fail(rateNode, `rate of rule ${name}: ${(error as Error).message}`);
     }
-    return { name, conditions: compiled, key, limit, shadow: shadow as boolean };
+    return { name, keyPrefix: `${name}:`, conditions: compiled, key, limit, shadow: shadow as boolean };
   };
 
   const root = doc.contents;

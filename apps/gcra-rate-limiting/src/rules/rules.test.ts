@@ -166,7 +166,7 @@ describe("matchers and keys", () => {
     const { context } = message(args);
     const address =
       args.ip_src?.type === undefined ? undefined : (args.ip_src as { value: Uint8Array }).value;
-    return applicable(set, context, address, 64).requests.map((r) => r.key);
+    return applicable(set, context, address, 64).map((r) => r.key);
   };
 
   it("plain value: equality with the argument's text (strings, integers)", () => {

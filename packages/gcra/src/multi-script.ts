@@ -1,3 +1,4 @@
+import { Buffer } from "node:buffer";
 import { decision, type GcraDecision } from "./gcra.ts";
 import type { GcraLimit } from "./limit.ts";
 import type { GcraMultiDecision, GcraRequest } from "./multi.ts";

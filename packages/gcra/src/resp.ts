@@ -1,3 +1,4 @@
+import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 
 /** A Lua script and its SHA1, as EVALSHA wants it. */

@@ -1,3 +1,4 @@
+import { nextTick } from "node:process";
 import type { Writable } from "node:stream";
 import type { Cluster, Redis } from "iovalkey";
 import { afterDeadline, DeadlineQueue } from "./deadline.ts";
@@ -236,7 +237,7 @@ export class ScriptCalls implements ScriptCommandOwner {
       }
       return;
     }
-    if (this.#corked.length === 0) process.nextTick(this.#flush);
+    if (this.#corked.length === 0) nextTick(this.#flush);
     stream.cork();
     this.#corked.push(stream);
     this.#batched.push(1);

@@ -56,17 +56,16 @@ export {
   type LocalMultiOutcome,
 } from "./multi.ts";
 export { GCRA_MULTI_SCRIPT, GCRA_MULTI_SCRIPT_SHA } from "./multi-script.ts";
+export { PolicyStore, type PolicyStoreOptions } from "./policy-store.ts";
 export {
   FAILURE_POLICIES,
   type FailingPartition,
   type FailurePolicy,
   POLICY_MODES,
   type PolicyMode,
-  PolicyStore,
   type PolicyStoreEvents,
-  type PolicyStoreOptions,
   type PolicyStoreStats,
-} from "./policy-store.ts";
+} from "./policy-types.ts";
 export { GCRA_SCRIPT, GCRA_SCRIPT_SHA } from "./script.ts";
 export { ALL_KEYS, type GcraStore } from "./store.ts";
 export type { ValkeyStoreOptions } from "./store-options.ts";

@@ -13,23 +13,15 @@ import { type DecisionSource, decision, type GcraDecision, monotonicMicros } fro
 import { type GcraLimit, PROBE_LIMIT, requireCost, requireKey } from "./limit.ts";
 import { MemoryStore } from "./memory-store.ts";
 import { type GcraMultiDecision, type GcraRequest, invalidRequests, policyAnswer } from "./multi.ts";
+import {
+  FAILURE_POLICIES,
+  type FailingPartition,
+  type FailurePolicy,
+  type PolicyMode,
+  type PolicyStoreEvents,
+  type PolicyStoreStats,
+} from "./policy-types.ts";
 import { ALL_KEYS, type GcraStore } from "./store.ts";
-
-/**
- * What to answer while the store fails: `open` allows every request, `closed` denies every
- * request, `fallback` decides with a per-process {@link MemoryStore} (exact per process; with N
- * processes a client may get up to N times its limit while Valkey is down).
- */
-export type FailurePolicy = "open" | "closed" | "fallback";
-
-/** Every failure policy, e.g. to validate a setting. */
-export const FAILURE_POLICIES: readonly FailurePolicy[] = Object.freeze(["open", "closed", "fallback"]);
-
-/** Who answers right now: the store, or the failure policy. */
-export type PolicyMode = "store" | FailurePolicy;
-
-/** Every policy mode, e.g. for a metric's label values. */
-export const POLICY_MODES: readonly PolicyMode[] = Object.freeze(["store", "open", "closed", "fallback"]);
 
 /** Options of {@link PolicyStore}. */
 export interface PolicyStoreOptions extends CircuitOptions {
@@ -47,57 +39,6 @@ export interface PolicyStoreOptions extends CircuitOptions {
   readonly clock?: () => number;
   /** Receives `circuit-open` and `circuit-closed` events (see `StoreEvent`). */
   readonly onEvent?: StoreEventListener;
-}
-
-/** Events of {@link PolicyStore}. */
-export interface PolicyStoreEvents {
-  /** A store call failed (the policy answered instead) for a key of `partition`. */
-  failure: [error: GcraStoreError, partition: string];
-  /**
-   * The overall mode changed: the policy's name when a first partition starts failing, `store`
-   * when the last one is healthy again.
-   */
-  mode: [mode: PolicyMode, previous: PolicyMode];
-  /** Who answers for the keys of `partition` changed. */
-  partition: [partition: string, mode: PolicyMode, previous: PolicyMode];
-  /** A probe of a failing partition finished. */
-  probe: [ok: boolean, error: GcraStoreError | undefined, partition: string];
-}
-
-/** A partition the policy answers for, in {@link PolicyStoreStats.failing}. */
-export interface FailingPartition {
-  /** The partition (for a Valkey cluster: the `host:port` of the primary serving its slots). */
-  readonly partition: string;
-  /** How long it has been failing, µs. */
-  readonly failingForUs: number;
-  /** Probes sent to it since it started failing. */
-  readonly probes: number;
-}
-
-/** Counters of {@link PolicyStore}, cumulative since construction. */
-export interface PolicyStoreStats {
-  /** `store` while no partition is failing; the policy's name while any is. */
-  readonly mode: PolicyMode;
-  /** Whether the store answers for every key (no partition failing). */
-  readonly healthy: boolean;
-  /**
-   * Whether the limiter serves useful answers — for a readiness probe. Always true for `open`
-   * and `fallback` (they answer every request); for `closed`, false only while every known
-   * partition is failing, i.e. while every request is denied.
-   */
-  readonly ready: boolean;
-  /** The partitions the policy answers for now. */
-  readonly failing: readonly FailingPartition[];
-  /** How many partitions the store has now (1 for a store without partitions). */
-  readonly partitions: number;
-  /** Decisions by who answered (`deny-cache` is counted by {@link DenyCacheStore}). */
-  readonly decisions: Readonly<Record<Exclude<DecisionSource, "deny-cache">, number>>;
-  /** Store failures by kind (each failed call, and each failed probe). */
-  readonly failures: Readonly<Record<FailureKind, number>>;
-  /** Probes sent while failing. */
-  readonly probes: number;
-  /** Switches of a partition from the store to the policy. */
-  readonly trips: number;
 }
 
 /**
@@ -218,23 +159,36 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> implements Gcra
   }
 
   /** {@inheritDoc GcraStore.check} Never rejects for store failures: the policy answers. */
-  async check(key: string, limit: GcraLimit, cost = 1): Promise<GcraDecision> {
-    requireKey(key);
-    requireCost(cost, limit);
+  check(key: string, limit: GcraLimit, cost = 1): Promise<GcraDecision> {
+    try {
+      requireKey(key);
+      requireCost(cost, limit);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     // The partition as it is when the call is made: a failure counts against it.
     const partition = this.#store.partitionOf?.(key) ?? ALL_KEYS;
     const circuit = this.#circuitOf(partition);
-    if (circuit.open) return this.#answer(key, limit, cost);
+    if (circuit.open) return Promise.resolve(this.#answer(key, limit, cost));
+    // Not an async function, like checkAll: the callbacks hold only what they use.
+    let pending: Promise<GcraDecision>;
     try {
-      const result = await this.#store.check(key, limit, cost);
-      circuit.succeeded(this.#clock());
-      this.#decisions.store++;
-      return result;
+      pending = this.#store.check(key, limit, cost);
     } catch (error) {
-      if (error instanceof GcraInputError) throw error;
-      this.#failed(partition, circuit, toStoreError(error), key);
-      return this.#answer(key, limit, cost);
+      pending = Promise.reject(error);
     }
+    return pending.then(
+      (result) => {
+        circuit.succeeded(this.#clock());
+        this.#decisions.store++;
+        return result;
+      },
+      (error: unknown) => {
+        if (error instanceof GcraInputError) throw error;
+        this.#failed(partition, circuit, toStoreError(error), key);
+        return this.#answer(key, limit, cost);
+      },
+    );
   }
 
   /**

@@ -249,6 +249,7 @@ async function load(
     },
     (WARMUP + seconds + 30) * 1000,
   );
+  await exited;
   clearTimeout(watchdog);
   clearInterval(sampler);
   const [first, last] = await Promise.all([from, to]);

@@ -109,7 +109,7 @@ export class Connection implements ManagedConnection {
 
   readonly #onData = (chunk: Buffer): void => {
     if (this.#state >= State.CLOSING || !this.#readFrames) return; // read and discarded
-    this.#timeouts.touch();
+    this.#timeouts.received();
     this.#reader.push(chunk);
     this.#reading = true;
     try {
@@ -373,7 +373,8 @@ export class Connection implements ManagedConnection {
     }
     this.inFlight -= written;
     if (touch) this.#timeouts.touch();
-    this.#pump();
+    // Frames stay in the reader only while reading is paused; draining waits for the last ACK.
+    if (this.#paused || this.#state === State.DRAINING) this.#pump();
   }
 
   readonly #onDrain = (): void => {

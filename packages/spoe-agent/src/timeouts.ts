@@ -5,6 +5,9 @@
 import type { TimerHandle } from "./clock.ts";
 import type { ResolvedOptions } from "./options.ts";
 
+/** How often the idle check runs: an eighth of `idleTimeout`, at least 1 ms. */
+const idleStep = (idleTimeout: number): number => Math.max(1, Math.ceil(idleTimeout / 8));
+
 /** @internal One per connection; at most one timer armed at a time. */
 export class Timeouts {
   readonly #options: ResolvedOptions;
@@ -33,8 +36,8 @@ export class Timeouts {
 
   /**
    * Bytes came in: noted without reading the clock, which every socket read would pay. The idle
-   * check takes its own time as that of the last read, and comes back within an eighth of
-   * `idleTimeout`, so that an idle connection is closed at most that much late.
+   * check, every eighth of `idleTimeout`, takes its own time as that of the reads it finds, so
+   * that an idle connection is closed at most that much late.
    */
   received(): void {
     this.#received = true;
@@ -45,7 +48,7 @@ export class Timeouts {
     this.clear();
     this.touch();
     const { idleTimeout, clock } = this.#options;
-    if (idleTimeout > 0) this.#timer = clock.setTimer(this.#checkIdle, idleTimeout);
+    if (idleTimeout > 0) this.#timer = clock.setTimer(this.#checkIdle, idleStep(idleTimeout));
   }
 
   clear(): void {
@@ -58,7 +61,7 @@ export class Timeouts {
     this.#onHelloTimeout();
   };
 
-  /** Re-armed until nothing went either way for `idleTimeout` ms with nothing in flight. */
+  /** Every eighth of `idleTimeout` until nothing went either way for it with nothing in flight. */
   readonly #checkIdle = (): void => {
     this.#timer = undefined;
     const { clock, idleTimeout } = this.#options;
@@ -73,7 +76,10 @@ export class Timeouts {
       this.#onIdle();
       return;
     }
-    const next = busy ? idleTimeout : quiet === 0 ? Math.ceil(idleTimeout / 8) : idleTimeout - quiet;
-    this.#timer = clock.setTimer(this.#checkIdle, Math.max(1, next));
+    const step = idleStep(idleTimeout);
+    this.#timer = clock.setTimer(
+      this.#checkIdle,
+      busy ? step : Math.max(1, Math.min(step, idleTimeout - quiet)),
+    );
   };
 }

@@ -1,24 +1,26 @@
 /**
  * `pnpm bench`: the CPU the agent spends per NOTIFY against a bare-bones echo SPOA on the same
  * codec, both driven by the same load generator in the same run — a ratio, measured so that the
- * load of a shared machine hits both alike. Each server and the generator run in processes of
- * their own, on separate cores (`taskset`); both servers stay up for the whole run.
+ * load of a shared machine hits both alike. Each server and each generator run in processes of
+ * their own; the servers share one core, the generators the other (`taskset`); both servers stay
+ * up for the whole run.
  *
- * 1. `--rounds` rounds (default 6), each running the echo server, then the agent (or the agent,
- *    then the echo server: the order alternates from round to round) under the same load: by
- *    default open loop at `--rate` NOTIFY/s (75 000, half the 150 000 the agent is asked to
- *    reach), so that both servers get the same NOTIFYs in the same pattern — as many per socket
- *    read — whatever their speed; `--closed` instead as fast as each answers (64 connections ×
- *    20 NOTIFYs in flight). The cores swap every two rounds (servers on core 0 and the
- *    generator on core 1, then the other way round), so that each order meets each layout.
+ * 1. `--rounds` rounds (default 6). In each, both servers are loaded at the same time, each by
+ *    its own generator, by default open loop at `--rate` NOTIFY/s each (50 000): both get the
+ *    same NOTIFYs in the same pattern — as many per socket read — whatever their speed, and
+ *    whatever else runs on the machine meanwhile hits both at once. `--closed` instead loads
+ *    each as fast as it answers (64 connections × 20 NOTIFYs in flight). The cores swap from
+ *    round to round (servers on core 0 and generators on core 1, then the other way round).
+ *    `--apart` runs the two servers one after the other instead, alternating which goes first,
+ *    the cores swapping every two rounds.
  * 2. What a run measures, over the same window inside its `--duration` (default 10 s, after 2 s
  *    of warm-up): the server reports at a mark (SIGUSR2) the NOTIFYs it answered so far and its
  *    CPU time (`process.cpuUsage()`, user + system, every thread, µs); CPU per NOTIFY is the
  *    difference of two marks' CPU over the difference of their counts — the server's own count,
  *    not the wall clock's. The bytes allocated per NOTIFY come from V8's GC trace over the same
  *    window (`--trace-gc --trace-gc-nvp`, a line per GC, nothing else changed).
- * 3. Each round's agent/echo ratio, and their median: the cost of the library. Latency (open
- *    loop: at the rate asked) and RSS; the machine's load average.
+ * 3. Each round's agent/echo ratio, and their median: the cost of the library. Latency and RSS;
+ *    the machine's load average.
  *
  * The servers and the generator run the built JavaScript (`dist`), as deployed agents do: the
  * package script builds first and takes the machine-wide benchmark lock
@@ -48,8 +50,9 @@ const { values } = parseArgs({
     connections: { type: "string", default: "64" },
     depth: { type: "string", default: "20" },
     rounds: { type: "string", default: "6" },
-    rate: { type: "string", default: "75000" },
+    rate: { type: "string", default: "50000" },
     closed: { type: "boolean", default: false },
+    apart: { type: "boolean", default: false },
   },
 });
 const packageDir = join(import.meta.dirname, "..");
@@ -402,12 +405,16 @@ if (values.idle !== undefined) {
   const loadFrom = loadavg()[0] ?? 0;
   try {
     for (let round = 0; round < rounds; round++) {
-      const core = pinned ? Math.floor(round / 2) % 2 : 0;
+      const core = pinned ? (values.apart ? Math.floor(round / 2) : round) % 2 : 0;
       layouts.push(core);
       echoServer.pin(core);
       agentServer.pin(core);
       const run = (server: Server) => load(server, seconds, { extra, generatorCore: 1 - core });
-      if (round % 2 === 0) {
+      if (!values.apart) {
+        const [e, a] = await Promise.all([run(echoServer), run(agentServer)]);
+        echo.push(e);
+        agent.push(a);
+      } else if (round % 2 === 0) {
         echo.push(await run(echoServer));
         agent.push(await run(agentServer));
       } else {
@@ -422,16 +429,16 @@ if (values.idle !== undefined) {
     const mode =
       rate === undefined
         ? `closed loop (${shape}, as fast as each server answers)`
-        : `open loop at ${fmt(rate)} NOTIFY/s (${shape} at most)`;
+        : `open loop at ${fmt(rate)} NOTIFY/s to each server (${shape} at most)`;
     console.log(
-      `\n${mode}, ${seconds} s per run (+${WARMUP} s warm-up), ${rounds} rounds alternating; machine load average (1 min) ${fmt(loadFrom, 1)} at the start, ${fmt(loadTo ?? 0, 1)} at the end\n`,
+      `\n${mode}, ${seconds} s per run (+${WARMUP} s warm-up), ${rounds} rounds ${values.apart ? "one server after the other, alternating" : "both servers at once"}; machine load average (1 min) ${fmt(loadFrom, 1)} at the start, ${fmt(loadTo ?? 0, 1)} at the end\n`,
     );
     const row = (name: string, r: Run) =>
       `  ${name.padEnd(22)} ${fmt(r.rate).padStart(9)} NOTIFY/s  core ${fmt(r.busy * 100).padStart(3)} % busy  ${fmt(r.cpuPerNotify, 3)} µs CPU per NOTIFY  ${fmt(r.bytesPerNotify)} B allocated per NOTIFY  p99 ${r.report === undefined ? "?" : fmt(r.report.latency.p99, 2)} ms  ${errors(r.report)}${missed(r.report)}`;
     for (const [i, [e, a]] of pairs.entries()) {
       const core = layouts[i] as number;
-      const first = i % 2 === 0 ? "echo first" : "agent first";
-      console.log(`round ${i + 1} (servers on core ${core}, generator on core ${1 - core}, ${first})`);
+      const when = !values.apart ? "both at once" : i % 2 === 0 ? "echo first" : "agent first";
+      console.log(`round ${i + 1} (servers on core ${core}, load generators on core ${1 - core}, ${when})`);
       console.log(row("echo server (baseline)", e));
       console.log(row("spoe-agent", a));
       console.log(`  agent / echo           CPU per NOTIFY ${fmt(cpuRatios[i] as number, 3)}×`);

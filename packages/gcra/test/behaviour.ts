@@ -127,11 +127,21 @@ export function describeValkeyBehaviour(server: DataServerKind, topology: () => 
 
     it("admits the same request again after exactly retryAfter", async () => {
       const store = open();
-      // The whole burst in one call, then one more: denied unless half a second passed between.
+      // The whole burst in one call, then one more: denied unless half a second of the server's
+      // clock passed between. A machine that stalls longer than that gets a fresh key and another
+      // try; the outcome is asserted whenever the server's clock proves the two calls were close.
       const limit = new GcraLimit({ emissionIntervalUs: 500_000, burstToleranceUs: 1_500_000 });
-      const key = freshKey("retry");
-      expect((await store.check(key, limit, 3)).allowed).toBe(true);
-      const denied = await store.check(key, limit);
+      let key = "";
+      let denied: GcraDecision | undefined;
+      for (let attempt = 1; denied === undefined; attempt++) {
+        expect(attempt, "two calls within 0.5 s of the server's clock in 20 tries").toBeLessThanOrEqual(20);
+        key = freshKey("retry");
+        const before = await serverMicros(topology(), store.storageKey(key));
+        expect((await store.check(key, limit, 3)).allowed).toBe(true);
+        const second = await store.check(key, limit);
+        const after = await serverMicros(topology(), store.storageKey(key));
+        if (after - before < 500_000) denied = second;
+      }
       expect(denied.allowed).toBe(false);
       await sleep(denied.retryAfter / 1000 + 2);
       const again = await store.check(key, limit);

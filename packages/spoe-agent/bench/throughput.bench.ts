@@ -28,17 +28,14 @@
  * `--long` instead runs the agent alone at full load for 60 s (or `--duration`), with Node's
  * default flags, printing its RSS every 5 s and at the end where it goes: file pages, V8's heap
  * spaces, buffers, the rest (the servers print their memory at each SIGUSR2 mark).
- * `--idle N` instead measures what an idle connection costs: the agent's JS heap and external
- * memory after full GCs with one connection, then with N more, each past its HELLO.
+ * What an idle connection costs is measured by `bench/idle.bench.ts` (`pnpm bench:idle`).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { connect, type Socket } from "node:net";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
-import { encodeFrame, haproxyHelloFrame } from "@spoekit/spop-codec";
 import type { LoadReport } from "../src/testing/index.ts";
 
 const { values } = parseArgs({
@@ -46,7 +43,6 @@ const { values } = parseArgs({
   options: {
     duration: { type: "string" },
     long: { type: "boolean", default: false },
-    idle: { type: "string" },
     connections: { type: "string", default: "64" },
     depth: { type: "string", default: "20" },
     rounds: { type: "string", default: "6" },
@@ -334,39 +330,7 @@ console.log(
   `Node ${process.version}, ${pinned ? "servers and load generator on separate cores" : "unpinned"}`,
 );
 
-if (values.idle !== undefined) {
-  // What one idle connection costs the agent: its memory (after full GCs) with 1 connection,
-  // then with `--idle` more, each past its HELLO.
-  const count = Number(values.idle);
-  const server = await startServer("agent-server.mjs", ["--expose-gc"]);
-  const sockets: Socket[] = [];
-  try {
-    const hello = encodeFrame(
-      haproxyHelloFrame({ supportedVersions: ["2.0"], maxFrameSize: 16380, capabilities: ["pipelining"] }),
-    );
-    const open = async (n: number) => {
-      for (let i = 0; i < n; i++) {
-        const socket = connect(server.port, "127.0.0.1");
-        socket.on("data", () => {});
-        socket.on("error", () => {});
-        // The AGENT-HELLO back: the connection is open and past its handshake.
-        await new Promise((resolve) => socket.once("data", resolve).write(hello));
-        sockets.push(socket);
-      }
-    };
-    await open(1);
-    const before = await server.memory();
-    await open(count);
-    const after = await server.memory();
-    const held = ({ usage }: MemoryReport) => usage.heapUsed + usage.external;
-    console.log(
-      `\nthe agent with ${fmt(count)} more idle connections: JS heap + external memory ${MiB(held(before))} → ${MiB(held(after))}, ${fmt((held(after) - held(before)) / count / 1024, 1)} KiB per connection`,
-    );
-  } finally {
-    for (const socket of sockets) socket.destroy();
-    await server.stop();
-  }
-} else if (values.long) {
+if (values.long) {
   const seconds = Number(values.duration ?? 60);
   const server = await startServer("agent-server.mjs");
   try {

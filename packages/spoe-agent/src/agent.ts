@@ -39,6 +39,8 @@ export class SpoeAgent {
   readonly #refusals: Refusals;
   /** Every accepted socket (TLS: the TCP socket under it), to destroy at the close deadline. */
   readonly #sockets = new Set<Socket>();
+  /** The `close` listener of every tracked socket (`this`: the socket): one for all of them. */
+  readonly #untrack: (this: Socket) => void;
   readonly #addresses: ListenAddress[] = [];
   #closed: Promise<void> | undefined = undefined;
   #unlinkSignal: (() => void) | undefined = undefined;
@@ -47,6 +49,10 @@ export class SpoeAgent {
   constructor(options: AgentOptions = {}) {
     this.#runtime = new Runtime(this, resolveOptions(options));
     this.#refusals = new Refusals(this.#runtime, this.#servers);
+    const sockets = this.#sockets;
+    this.#untrack = function (this: Socket) {
+      sockets.delete(this);
+    };
     const { signal } = options;
     if (signal !== undefined) {
       const onAbort = () => void this.close();
@@ -214,7 +220,7 @@ export class SpoeAgent {
 
   readonly #track = (socket: Socket): void => {
     this.#sockets.add(socket);
-    socket.once("close", () => this.#sockets.delete(socket));
+    socket.on("close", this.#untrack);
   };
 
   /** A TCP socket under a TLS server: refused at once beyond `maxConnections` (handshakes count). */

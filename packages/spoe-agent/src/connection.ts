@@ -8,11 +8,12 @@
  * socket is paused and the rest stays buffered (bounded by the stream's high-water mark), so
  * nothing queues without bound. ACKs are encoded when the connection flushes — once per tick,
  * all ready ACKs in one socket write, each frame whole.
+ *
+ * An idle connection costs little beyond Node's socket: the reader is made when bytes arrive,
+ * the handlers' side at the HELLO; the socket's listeners are shared by every connection.
  */
 import type { Socket } from "node:net";
 import {
-  agentDisconnectFrame,
-  agentHelloFrame,
   type Disconnect,
   DisconnectStatus,
   disconnectReason,
@@ -20,48 +21,38 @@ import {
   FrameReader,
   FrameType,
   type HaproxyDisconnectFrame,
-  type HaproxyHello,
   type HaproxyHelloFrame,
   parseDisconnect,
   SpopError,
 } from "@spoekit/spop-codec";
-import type { Logger } from "pino";
 import { dc } from "./channels.ts";
+import { ConnectionFields } from "./connection-fields.ts";
 import { Dispatcher } from "./dispatch.ts";
 import {
   AgentClosedError,
   ConnectionClosedError,
-  ProtocolError,
   ResourceLimitError,
   type SpoeAgentError,
 } from "./errors.ts";
 import type { Exchange } from "./exchange.ts";
 import { Outbox, publishDisconnect, publishFramesOut } from "./outbox.ts";
 import type { Runtime } from "./runtime.ts";
-import { acceptHello, type Handshake, outOfOrder, State } from "./session.ts";
-import { peerOf, Teardown } from "./teardown.ts";
-import { Timeouts } from "./timeouts.ts";
+import { acceptHello, answerHello, type Handshake, outOfOrder, State } from "./session.ts";
+import { Teardown, writeDisconnect } from "./teardown.ts";
+import { type TimeoutQueue, timeoutsOf } from "./timeouts.ts";
 import type { ManagedConnection } from "./types.ts";
 
-/** @internal Created by the agent for each accepted socket. */
-export class Connection implements ManagedConnection {
-  readonly id: number;
-  readonly socket: Socket;
-  readonly tls: boolean;
-  readonly remoteAddress: string | undefined;
-  readonly remotePort: number | undefined;
-  readonly log: Logger;
-  hello: HaproxyHello | undefined = undefined;
-  engineId: string | undefined = undefined;
-  healthcheck = false;
-  maxFrameSize: number;
-  capabilities: readonly string[] = [];
-  inFlight = 0;
+/** The connection a socket belongs to, for the listeners every socket shares. */
+const CONNECTION = Symbol("connection");
+type Owned = Socket & { [CONNECTION]: Connection };
 
-  readonly #runtime: Runtime;
-  readonly #reader: FrameReader;
-  readonly #dispatcher: Dispatcher;
-  readonly #outbox: Outbox;
+/** @internal Created by the agent for each accepted socket. */
+export class Connection extends ConnectionFields implements ManagedConnection {
+  /** Made when the first bytes arrive. */
+  #reader: FrameReader | undefined = undefined;
+  /** The handlers' side, made when the HELLO is done (no NOTIFY is taken before). */
+  #dispatcher: Dispatcher | undefined = undefined;
+  #outbox: Outbox | undefined = undefined;
   #state: State = State.HANDSHAKE;
   /** False once HAPROXY-DISCONNECT arrived: nothing after it is read. */
   #readFrames = true;
@@ -72,44 +63,55 @@ export class Connection implements ManagedConnection {
   #scheduled = false;
   /** Inside a 'data' event: ACKs ready by its end are written at its end, not at setImmediate. */
   #reading = false;
-  readonly #timeouts: Timeouts;
+  readonly #timeouts: TimeoutQueue;
   /** Bytes received and not yet decoded, as last counted into the runtime's total. */
   #buffered = 0;
   readonly #teardown: Teardown;
 
   constructor(runtime: Runtime, socket: Socket, tls: boolean) {
+    super(runtime, socket, tls);
     const { options } = runtime;
-    this.#runtime = runtime;
-    this.id = runtime.nextConnectionId();
-    this.socket = socket;
-    this.tls = tls;
-    this.remoteAddress = socket.remoteAddress;
-    this.remotePort = socket.remotePort;
-    this.maxFrameSize = options.maxFrameSize;
-    this.log = runtime.log.child({
-      connection: this.id,
-      remote: socket.remoteAddress === undefined ? "unix" : `${socket.remoteAddress}:${socket.remotePort}`,
-    });
-    this.#reader = new FrameReader({
-      maxFrameSize: options.maxFrameSize,
-      fragmentation: options.fragmentation,
-    });
-    this.#dispatcher = new Dispatcher(runtime, this, this.#onSettled);
-    this.#outbox = new Outbox(runtime, this);
     this.#teardown = new Teardown(runtime, this);
+    (socket as Owned)[CONNECTION] = this;
     socket.setNoDelay(true);
-    socket.on("data", this.#onData);
-    socket.on("close", this.#onClose);
-    socket.on("drain", this.#onDrain);
-    this.#timeouts = new Timeouts(options, this.#onHelloTimeout, this.#onIdle, () => this.inFlight > 0);
-    this.log.debug("connection accepted");
+    socket.on("data", Connection.#onData);
+    socket.on("close", Connection.#onClose);
+    socket.on("drain", Connection.#onDrain);
+    socket.on("error", Connection.#onError);
+    socket.on("end", Connection.#onEnd);
+    this.#timeouts = timeoutsOf(options.clock);
+    this.#timeouts.add(this, options.helloTimeout);
+    this.debug("connection accepted");
   }
+
+  // ── the socket's listeners, shared by every connection (`this`: the socket) ─────────────
+
+  static readonly #onData = function (this: Socket, chunk: Buffer): void {
+    (this as Owned)[CONNECTION].#read(chunk);
+  };
+  static readonly #onDrain = function (this: Socket): void {
+    (this as Owned)[CONNECTION].#drained();
+  };
+  static readonly #onClose = function (this: Socket): void {
+    (this as Owned)[CONNECTION].#closed();
+  };
+  static readonly #onError = function (this: Socket, error: NodeJS.ErrnoException): void {
+    (this as Owned)[CONNECTION].#teardown.failed(error);
+  };
+  static readonly #onEnd = function (this: Socket): void {
+    (this as Owned)[CONNECTION].#teardown.ended();
+  };
 
   // ── reading ────────────────────────────────────────────────────────────────────────────
 
-  readonly #onData = (chunk: Buffer): void => {
+  #read(chunk: Buffer): void {
     if (this.#state >= State.CLOSING || !this.#readFrames) return; // read and discarded
-    this.#timeouts.received();
+    this.received = true; // no clock read per socket read: the idle check reads it
+    const options = this.runtime.options;
+    this.#reader ??= new FrameReader({
+      maxFrameSize: this.maxFrameSize,
+      fragmentation: options.fragmentation,
+    });
     this.#reader.push(chunk);
     this.#reading = true;
     try {
@@ -118,24 +120,24 @@ export class Connection implements ManagedConnection {
       this.#reading = false;
     }
     // The ACKs of synchronous handlers: one write for all of this read's (activity counted).
-    if (this.#outbox.size > 0) this.#write(false);
-  };
+    if (this.#outbox !== undefined && this.#outbox.size > 0) this.#write(false);
+  }
 
   /** Takes what the bounds allow, then counts what stays buffered against its bounds. */
   #pump(): void {
     this.#take();
-    if (this.#reader.bufferedBytes !== this.#buffered) this.#account();
+    if ((this.#reader?.bufferedBytes ?? 0) !== this.#buffered) this.#account();
   }
 
   /** Takes frames while the bounds allow; pauses or resumes the socket accordingly. */
   #take(): void {
-    if (this.#pumping) return;
     const reader = this.#reader;
-    const maxInFlight = this.#runtime.options.maxInFlight;
+    if (this.#pumping) return;
+    const maxInFlight = this.runtime.options.maxInFlight;
     this.#pumping = true;
     try {
-      while (this.#state <= State.DRAINING && this.#readFrames) {
-        if (this.inFlight >= maxInFlight || this.#outbox.blocked) {
+      while (reader !== undefined && this.#state <= State.DRAINING && this.#readFrames) {
+        if (this.inFlight >= maxInFlight || this.#outbox?.blocked === true) {
           this.#pauseReading();
           return;
         }
@@ -161,8 +163,8 @@ export class Connection implements ManagedConnection {
 
   /** Updates the runtime's total of buffered bytes; disconnects when a bound is passed. */
   #account(): void {
-    const runtime = this.#runtime;
-    const buffered = this.#state >= State.CLOSING ? 0 : this.#reader.bufferedBytes;
+    const runtime = this.runtime;
+    const buffered = this.#state >= State.CLOSING ? 0 : (this.#reader?.bufferedBytes ?? 0);
     runtime.bufferedBytes += buffered - this.#buffered;
     this.#buffered = buffered;
     const message = buffered === 0 ? undefined : runtime.overBufferBounds(buffered);
@@ -189,12 +191,13 @@ export class Connection implements ManagedConnection {
 
   #onFrame(frame: Frame): void {
     if (dc.frameIn.hasSubscribers) {
-      dc.frameIn.publish({ agent: this.#runtime.agent, connection: this, type: frame.type, count: 1 });
+      dc.frameIn.publish({ agent: this.runtime.agent, connection: this, type: frame.type, count: 1 });
     }
     const { type } = frame;
-    if (type === FrameType.NOTIFY && this.#state !== State.HANDSHAKE) {
+    const dispatcher = this.#dispatcher;
+    if (type === FrameType.NOTIFY && dispatcher !== undefined) {
       this.inFlight++;
-      this.#dispatcher.dispatch(frame, this.#outbox.take());
+      dispatcher.dispatch(frame, (this.#outbox as Outbox).take());
     } else if (type === FrameType.HAPROXY_HELLO && this.#state === State.HANDSHAKE) {
       this.#onHello(frame);
     } else if (type === FrameType.HAPROXY_DISCONNECT) {
@@ -207,7 +210,7 @@ export class Connection implements ManagedConnection {
   // ── handshake and disconnect ────────────────────────────────────────────────────────────
 
   #onHello(frame: HaproxyHelloFrame): void {
-    const { options } = this.#runtime;
+    const { options } = this.runtime;
     let handshake: Handshake;
     try {
       handshake = acceptHello(frame, options);
@@ -216,35 +219,31 @@ export class Connection implements ManagedConnection {
       return;
     }
     const { hello, agreed } = handshake;
-    this.#timeouts.clear();
+    this.#timeouts.remove(this);
     this.hello = hello;
     this.engineId = hello.engineId;
     this.healthcheck = hello.healthcheck;
     this.maxFrameSize = agreed.maxFrameSize;
     this.capabilities = agreed.capabilities;
-    this.#reader.maxFrameSize = agreed.maxFrameSize;
-    const writer = this.#runtime.writerFor(this.maxFrameSize);
-    writer.write(agentHelloFrame(agreed));
-    const bytes = writer.flush();
-    publishFramesOut(this.#runtime, this, FrameType.AGENT_HELLO, 1);
-    if (dc.hello.hasSubscribers) {
-      dc.hello.publish({ agent: this.#runtime.agent, connection: this, healthcheck: hello.healthcheck });
-    }
+    (this.#reader as FrameReader).maxFrameSize = agreed.maxFrameSize;
+    const writer = this.runtime.writerFor(this.maxFrameSize);
+    const bytes = answerHello(this.runtime, this, writer, agreed);
     if (hello.healthcheck) {
-      this.log.debug("health check answered");
+      this.debug("health check answered");
       this.#teardown.cause = "healthcheck";
       this.#end(bytes);
       return;
     }
     this.socket.write(bytes);
     if (this.socket.writableLength === 0) writer.release();
+    this.#dispatcher = new Dispatcher(this.runtime, this, this.#onSettled);
+    this.#outbox = new Outbox(this.runtime, this);
     this.#state = State.OPEN;
-    this.log.debug(
-      { engineId: hello.engineId, maxFrameSize: agreed.maxFrameSize, capabilities: agreed.capabilities },
-      "handshake done",
-    );
-    this.#timeouts.helloDone();
-    if (this.#runtime.closing) this.drain();
+    const { maxFrameSize, capabilities } = agreed;
+    this.debug("handshake done", { engineId: hello.engineId, maxFrameSize, capabilities });
+    this.touch();
+    if (options.idleTimeout > 0) this.#timeouts.add(this, this.idleCheckIn());
+    if (this.runtime.closing) this.drain();
   }
 
   #onHaproxyDisconnect(frame: HaproxyDisconnectFrame): void {
@@ -255,8 +254,8 @@ export class Connection implements ManagedConnection {
       this.#protocolError(error);
       return;
     }
-    this.log.debug({ status: disconnect.status, reason: disconnect.message }, "HAPROXY-DISCONNECT received");
-    publishDisconnect(this.#runtime, this, "received", disconnect);
+    this.debug("HAPROXY-DISCONNECT received", { status: disconnect.status, reason: disconnect.message });
+    publishDisconnect(this.runtime, this, "received", disconnect);
     this.#teardown.cause = "haproxy-disconnect";
     this.#readFrames = false;
     this.#state = State.DRAINING;
@@ -274,26 +273,13 @@ export class Connection implements ManagedConnection {
    * running are cancelled: after a DISCONNECT HAProxy reads nothing more on this connection.
    */
   #sendDisconnect(status: number, message: string, cause?: SpopError, limit?: SpoeAgentError): void {
-    const runtime = this.#runtime;
-    if (status !== DisconnectStatus.NORMAL) {
-      // What a peer did: one line without a stack, rate-limited per peer (the stack at debug).
-      const error = limit ?? new ProtocolError(status, message, { cause });
-      runtime.peerWarn(this.log, peerOf(this.socket), { status }, error, `disconnecting: ${message}`);
-      runtime.reportError(limit === undefined ? "protocol" : "limit", error, this, status);
-    } else {
-      this.log.debug({ reason: message }, "disconnecting");
-    }
-    this.#teardown.cause ??= "agent-disconnect";
-    this.#dispatcher.cancelAll(new ConnectionClosedError(`the agent disconnected: ${message}`));
-    const writer = this.#runtime.writerFor(this.maxFrameSize);
-    const acks = this.#outbox.encode(writer);
+    const runtime = this.runtime;
+    this.#teardown.disconnecting(status, message, cause, limit);
+    this.#dispatcher?.cancelAll(new ConnectionClosedError(`the agent disconnected: ${message}`));
+    const writer = this.runtime.writerFor(this.maxFrameSize);
+    const acks = this.#outbox?.encode(writer) ?? 0;
     this.inFlight -= acks;
-    try {
-      writer.write(agentDisconnectFrame(status, message));
-    } catch {
-      // A long message may not fit a small negotiated frame size; the reason alone does.
-      writer.write(agentDisconnectFrame(status));
-    }
+    writeDisconnect(writer, status, message);
     this.#end(writer.flush());
     if (acks > 0) publishFramesOut(runtime, this, FrameType.ACK, acks);
     publishFramesOut(runtime, this, FrameType.AGENT_DISCONNECT, 1);
@@ -303,25 +289,35 @@ export class Connection implements ManagedConnection {
   /** Writes `bytes` as the last write, then waits (bounded) for the socket to close. */
   #end(bytes: Buffer): void {
     this.#state = State.CLOSING;
-    this.#timeouts.clear();
+    this.#timeouts.remove(this);
     this.#account(); // what is buffered now is discarded: it no longer counts
     this.#teardown.end(bytes);
     // Keep reading (and discarding) so that HAProxy's FIN is seen and the socket closes.
     this.#resumeReading();
   }
 
-  readonly #onHelloTimeout = (): void => {
-    if (this.#state !== State.HANDSHAKE) return;
-    this.#sendDisconnect(
-      DisconnectStatus.TIMEOUT,
-      `no HAPROXY-HELLO within ${this.#runtime.options.helloTimeout} ms`,
-    );
-  };
+  // ── timeouts ────────────────────────────────────────────────────────────────────────────
 
-  readonly #onIdle = (): void => {
+  /**
+   * @internal Called by the timeout queue at the deadline: no HELLO within `helloTimeout`, or
+   * checks the idle timeout, queued again until nothing went either way for `idleTimeout` ms
+   * with nothing in flight.
+   */
+  timedOut(): void {
+    const { clock, helloTimeout, idleTimeout } = this.runtime.options;
+    if (this.#state === State.HANDSHAKE) {
+      this.#sendDisconnect(DisconnectStatus.TIMEOUT, `no HAPROXY-HELLO within ${helloTimeout} ms`);
+      return;
+    }
     if (this.#state !== State.OPEN) return;
-    this.#sendDisconnect(DisconnectStatus.NORMAL, `idle for ${this.#runtime.options.idleTimeout} ms`);
-  };
+    const busy = this.inFlight > 0;
+    const quiet = this.quietAt(clock.now());
+    if (!busy && quiet >= idleTimeout) {
+      this.#sendDisconnect(DisconnectStatus.NORMAL, `idle for ${idleTimeout} ms`);
+      return;
+    }
+    this.#timeouts.add(this, this.idleCheckIn(quiet, busy));
+  }
 
   /** Graceful close (`close()`): answer what was received, read no more, AGENT-DISCONNECT 0. */
   drain(): void {
@@ -331,7 +327,7 @@ export class Connection implements ManagedConnection {
     }
     if (this.#state !== State.OPEN) return;
     this.#state = State.DRAINING;
-    this.#timeouts.clear();
+    this.#timeouts.remove(this);
     this.#pauseReading();
     this.#pump();
   }
@@ -343,17 +339,17 @@ export class Connection implements ManagedConnection {
       this.socket.destroy();
       return;
     }
-    this.#dispatcher.timeOutAll(new AgentClosedError("the agent's close deadline passed"));
+    this.#dispatcher?.timeOutAll(new AgentClosedError("the agent's close deadline passed"));
     this.#sendDisconnect(DisconnectStatus.NORMAL, "the agent is closing");
   }
 
   // ── writing ─────────────────────────────────────────────────────────────────────────────
 
   readonly #onSettled = (exchange: Exchange): void => {
-    this.#outbox.push(exchange);
+    (this.#outbox as Outbox).push(exchange);
     if (!this.#scheduled && !this.#reading) {
       this.#scheduled = true;
-      this.#runtime.schedule(this);
+      this.runtime.schedule(this);
     }
   };
 
@@ -365,36 +361,38 @@ export class Connection implements ManagedConnection {
 
   /** Writes every ready ACK in one socket write; `touch`: count the write as activity. */
   #write(touch: boolean): void {
-    if (this.#state >= State.CLOSING || this.#outbox.size === 0) return;
-    const written = this.#outbox.write(this.socket, this.#runtime.writerFor(this.maxFrameSize));
+    const outbox = this.#outbox;
+    if (this.#state >= State.CLOSING || outbox === undefined || outbox.size === 0) return;
+    const written = outbox.write(this.socket, this.runtime.writerFor(this.maxFrameSize));
     if (written < 0) {
       this.#pauseReading();
       return;
     }
     this.inFlight -= written;
-    if (touch) this.#timeouts.touch();
+    if (touch) this.touch();
     // Frames stay in the reader only while reading is paused; draining waits for the last ACK.
     if (this.#paused || this.#state === State.DRAINING) this.#pump();
   }
 
-  readonly #onDrain = (): void => {
-    if (!this.#outbox.blocked) return;
-    this.#outbox.blocked = false;
-    if (this.#outbox.size > 0) this.#write(true);
+  #drained(): void {
+    const outbox = this.#outbox;
+    if (outbox === undefined || !outbox.blocked) return;
+    outbox.blocked = false;
+    if (outbox.size > 0) this.#write(true);
     else this.#pump();
-  };
+  }
 
   // ── the socket ends ─────────────────────────────────────────────────────────────────────
 
-  readonly #onClose = (): void => {
+  #closed(): void {
     this.#state = State.CLOSED;
-    this.#timeouts.clear();
+    this.#timeouts.remove(this);
     this.#account();
     const { error } = this.#teardown;
-    this.#dispatcher.cancelAll(new ConnectionClosedError("the connection closed", { cause: error }));
-    this.#outbox.clear();
+    this.#dispatcher?.cancelAll(new ConnectionClosedError("the connection closed", { cause: error }));
+    this.#outbox?.clear();
     const cause = this.#teardown.closed();
-    this.log.debug({ cause }, "connection closed");
-    this.#runtime.connectionClosed(this, cause, error);
-  };
+    this.debug("connection closed", { cause });
+    this.runtime.connectionClosed(this, cause, error);
+  }
 }

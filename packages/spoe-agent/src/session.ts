@@ -4,8 +4,10 @@
  * that breaks the protocol named.
  */
 import {
+  agentHelloFrame,
   DisconnectStatus,
   FrameType,
+  type FrameWriter,
   frameTypeNames,
   type HaproxyHello,
   type HaproxyHelloFrame,
@@ -13,7 +15,11 @@ import {
   parseHaproxyHello,
   SpopError,
 } from "@spoekit/spop-codec";
+import { dc } from "./channels.ts";
 import type { ResolvedOptions } from "./options.ts";
+import { publishFramesOut } from "./outbox.ts";
+import type { Runtime } from "./runtime.ts";
+import type { ConnectionInfo } from "./types.ts";
 
 /** Where a connection's session stands; only ever moves forward. */
 export const State = {
@@ -42,6 +48,22 @@ export function acceptHello(frame: HaproxyHelloFrame, options: ResolvedOptions):
     capabilities: options.capabilities,
   });
   return { hello, agreed };
+}
+
+/** Writes the AGENT-HELLO of `agreed` into `writer` and publishes it; returns its bytes. */
+export function answerHello(
+  runtime: Runtime,
+  connection: ConnectionInfo,
+  writer: FrameWriter,
+  agreed: Handshake["agreed"],
+): Buffer {
+  writer.write(agentHelloFrame(agreed));
+  const bytes = writer.flush();
+  publishFramesOut(runtime, connection, FrameType.AGENT_HELLO, 1);
+  if (dc.hello.hasSubscribers) {
+    dc.hello.publish({ agent: runtime.agent, connection, healthcheck: connection.healthcheck });
+  }
+  return bytes;
 }
 
 /** The error for a frame that does not belong where it came (status 4, invalid frame). */

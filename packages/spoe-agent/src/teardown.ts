@@ -4,9 +4,15 @@
  * reported when the socket is gone.
  */
 import type { Socket } from "node:net";
-import { agentDisconnectFrame, DisconnectStatus, encodeFrame } from "@spoekit/spop-codec";
+import {
+  agentDisconnectFrame,
+  DisconnectStatus,
+  encodeFrame,
+  type FrameWriter,
+  type SpopError,
+} from "@spoekit/spop-codec";
 import type { Logger } from "pino";
-import { ResourceLimitError } from "./errors.ts";
+import { ProtocolError, ResourceLimitError, type SpoeAgentError } from "./errors.ts";
 import type { Runtime } from "./runtime.ts";
 import type { CloseCause, ConnectionInfo } from "./types.ts";
 
@@ -26,11 +32,28 @@ export class Teardown {
   /** The socket's error, if it failed. */
   error: Error | undefined = undefined;
 
+  /** The connection calls {@link Teardown.failed} and {@link Teardown.ended} on its socket's events. */
   constructor(runtime: Runtime, connection: ConnectionInfo) {
     this.#runtime = runtime;
     this.#connection = connection;
-    connection.socket.on("error", this.#onError);
-    connection.socket.on("end", this.#onEnd);
+  }
+
+  /**
+   * The agent disconnects with `status`: a peer's fault (not status 0) is logged in one line
+   * without a stack, rate-limited per peer (the stack at debug), and reported; `cause`: the
+   * codec's error, `limit`: the bound passed.
+   */
+  disconnecting(status: number, message: string, cause?: SpopError, limit?: SpoeAgentError): void {
+    const runtime = this.#runtime;
+    const connection = this.#connection;
+    if (status !== DisconnectStatus.NORMAL) {
+      const error = limit ?? new ProtocolError(status, message, { cause });
+      runtime.peerWarn(this.#log, peerOf(connection.socket), { status }, error, `disconnecting: ${message}`);
+      runtime.reportError(limit === undefined ? "protocol" : "limit", error, connection, status);
+    } else if (runtime.log.isLevelEnabled("debug")) {
+      this.#log.debug({ reason: message }, "disconnecting");
+    }
+    this.cause ??= "agent-disconnect";
   }
 
   /** Writes `bytes` as the last write, then destroys the socket if it does not close in time. */
@@ -51,20 +74,33 @@ export class Teardown {
     return this.#connection.log;
   }
 
-  readonly #onError = (error: NodeJS.ErrnoException): void => {
+  /** The socket's `error` event. */
+  failed(error: NodeJS.ErrnoException): void {
     this.error = error;
     if (error.code !== undefined && RESET_CODES.has(error.code)) {
-      this.#log.debug({ code: error.code }, "connection reset");
+      if (this.#runtime.log.isLevelEnabled("debug"))
+        this.#log.debug({ code: error.code }, "connection reset");
     } else {
       this.#log.warn({ err: error }, "socket error");
       this.#runtime.reportError("socket", error, this.#connection);
     }
-  };
+  }
 
-  readonly #onEnd = (): void => {
+  /** The socket's `end` event. */
+  ended(): void {
     this.#sawEnd = true;
-    this.#log.debug("HAProxy closed the connection");
-  };
+    if (this.#runtime.log.isLevelEnabled("debug")) this.#log.debug("HAProxy closed the connection");
+  }
+}
+
+/** Writes AGENT-DISCONNECT with `status` and `message` into `writer`. */
+export function writeDisconnect(writer: FrameWriter, status: number, message: string): void {
+  try {
+    writer.write(agentDisconnectFrame(status, message));
+  } catch {
+    // A long message may not fit a small negotiated frame size; the reason alone does.
+    writer.write(agentDisconnectFrame(status));
+  }
 }
 
 /** The address a peer's lines are rate-limited by: its IP, or `unix`. */

@@ -1,85 +1,133 @@
 /**
- * A connection's two timeouts, on the agent's clock: `helloTimeout` from accept to the
- * HAPROXY-HELLO, then `idleTimeout` — nothing received or written and nothing in flight.
+ * The connections' timeouts (`helloTimeout` from accept to the HAPROXY-HELLO, then
+ * `idleTimeout`) on one timer per clock: the connections wait in a binary heap ordered by
+ * deadline, and the clock's single timer is armed for the nearest. A connection costs two
+ * numbers instead of a timer and its callbacks — agents hold many idle connections.
  */
-import type { TimerHandle } from "./clock.ts";
-import type { ResolvedOptions } from "./options.ts";
+import type { AgentClock, TimerHandle } from "./clock.ts";
 
-/** How often the idle check runs: an eighth of `idleTimeout`, at least 1 ms. */
-const idleStep = (idleTimeout: number): number => Math.max(1, Math.ceil(idleTimeout / 8));
+/** @internal Something with a deadline: a connection. */
+export interface Timed {
+  /** When it is due (clock ms); meaningful while queued. */
+  deadline: number;
+  /** Its index in the queue's heap, -1 when not queued. */
+  timeoutSlot: number;
+  /** The deadline passed (it is out of the queue; it may queue itself again). */
+  timedOut(): void;
+}
 
-/** @internal One per connection; at most one timer armed at a time. */
-export class Timeouts {
-  readonly #options: ResolvedOptions;
-  readonly #onHelloTimeout: () => void;
-  readonly #onIdle: () => void;
-  readonly #busy: () => boolean;
+/** @internal The deadlines of every connection on one clock, on one timer. */
+export class TimeoutQueue {
+  readonly #clock: AgentClock;
+  readonly #heap: Timed[] = [];
   #timer: TimerHandle | undefined = undefined;
-  /** When a byte last went in either direction (clock ms), or later (see `received`). */
-  #lastActive = 0;
-  /** Bytes came in since the last idle check. */
-  #received = false;
+  /** The deadline the timer is armed for; +∞ when none. */
+  #armedFor = Number.POSITIVE_INFINITY;
 
-  /** `busy` tells whether NOTIFYs are in flight (then the connection is not idle). */
-  constructor(options: ResolvedOptions, onHelloTimeout: () => void, onIdle: () => void, busy: () => boolean) {
-    this.#options = options;
-    this.#onHelloTimeout = onHelloTimeout;
-    this.#onIdle = onIdle;
-    this.#busy = busy;
-    this.#timer = options.clock.setTimer(this.#helloExpired, options.helloTimeout);
+  constructor(clock: AgentClock) {
+    this.#clock = clock;
   }
 
-  /** Bytes went out (or in, where the clock is read anyway): activity now. */
-  touch(): void {
-    this.#lastActive = this.#options.clock.now();
+  /** Queues `item` (again) to time out `ms` from now. */
+  add(item: Timed, ms: number): void {
+    this.remove(item);
+    const deadline = this.#clock.now() + ms;
+    const heap = this.#heap;
+    item.deadline = deadline;
+    item.timeoutSlot = heap.length;
+    heap.push(item);
+    this.#up(item.timeoutSlot);
+    // A deadline later than the armed one waits its turn; the timer re-arms when it fires.
+    if (deadline < this.#armedFor) this.#arm(deadline);
   }
 
-  /**
-   * Bytes came in: noted without reading the clock, which every socket read would pay. The idle
-   * check, every eighth of `idleTimeout`, takes its own time as that of the reads it finds, so
-   * that an idle connection is closed at most that much late.
-   */
-  received(): void {
-    this.#received = true;
+  /** Takes `item` out of the queue (nothing if it is not in it). */
+  remove(item: Timed): void {
+    const slot = item.timeoutSlot;
+    if (slot < 0) return;
+    item.timeoutSlot = -1;
+    const heap = this.#heap;
+    const last = heap.pop() as Timed;
+    if (slot < heap.length) {
+      heap[slot] = last;
+      last.timeoutSlot = slot;
+      this.#down(slot);
+      this.#up(last.timeoutSlot);
+    }
+    if (heap.length === 0) {
+      // Nothing left to time out: no timer (an armed one for a removed item just fires early).
+      this.#clock.clearTimer(this.#timer);
+      this.#timer = undefined;
+      this.#armedFor = Number.POSITIVE_INFINITY;
+    }
   }
 
-  /** The HELLO is done: the idle timeout from now on (if any). */
-  helloDone(): void {
-    this.clear();
-    this.touch();
-    const { idleTimeout, clock } = this.#options;
-    if (idleTimeout > 0) this.#timer = clock.setTimer(this.#checkIdle, idleStep(idleTimeout));
+  #arm(deadline: number): void {
+    const clock = this.#clock;
+    clock.clearTimer(this.#timer);
+    this.#armedFor = deadline;
+    this.#timer = clock.setTimer(this.#fire, Math.max(0, deadline - clock.now()));
   }
 
-  clear(): void {
-    this.#options.clock.clearTimer(this.#timer);
+  readonly #fire = (): void => {
     this.#timer = undefined;
-  }
-
-  readonly #helloExpired = (): void => {
-    this.#timer = undefined;
-    this.#onHelloTimeout();
+    this.#armedFor = Number.POSITIVE_INFINITY;
+    const heap = this.#heap;
+    try {
+      for (let head = heap[0]; head !== undefined && head.deadline <= this.#clock.now(); head = heap[0]) {
+        this.remove(head);
+        head.timedOut();
+      }
+    } finally {
+      const head = heap[0];
+      if (head !== undefined && head.deadline < this.#armedFor) this.#arm(head.deadline);
+    }
   };
 
-  /** Every eighth of `idleTimeout` until nothing went either way for it with nothing in flight. */
-  readonly #checkIdle = (): void => {
-    this.#timer = undefined;
-    const { clock, idleTimeout } = this.#options;
-    const now = clock.now();
-    if (this.#received) {
-      this.#received = false;
-      this.#lastActive = now;
+  #up(slot: number): void {
+    const heap = this.#heap;
+    const item = heap[slot] as Timed;
+    while (slot > 0) {
+      const parentSlot = (slot - 1) >> 1;
+      const parent = heap[parentSlot] as Timed;
+      if (parent.deadline <= item.deadline) break;
+      heap[slot] = parent;
+      parent.timeoutSlot = slot;
+      slot = parentSlot;
     }
-    const busy = this.#busy();
-    const quiet = now - this.#lastActive;
-    if (!busy && quiet >= idleTimeout) {
-      this.#onIdle();
-      return;
+    heap[slot] = item;
+    item.timeoutSlot = slot;
+  }
+
+  #down(slot: number): void {
+    const heap = this.#heap;
+    const item = heap[slot] as Timed;
+    const length = heap.length;
+    for (;;) {
+      let child = 2 * slot + 1;
+      if (child >= length) break;
+      const right = child + 1;
+      if (right < length && (heap[right] as Timed).deadline < (heap[child] as Timed).deadline) child = right;
+      const next = heap[child] as Timed;
+      if (next.deadline >= item.deadline) break;
+      heap[slot] = next;
+      next.timeoutSlot = slot;
+      slot = child;
     }
-    const step = idleStep(idleTimeout);
-    this.#timer = clock.setTimer(
-      this.#checkIdle,
-      busy ? step : Math.max(1, Math.min(step, idleTimeout - quiet)),
-    );
-  };
+    heap[slot] = item;
+    item.timeoutSlot = slot;
+  }
+}
+
+/** One queue per clock: agents on one clock share its timer. */
+const queues = new WeakMap<AgentClock, TimeoutQueue>();
+
+/** @internal The timeout queue of `clock`. */
+export function timeoutsOf(clock: AgentClock): TimeoutQueue {
+  let queue = queues.get(clock);
+  if (queue === undefined) {
+    queue = new TimeoutQueue(clock);
+    queues.set(clock, queue);
+  }
+  return queue;
 }

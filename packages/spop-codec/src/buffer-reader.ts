@@ -18,7 +18,7 @@ export interface FastBuffer extends Buffer {
 
 /** Names longer than this are decoded each time instead of being remembered. */
 const MAX_CACHED_NAME = 64;
-/** 64 slots (about 2.5 KiB per reader, so per connection) hold the dozen names a SPOE engine uses. */
+/** 64 slots (about 2.5 KiB, one cache for all of a process's FrameReaders) hold the dozen names a SPOE engine uses. */
 const NAME_SLOTS = 64;
 /** The values that decode to shared objects: NULL, FALSE and TRUE. */
 const SHARED_VALUES = 3;

@@ -37,6 +37,12 @@ const EMPTY = Buffer.alloc(0);
 /** Consumed chunk slots are dropped from the queue in one go once this many pile up. */
 const COMPACT_AFTER = 1024;
 const DEFAULT_MAX_REASSEMBLED_SIZE = 1024 * 1024;
+/**
+ * One decoder (and its cache of recent names) for every reader: a decode runs start to end
+ * without calling out, so readers never share it at the same time, and a reader costs a
+ * server no more than its cursors until it holds bytes — connections that stay idle are many.
+ */
+const decoder = new FrameDecoder();
 
 /**
  * Turns a byte stream into frames. `push()` each chunk as it arrives (any size: one byte, or
@@ -69,7 +75,6 @@ const DEFAULT_MAX_REASSEMBLED_SIZE = 1024 * 1024;
  * ```
  */
 export class FrameReader implements Iterable<Frame> {
-  readonly #decoder = new FrameDecoder();
   readonly #fragmentation: boolean;
   readonly #maxReassembledSize: number;
   #maxFrameSize: number;
@@ -185,15 +190,15 @@ export class FrameReader implements Iterable<Frame> {
     if (chunk.length - start > total) {
       this.#offset = start + total;
       this.#buffered -= total;
-      return this.#decoder.decode(chunk, start, length, this.#fragmentation);
+      return decoder.decode(chunk, start, length, this.#fragmentation);
     }
     if (chunk.length - start === total) {
       this.#consume(total, undefined);
-      return this.#decoder.decode(chunk, start, length, this.#fragmentation);
+      return decoder.decode(chunk, start, length, this.#fragmentation);
     }
     const frame = Buffer.allocUnsafe(total);
     this.#consume(total, frame);
-    return this.#decoder.decode(frame, 0, length, this.#fragmentation);
+    return decoder.decode(frame, 0, length, this.#fragmentation);
   }
 
   /** Reads the 4-byte length prefix at the cursor without consuming it. */
@@ -302,13 +307,7 @@ export class FrameReader implements Iterable<Frame> {
     if ((frame.flags & FrameFlags.FIN) === 0) return undefined;
     this.#assembly = undefined;
     const payload = Buffer.concat(assembly.pieces, assembly.size);
-    return this.#decoder.decodePayload(
-      assembly.type,
-      frame.flags,
-      assembly.streamId,
-      assembly.frameId,
-      payload,
-    );
+    return decoder.decodePayload(assembly.type, frame.flags, assembly.streamId, assembly.frameId, payload);
   }
 
   #addPiece(assembly: Assembly, frame: FragmentFrame): void {

@@ -30,8 +30,14 @@ export abstract class ConnectionFields implements ConnectionInfo, Timed {
   /** @internal Its place in the timeout queue, -1 when none is queued. */
   timeoutSlot = -1;
   protected readonly runtime: Runtime;
-  /** When a byte last went in either direction (clock ms), for the idle timeout. */
+  /** When a byte last went out, or in (clock ms; see `received`), for the idle timeout. */
   protected lastActive = 0;
+  /**
+   * Bytes came in since the last idle check: noted without reading the clock, which every socket
+   * read would pay. The check, every eighth of `idleTimeout`, counts them as of its own time, so
+   * an idle connection is closed at most that much late.
+   */
+  protected received = false;
   #log: Logger | undefined = undefined;
 
   constructor(runtime: Runtime, socket: Socket, tls: boolean) {
@@ -61,6 +67,22 @@ export abstract class ConnectionFields implements ConnectionInfo, Timed {
   /** Bytes went in or out. */
   protected touch(): void {
     this.lastActive = this.runtime.options.clock.now();
+  }
+
+  /** How long the connection has been quiet at `now` (the idle check's time). */
+  protected quietAt(now: number): number {
+    if (this.received) {
+      this.received = false;
+      this.lastActive = now;
+    }
+    return now - this.lastActive;
+  }
+
+  /** When the next idle check is due: an eighth of `idleTimeout` (≥ 1 ms), or at the timeout. */
+  protected idleCheckIn(quiet = 0, busy = true): number {
+    const { idleTimeout } = this.runtime.options;
+    const step = Math.max(1, Math.ceil(idleTimeout / 8));
+    return busy ? step : Math.max(1, Math.min(step, idleTimeout - quiet));
   }
 
   /** @internal Called by the timeout queue at the deadline. */

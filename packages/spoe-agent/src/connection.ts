@@ -106,7 +106,7 @@ export class Connection extends ConnectionFields implements ManagedConnection {
 
   #read(chunk: Buffer): void {
     if (this.#state >= State.CLOSING || !this.#readFrames) return; // read and discarded
-    this.touch();
+    this.received = true; // no clock read per socket read: the idle check reads it
     const options = this.runtime.options;
     this.#reader ??= new FrameReader({
       maxFrameSize: this.maxFrameSize,
@@ -242,7 +242,7 @@ export class Connection extends ConnectionFields implements ManagedConnection {
     const { maxFrameSize, capabilities } = agreed;
     this.debug("handshake done", { engineId: hello.engineId, maxFrameSize, capabilities });
     this.touch();
-    if (options.idleTimeout > 0) this.#timeouts.add(this, options.idleTimeout);
+    if (options.idleTimeout > 0) this.#timeouts.add(this, this.idleCheckIn());
     if (this.runtime.closing) this.drain();
   }
 
@@ -311,12 +311,12 @@ export class Connection extends ConnectionFields implements ManagedConnection {
     }
     if (this.#state !== State.OPEN) return;
     const busy = this.inFlight > 0;
-    const quiet = clock.now() - this.lastActive;
+    const quiet = this.quietAt(clock.now());
     if (!busy && quiet >= idleTimeout) {
       this.#sendDisconnect(DisconnectStatus.NORMAL, `idle for ${idleTimeout} ms`);
       return;
     }
-    this.#timeouts.add(this, busy ? idleTimeout : Math.max(1, idleTimeout - quiet));
+    this.#timeouts.add(this, this.idleCheckIn(quiet, busy));
   }
 
   /** Graceful close (`close()`): answer what was received, read no more, AGENT-DISCONNECT 0. */
@@ -370,7 +370,8 @@ export class Connection extends ConnectionFields implements ManagedConnection {
     }
     this.inFlight -= written;
     if (touch) this.touch();
-    this.#pump();
+    // Frames stay in the reader only while reading is paused; draining waits for the last ACK.
+    if (this.#paused || this.#state === State.DRAINING) this.#pump();
   }
 
   #drained(): void {

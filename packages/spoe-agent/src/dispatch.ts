@@ -72,7 +72,11 @@ export class Dispatcher {
       }
     }
     if (exchange.pending === 0) {
-      this.settle(exchange, "ok", undefined);
+      // Every handler returned (the common case): settled here, never in the running list.
+      exchange.settled = true;
+      this.#publishNotify(exchange);
+      exchange.releaseFrame();
+      this.#onSettled(exchange);
       return;
     }
     this.#track(exchange);

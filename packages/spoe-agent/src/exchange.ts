@@ -36,7 +36,7 @@ export class Exchange {
   deadline = 0;
   /** Actions set by the handlers (emptied when recycled). */
   readonly list = new ActionList();
-  /** The actions to send instead of `list`, decided when the NOTIFY failed. */
+  /** The actions to send instead of `list`, decided when the NOTIFY failed (the ACK carries `ack ?? list`). */
   ack: readonly Action[] | undefined = undefined;
   /** Async handlers not settled yet. */
   pending = 0;
@@ -81,11 +81,6 @@ export class Exchange {
     this.controller = undefined;
     this.abortReason = undefined;
     this.deadline = 0;
-  }
-
-  /** The actions the ACK carries. */
-  get ackActions(): readonly Action[] | ActionList {
-    return this.ack ?? this.list;
   }
 
   /**

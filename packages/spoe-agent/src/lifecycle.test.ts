@@ -139,6 +139,29 @@ describe("timeouts", () => {
     const closed = await haproxy.closed;
     expect(closed.disconnect).toEqual({ status: 0, message: "idle for 80 ms" });
   });
+
+  it("counts a NOTIFY answered at once as activity, closing idleTimeout after it at most an eighth late", async () => {
+    const clock = new ManualClock();
+    const { ready } = await startAgent({ clock, idleTimeout: 80 }, (agent) =>
+      agent.catchAll((message) => {
+        message.setVar(Scope.TXN, "seen", TypedValue.bool(true));
+      }),
+    );
+    const haproxy = await ready();
+    let closedYet = false;
+    void haproxy.closed.then(() => {
+      closedYet = true;
+    });
+    await clock.advanceAsync(50);
+    expect((await haproxy.notify([slow(0)])).actions).toEqual([
+      setVar(Scope.TXN, "seen", TypedValue.bool(true)),
+    ]);
+    await clock.advanceAsync(79); // 79 ms after the NOTIFY: not idle yet
+    expect(closedYet).toBe(false);
+    await clock.advanceAsync(11); // 90 ms after: idle (within 80 + 80 / 8)
+    const closed = await haproxy.closed;
+    expect(closed.disconnect).toEqual({ status: 0, message: "idle for 80 ms" });
+  });
 });
 
 describe("close()", () => {

@@ -64,7 +64,8 @@ export interface AgentOptions {
   helloTimeout?: number;
   /**
    * Milliseconds without a byte in either direction and nothing in flight after which the agent
-   * closes a connection (AGENT-DISCONNECT status 0). Keep it above HAProxy's `timeout idle`,
+   * closes a connection (AGENT-DISCONNECT status 0), checked every eighth of it, so at most that
+   * much late after the last byte received. Keep it above HAProxy's `timeout idle`,
    * which closes idle connections from HAProxy's side. `0` disables it. Default `120000`.
    */
   idleTimeout?: number;

@@ -62,6 +62,8 @@ export class Outbox {
    * allocate a new one each time.
    */
   readonly #ready: Exchange[] = [];
+  /** `noEmptyAck`: what an ACK without actions carries instead, if anything. */
+  readonly #filler: readonly Action[] | undefined;
   /** How many ACKs are ready. */
   size = 0;
   /** The last write hit the socket's high-water mark; wait for 'drain'. */
@@ -71,6 +73,7 @@ export class Outbox {
     this.#runtime = runtime;
     this.#connection = connection;
     this.#pool = runtime.exchanges;
+    this.#filler = runtime.options.noEmptyAck;
   }
 
   /** A recycled exchange, if one is free. */
@@ -123,10 +126,9 @@ export class Outbox {
 
   #encodeAck(writer: FrameWriter, exchange: Exchange): void {
     const { streamId, frameId } = exchange;
-    const runtime = this.#runtime;
-    const filler = runtime.options.noEmptyAck;
-    let actions: readonly Action[] | ActionList = exchange.ackActions;
-    if (actions.length === 0 && filler !== undefined) actions = filler;
+    const filler = this.#filler;
+    let actions: readonly Action[] | ActionList = exchange.ack ?? exchange.list;
+    if (filler !== undefined && actions.length === 0) actions = filler;
     try {
       writer.writeAck(streamId, frameId, actions);
     } catch (error) {
@@ -140,7 +142,7 @@ export class Outbox {
         { err: failure, streamId, frameId },
         "ACK sent without the handlers' actions",
       );
-      runtime.reportError("encoding", failure, this.#connection);
+      this.#runtime.reportError("encoding", failure, this.#connection);
       writer.writeAck(streamId, frameId, filler ?? NO_ACTIONS);
     }
   }

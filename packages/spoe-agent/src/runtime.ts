@@ -64,8 +64,10 @@ export class Runtime {
 
   /** The shared writer, set to a connection's negotiated max-frame-size. */
   writerFor(maxFrameSize: number): FrameWriter {
-    this.writer.maxFrameSize = maxFrameSize;
-    return this.writer;
+    const writer = this.writer;
+    // The setter validates; connections mostly share one negotiated size.
+    if (writer.maxFrameSize !== maxFrameSize) writer.maxFrameSize = maxFrameSize;
+    return writer;
   }
 
   nextConnectionId(): number {

@@ -25,9 +25,8 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { PerformanceObserver } from "node:perf_hooks";
 import { GcraLimit, MemoryStore } from "@spoekit/gcra";
-import { startRedis } from "@spoekit/harness";
+import { heapSampler, startRedis } from "@spoekit/harness";
 import { type MessageContext, type MessageHandler, TypedValue } from "@spoekit/spoe-agent";
 import type { Message } from "@spoekit/spop-codec";
 import { pino } from "pino";
@@ -224,35 +223,13 @@ async function valkey(
  * both handlers' figures alike).
  */
 async function allocation(pool: MessageContext[]): Promise<void> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (!gc) throw new Error("run with --expose-gc");
-  const gcs: number[] = [];
-  const observer = new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) gcs.push(entry.startTime, entry.startTime + entry.duration);
-  });
-  observer.observe({ entryTypes: ["gc"] });
+  const heap = heapSampler();
   const count = 20_000;
-  const sample = async (run: () => Promise<void> | void): Promise<number> => {
-    for (let attempt = 0; attempt < 20; attempt++) {
-      gc();
-      await new Promise((resolve) => setImmediate(resolve));
-      const t0 = performance.now();
-      const before = process.memoryUsage().heapUsed;
-      await run();
-      const after = process.memoryUsage().heapUsed;
-      const t1 = performance.now();
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      const collected = gcs.some((t) => t >= t0 && t <= t1);
-      gcs.length = 0;
-      if (!collected) return (after - before) / count;
-    }
-    throw new Error("a GC ran during every sample: raise --max-semi-space-size");
-  };
   const bytes: Record<string, number> = {};
   const measure = async (name: string, run: () => Promise<void> | void): Promise<void> => {
     for (let i = 0; i < 5; i++) await run();
     const samples: number[] = [];
-    for (let i = 0; i < 5; i++) samples.push(await sample(run));
+    for (let i = 0; i < 5; i++) samples.push(await heap.perOperation(run, count));
     bytes[name] = Math.round(median(samples));
   };
   const embeddedHandlers = handlers(clockedLimiter());
@@ -269,7 +246,7 @@ async function allocation(pool: MessageContext[]): Promise<void> {
     await limiter.close();
     await server.stop();
   }
-  observer.disconnect();
+  heap.stop();
   console.log(JSON.stringify(bytes));
 }
 

@@ -45,7 +45,7 @@ import {
   MemoryStore,
   ValkeyStore,
 } from "@spoekit/gcra";
-import { type RedisServer, requireBinary, startCluster, startRedis } from "@spoekit/harness";
+import { heapSampler, type RedisServer, requireBinary, startCluster, startRedis } from "@spoekit/harness";
 import { Cluster, Redis } from "iovalkey";
 import { allocationArgs } from "./allocation-args.ts";
 
@@ -600,8 +600,7 @@ function memoryFootprint(): void {
  * and writes, the callers' own loop (a few closures per call, measured alone and subtracted).
  */
 async function allocationPerDecision(nodes: string[], mode: "standalone" | "cluster"): Promise<void> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (!gc) throw new Error("run with --expose-gc");
+  const heap = heapSampler();
   // A deadline no load on a shared machine reaches: every call must be answered.
   const store = new ValkeyStore({ nodes, mode, timeoutMs: 60_000 });
   // The baseline of checkAll: the same store on a client with a key prefix of its own, which the
@@ -619,33 +618,14 @@ async function allocationPerDecision(nodes: string[], mode: "standalone" | "clus
   const tenantLimit = new GcraLimit({ emissionIntervalUs: 1_000, burstToleranceUs: 200_000 });
   for (const s of [store, throughClient]) if (!(await s.warmUp(10_000))) throw new Error("no warm-up");
   const decisions = 20_000;
-  const gcs: number[] = [];
-  const observer = new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) gcs.push(entry.startTime, entry.startTime + entry.duration);
-  });
-  observer.observe({ entryTypes: ["gc"] });
   const loop = (decide: () => Promise<unknown>) =>
     Promise.all(
       Array.from({ length: CALLERS }, async (_, caller) => {
         for (let i = caller; i < decisions; i += CALLERS) await decide();
       }),
     );
-  const measure = async (decide: () => Promise<unknown>): Promise<number> => {
-    for (let attempt = 0; attempt < 20; attempt++) {
-      gc();
-      await new Promise((resolve) => setImmediate(resolve));
-      const t0 = performance.now();
-      const before = process.memoryUsage().heapUsed;
-      await loop(decide);
-      const after = process.memoryUsage().heapUsed;
-      const t1 = performance.now();
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      const collected = gcs.some((t) => t >= t0 && t <= t1);
-      gcs.length = 0;
-      if (!collected) return (after - before) / decisions;
-    }
-    throw new Error("a GC ran during every sample: raise --max-semi-space-size");
-  };
+  const measure = (decide: () => Promise<unknown>): Promise<number> =>
+    heap.perOperation(() => loop(decide), decisions);
   /** Median of 5 samples, the callers' own bytes (`own`) subtracted. */
   const perCall = async (decide: () => Promise<unknown>, own: number): Promise<number> => {
     for (let i = 0; i < 3; i++) await loop(decide);
@@ -674,7 +654,7 @@ async function allocationPerDecision(nodes: string[], mode: "standalone" | "clus
   const pairCallers = await measure(() => resolved.then(pair));
   const multi = await perCall(() => store.checkAll(pair()), pairCallers);
   const multiThroughClient = await perCall(() => throughClient.checkAll(pair()), pairCallers);
-  observer.disconnect();
+  heap.stop();
   await Promise.all([store.close(), throughClient.close()]);
   prefixed.disconnect();
   console.log(

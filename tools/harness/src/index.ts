@@ -31,6 +31,7 @@ export {
   type HaproxyProcess,
   startHaproxy,
 } from "./haproxy.ts";
+export { type HeapSampler, heapSampler } from "./heap.ts";
 export { type HttpGetOptions, type HttpReply, httpGet } from "./http.ts";
 export { parseMetrics, type Sample, total } from "./metrics.ts";
 export { freePort } from "./ports.ts";

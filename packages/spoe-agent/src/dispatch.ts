@@ -74,9 +74,7 @@ export class Dispatcher {
     if (exchange.pending === 0) {
       // Every handler returned (the common case): settled here, never in the running list.
       exchange.settled = true;
-      this.#publishNotify(exchange);
-      exchange.releaseFrame();
-      this.#onSettled(exchange);
+      this.#finish(exchange);
       return;
     }
     this.#track(exchange);
@@ -158,6 +156,11 @@ export class Dispatcher {
     exchange.outcome = outcome;
     this.#untrack(exchange);
     if (error !== undefined) this.#failed(exchange, outcome, error);
+    this.#finish(exchange);
+  }
+
+  /** Publishes a settled exchange and hands it to the connection to answer. */
+  #finish(exchange: Exchange): void {
     this.#publishNotify(exchange);
     // From here on only the ids are needed: let the decoded NOTIFY go now, not at the flush.
     exchange.releaseFrame();
